@@ -1,0 +1,143 @@
+"""The residency policy: which cell serves which jurisdictions, where it is stored and backed up."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from carveout.core import PolicyError, parse_jurisdiction
+
+ANY = "*"  # a cell listing "*" serves every jurisdiction no other cell names
+
+DEFAULT_POLICY = """\
+# carveout residency policy: every jurisdiction maps to exactly one cell.
+version = 1
+
+[sites.us]
+description = "United States (primary storage)"
+
+[sites.sg]
+description = "Singapore (backup site)"
+
+[cells.global]
+jurisdictions = ["*"]   # every jurisdiction no other cell names
+primary_site = "us"
+backup_site = "sg"
+content_exchange = true
+storage = "sqlite"      # or a postgresql:// URL
+"""
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    name: str
+    jurisdictions: tuple[str, ...]  # explicit codes; empty with serves_rest
+    serves_rest: bool
+    primary_site: str
+    backup_site: str | None
+    content_exchange: bool
+    storage: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    cells: tuple[CellSpec, ...]
+    sites: dict[str, str] = field(default_factory=dict)
+
+    def cell(self, name: str) -> CellSpec:
+        for spec in self.cells:
+            if spec.name == name:
+                return spec
+        raise PolicyError(f"no cell named {name!r} in the residency policy")
+
+    def cell_for(self, jurisdiction: str) -> CellSpec:
+        code = parse_jurisdiction(jurisdiction)
+        for spec in self.cells:
+            if code in spec.jurisdictions:
+                return spec
+        for spec in self.cells:
+            if spec.serves_rest:
+                return spec
+        raise PolicyError(f"no cell serves jurisdiction {code}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.cells)
+
+
+def _cell(name: str, raw: Any, sites: dict[str, str]) -> CellSpec:
+    if not isinstance(raw, dict):
+        raise PolicyError(f"cells.{name} must be a table")
+    if not name.replace("-", "").replace("_", "").isalnum() or not name.islower():
+        raise PolicyError(f"cell name {name!r}: use lower-case letters, digits, '-' and '_'")
+    codes = raw.get("jurisdictions")
+    if not isinstance(codes, list) or not codes:
+        raise PolicyError(f"cells.{name}.jurisdictions must be a non-empty list")
+    serves_rest = ANY in codes
+    try:
+        explicit = tuple(sorted(parse_jurisdiction(str(c)) for c in codes if c != ANY))
+    except Exception as exc:
+        raise PolicyError(f"cells.{name}: {exc}") from exc
+    primary = raw.get("primary_site")
+    backup = raw.get("backup_site")
+    for key, site in (("primary_site", primary), ("backup_site", backup)):
+        if site is not None and site not in sites:
+            raise PolicyError(f"cells.{name}.{key} = {site!r} is not declared under [sites]")
+    if not isinstance(primary, str):
+        raise PolicyError(f"cells.{name}.primary_site is required")
+    if backup is not None and backup == primary:
+        raise PolicyError(f"cells.{name}: backup_site must differ from primary_site")
+    storage = raw.get("storage", "sqlite")
+    if not isinstance(storage, str) or not (
+        storage == "sqlite" or storage.startswith(("postgresql://", "postgres://"))
+    ):
+        raise PolicyError(f"cells.{name}.storage must be 'sqlite' or a postgresql:// URL")
+    return CellSpec(
+        name=name,
+        jurisdictions=explicit,
+        serves_rest=serves_rest,
+        primary_site=primary,
+        backup_site=backup if isinstance(backup, str) else None,
+        content_exchange=bool(raw.get("content_exchange", False)),
+        storage=storage,
+    )
+
+
+def parse_policy(text: str, source: str = "policy") -> Policy:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{source}: not valid TOML: {exc}") from exc
+    if raw.get("version") != 1:
+        raise PolicyError(f"{source}: expected `version = 1`")
+    sites_raw = raw.get("sites", {})
+    if not isinstance(sites_raw, dict):
+        raise PolicyError(f"{source}: [sites] must be a table")
+    sites = {
+        k: str(v.get("description", k)) if isinstance(v, dict) else k for k, v in sites_raw.items()
+    }
+    cells_raw = raw.get("cells")
+    if not isinstance(cells_raw, dict) or not cells_raw:
+        raise PolicyError(f"{source}: no [cells.*] defined")
+    cells = tuple(_cell(name, spec, sites) for name, spec in cells_raw.items())
+    owner: dict[str, str] = {}
+    for spec in cells:
+        for code in spec.jurisdictions:
+            if code in owner:
+                raise PolicyError(
+                    f"{source}: jurisdiction {code} is mapped to two cells: "
+                    f"{owner[code]!r} and {spec.name!r}"
+                )
+            owner[code] = spec.name
+    rest = [s.name for s in cells if s.serves_rest]
+    if len(rest) > 1:
+        raise PolicyError(f"{source}: only one cell may serve '*', found {rest}")
+    return Policy(cells=cells, sites=sites)
+
+
+def load_policy(path: Path) -> Policy:
+    if not path.is_file():
+        raise PolicyError(f"residency policy not found: {path} (run `carveout init`)")
+    return parse_policy(path.read_text(encoding="utf-8"), str(path))

@@ -1,0 +1,85 @@
+"""A deployment: the cells of one data directory, opened in one process (the embedded mode)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from carveout.cells.policy import DEFAULT_POLICY, CellSpec, Policy, load_policy, parse_policy
+from carveout.storage import LocalBlobStore, PostgresStore, SqliteStore, Store
+
+POLICY_FILE = "policy.toml"
+
+
+@dataclass
+class Cell:
+    spec: CellSpec
+    store: Store
+    blobs: LocalBlobStore
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def cell_root(data_dir: Path, name: str) -> Path:
+    return data_dir / "cells" / name
+
+
+def open_cell(data_dir: Path, spec: CellSpec) -> Cell:
+    root = cell_root(data_dir, spec.name)
+    store: Store
+    if spec.storage == "sqlite":
+        store = SqliteStore(root / "cell.db")
+    else:
+        store = PostgresStore(spec.storage)
+    store.migrate()
+    return Cell(spec=spec, store=store, blobs=LocalBlobStore(root / "blobs"), root=root)
+
+
+class Deployment:
+    """Every cell the policy names, each with its own store and blob folder."""
+
+    def __init__(self, data_dir: Path, policy: Policy) -> None:
+        self.data_dir = data_dir
+        self.policy = policy
+        self._cells: dict[str, Cell] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, data_dir: Path) -> Deployment:
+        return cls(data_dir, load_policy(data_dir / POLICY_FILE))
+
+    def cell(self, name: str) -> Cell:
+        with self._lock:
+            if name not in self._cells:
+                self._cells[name] = open_cell(self.data_dir, self.policy.cell(name))
+            return self._cells[name]
+
+    def cell_for(self, jurisdiction: str) -> Cell:
+        return self.cell(self.policy.cell_for(jurisdiction).name)
+
+    def cells(self) -> list[Cell]:
+        return [self.cell(name) for name in self.policy.names]
+
+    def close(self) -> None:
+        with self._lock:
+            for cell in self._cells.values():
+                cell.store.dispose()
+            self._cells.clear()
+
+
+def init_data_dir(data_dir: Path, policy_text: str | None = None) -> Deployment:
+    """Create the data directory with a policy (the default one unless given) and every cell."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / POLICY_FILE
+    if policy_text is not None:
+        parse_policy(policy_text, str(path))  # refuse a bad policy before writing it
+        path.write_text(policy_text, encoding="utf-8")
+    elif not path.exists():
+        path.write_text(DEFAULT_POLICY, encoding="utf-8")
+    deployment = Deployment.open(data_dir)
+    deployment.cells()
+    return deployment

@@ -1,0 +1,309 @@
+"""carveout's data map: every table and column the cells store, in dependency order."""
+
+from __future__ import annotations
+
+from carveout.datamap.model import (
+    Column,
+    ColumnType,
+    DataMap,
+    DomicileRule,
+    ErasureAction,
+    Retention,
+    Table,
+    TableKind,
+)
+
+T = ColumnType
+OPS = "system.operations"
+KEEP_WHILE_ACCOUNT = Retention(None, "kept while the account exists; erased with it")
+
+
+def _id(description: str = "row id (UUIDv7)") -> Column:
+    return Column("id", T.ID, OPS, description)
+
+
+def _domicile(rule: DomicileRule) -> Column:
+    return Column(
+        "domicile", T.TEXT, "user.location.country", f"jurisdiction: {rule.value}", max_length=2
+    )
+
+
+def _created() -> Column:
+    return Column("created_at", T.TIMESTAMP, OPS, "when the row was written (Unix ms)")
+
+
+USERS = Table(
+    name="users",
+    description="Accounts. The user's country is their domicile.",
+    kind=TableKind.USER_DATA,
+    domicile_rule=DomicileRule.OWN_COUNTRY,
+    subject="id",
+    retention=KEEP_WHILE_ACCOUNT,
+    columns=(
+        Column("id", T.ID, "user.unique_id", "user id (UUIDv7)"),
+        _domicile(DomicileRule.OWN_COUNTRY),
+        Column(
+            "handle",
+            T.TEXT,
+            "user.account.username",
+            "public handle, unique in every cell",
+            unique=True,
+            max_length=30,
+        ),
+        Column("display_name", T.TEXT, "user.name", "name shown on the profile", max_length=80),
+        Column(
+            "email",
+            T.TEXT,
+            "user.contact.email",
+            "login and contact address",
+            unique=True,
+            max_length=254,
+        ),
+        Column(
+            "birth_year", T.INT, "user.demographic.date_of_birth", "year of birth", nullable=True
+        ),
+        Column(
+            "password_hash",
+            T.TEXT,
+            "user.authorization.credentials",
+            "argon2id hash; empty for imported accounts that cannot log in",
+        ),
+        Column("status", T.TEXT, OPS, "active | erased", max_length=16),
+        _created(),
+    ),
+    indexes=(("domicile",),),
+)
+
+SESSIONS = Table(
+    name="sessions",
+    description="Login sessions; the bearer token itself is never stored, only its sha256.",
+    kind=TableKind.USER_DATA,
+    domicile_rule=DomicileRule.ACTOR,
+    subject="user_id",
+    retention=Retention(30, "deleted 30 days after expiry"),
+    columns=(
+        _id(),
+        _domicile(DomicileRule.ACTOR),
+        Column("user_id", T.ID, "user.unique_id", "session owner", references="users.id"),
+        Column(
+            "token_hash",
+            T.TEXT,
+            "user.authorization.credentials",
+            "sha256 of the token",
+            unique=True,
+            max_length=64,
+        ),
+        _created(),
+        Column("expires_at", T.TIMESTAMP, OPS, "expiry (Unix ms)"),
+    ),
+    indexes=(("user_id",),),
+)
+
+BLOBS = Table(
+    name="blobs",
+    description="Media files, content-addressed; one row per (file, domicile) so each copy "
+    "of a file knows the jurisdiction it belongs to.",
+    kind=TableKind.CONTENT,
+    domicile_rule=DomicileRule.CREATOR,
+    subject="owner_id",
+    retention=KEEP_WHILE_ACCOUNT,
+    columns=(
+        _id(),
+        _domicile(DomicileRule.CREATOR),
+        Column(
+            "sha256",
+            T.TEXT,
+            "user.content.public",
+            "content address in the blob store",
+            blob_ref=True,
+            max_length=64,
+        ),
+        Column("size_bytes", T.BIGINT, OPS, "file size"),
+        Column("content_type", T.TEXT, OPS, "MIME type", max_length=100),
+        Column("owner_id", T.ID, "user.unique_id", "uploader", references="users.id"),
+        _created(),
+    ),
+    uniques=(("sha256", "domicile"),),
+    indexes=(("owner_id",),),
+)
+
+VIDEOS = Table(
+    name="videos",
+    description="Uploaded videos; public content domiciled with their creator.",
+    kind=TableKind.CONTENT,
+    domicile_rule=DomicileRule.CREATOR,
+    subject="creator_id",
+    retention=KEEP_WHILE_ACCOUNT,
+    columns=(
+        _id(),
+        _domicile(DomicileRule.CREATOR),
+        Column("creator_id", T.ID, "user.unique_id", "creator", references="users.id"),
+        Column("caption", T.TEXT, "user.content.public", "caption text", max_length=2200),
+        Column("hashtags", T.JSON, "user.content.public", "JSON list of hashtags"),
+        Column("category", T.TEXT, "user.content.public", "content category", max_length=100),
+        Column("duration_ms", T.BIGINT, OPS, "duration"),
+        Column("width", T.INT, OPS, "frame width in pixels"),
+        Column("height", T.INT, OPS, "frame height in pixels"),
+        Column("blob_id", T.ID, OPS, "media file", references="blobs.id"),
+        Column(
+            "status", T.TEXT, OPS, "processing | published | restricted | rejected", max_length=16
+        ),
+        Column(
+            "external_ref",
+            T.TEXT,
+            OPS,
+            "origin in an imported dataset (e.g. kuairec:42)",
+            nullable=True,
+            max_length=64,
+        ),
+        _created(),
+    ),
+    indexes=(("creator_id",), ("status", "created_at"), ("external_ref",)),
+)
+
+VIDEO_RESTRICTIONS = Table(
+    name="video_restrictions",
+    description="Jurisdictions in which a video is not available.",
+    kind=TableKind.CONTENT,
+    domicile_rule=DomicileRule.CONTENT,
+    retention=Retention(None, "kept while the video exists"),
+    columns=(
+        _id(),
+        _domicile(DomicileRule.CONTENT),
+        Column("video_id", T.ID, OPS, "restricted video", references="videos.id"),
+        Column("jurisdiction", T.TEXT, OPS, "where it is unavailable", max_length=2),
+        Column("reason", T.TEXT, OPS, "why", max_length=500),
+        _created(),
+    ),
+    uniques=(("video_id", "jurisdiction"),),
+)
+
+FOLLOWS = Table(
+    name="follows",
+    description="Who follows whom; domiciled with the follower. The followee may live in "
+    "another cell after a carve: the id is then an opaque reference.",
+    kind=TableKind.USER_DATA,
+    domicile_rule=DomicileRule.ACTOR,
+    subject="follower_id",
+    other_subjects=("followee_id",),
+    retention=KEEP_WHILE_ACCOUNT,
+    columns=(
+        _id(),
+        _domicile(DomicileRule.ACTOR),
+        Column("follower_id", T.ID, "user.unique_id", "who follows", references="users.id"),
+        Column(
+            "followee_id", T.ID, "user.social.connection", "who is followed", references="users.id"
+        ),
+        _created(),
+    ),
+    uniques=(("follower_id", "followee_id"),),
+    indexes=(("followee_id",),),
+)
+
+LIKES = Table(
+    name="likes",
+    description="Likes of videos; domiciled with the user who liked.",
+    kind=TableKind.USER_DATA,
+    domicile_rule=DomicileRule.ACTOR,
+    subject="user_id",
+    retention=KEEP_WHILE_ACCOUNT,
+    columns=(
+        _id(),
+        _domicile(DomicileRule.ACTOR),
+        Column("user_id", T.ID, "user.unique_id", "who liked", references="users.id"),
+        Column("video_id", T.ID, "user.behavior.like", "liked video", references="videos.id"),
+        _created(),
+    ),
+    uniques=(("user_id", "video_id"),),
+    indexes=(("video_id",),),
+)
+
+COMMENTS = Table(
+    name="comments",
+    description="Public comments on videos; domiciled with the commenter.",
+    kind=TableKind.USER_DATA,
+    domicile_rule=DomicileRule.ACTOR,
+    subject="user_id",
+    erasure=ErasureAction.ANONYMISE,
+    retention=KEEP_WHILE_ACCOUNT,
+    columns=(
+        _id(),
+        _domicile(DomicileRule.ACTOR),
+        Column("user_id", T.ID, "user.unique_id", "author", references="users.id"),
+        Column("video_id", T.ID, OPS, "video commented on", references="videos.id"),
+        Column("body", T.TEXT, "user.content.public", "comment text", max_length=2000),
+        Column("status", T.TEXT, OPS, "visible | hidden | removed", max_length=16),
+        _created(),
+    ),
+    indexes=(("video_id", "id"), ("user_id",)),
+)
+
+EVENTS = Table(
+    name="events",
+    description="Interaction events (impression, watch, like, share, skip, comment) that feed "
+    "the recommender; domiciled with the acting user.",
+    kind=TableKind.USER_DATA,
+    domicile_rule=DomicileRule.ACTOR,
+    subject="user_id",
+    retention=Retention(365, "raw events deleted after 365 days; aggregates kept"),
+    columns=(
+        _id(),
+        _domicile(DomicileRule.ACTOR),
+        Column("user_id", T.ID, "user.unique_id", "acting user", references="users.id"),
+        Column("video_id", T.ID, "user.behavior.watch", "video acted on", references="videos.id"),
+        Column(
+            "kind",
+            T.TEXT,
+            "user.behavior.watch",
+            "impression|watch|like|share|skip|comment",
+            max_length=16,
+        ),
+        Column(
+            "watched_ms",
+            T.BIGINT,
+            "user.behavior.watch",
+            "milliseconds watched (watch only)",
+            nullable=True,
+        ),
+        _created(),
+    ),
+    indexes=(("user_id", "kind"), ("video_id",), ("created_at",)),
+)
+
+VIDEO_STATS = Table(
+    name="video_stats",
+    description="Per-video interaction counters, maintained as events arrive. Derived from the "
+    "cell's own events; a carved cell recomputes them from its own data.",
+    kind=TableKind.DERIVED,
+    domicile_rule=DomicileRule.CONTENT,
+    primary_key="video_id",
+    retention=Retention(None, "kept while the video exists"),
+    columns=(
+        Column("video_id", T.ID, OPS, "the video", references="videos.id"),
+        _domicile(DomicileRule.CONTENT),
+        Column("impressions", T.BIGINT, OPS, "impression events"),
+        Column("watches", T.BIGINT, OPS, "watch events"),
+        Column("watched_ms", T.BIGINT, OPS, "sum of watched milliseconds"),
+        Column("watch_ratio_sum", T.FLOAT, OPS, "sum of watched_ms / duration over watches"),
+        Column("likes", T.BIGINT, OPS, "like events"),
+        Column("comments", T.BIGINT, OPS, "comment events"),
+        Column("shares", T.BIGINT, OPS, "share events"),
+        Column("skips", T.BIGINT, OPS, "skip events"),
+        Column("updated_at", T.TIMESTAMP, OPS, "last change (Unix ms)"),
+    ),
+)
+
+DATA_MAP = DataMap(
+    tables=(
+        USERS,
+        SESSIONS,
+        BLOBS,
+        VIDEOS,
+        VIDEO_RESTRICTIONS,
+        FOLLOWS,
+        LIKES,
+        COMMENTS,
+        EVENTS,
+        VIDEO_STATS,
+    )
+)

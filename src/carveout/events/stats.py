@@ -1,0 +1,117 @@
+"""video_stats: per-video counters folded in as events arrive, or recomputed from the event log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from carveout.datamap import TABLES
+from carveout.events.models import COUNTER, EventKind
+from carveout.storage import Store
+
+STATS = TABLES["video_stats"]
+EVENTS = TABLES["events"]
+VIDEOS = TABLES["videos"]
+
+_COUNTERS = ("impressions", "watches", "watched_ms", "likes", "comments", "shares", "skips")
+
+
+@dataclass
+class StatsDelta:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTERS, 0))
+    watch_ratio_sum: float = 0.0
+
+
+def watch_ratio(watched_ms: int | None, duration_ms: int) -> float:
+    if not watched_ms or duration_ms <= 0:
+        return 0.0
+    return watched_ms / duration_ms
+
+
+def deltas(
+    events: Iterable[Mapping[str, Any]], durations: Mapping[str, int]
+) -> dict[str, StatsDelta]:
+    out: dict[str, StatsDelta] = {}
+    for ev in events:
+        delta = out.setdefault(ev["video_id"], StatsDelta())
+        kind = EventKind(ev["kind"])
+        delta.counts[COUNTER[kind]] += 1
+        if kind is EventKind.WATCH:
+            delta.counts["watched_ms"] += int(ev.get("watched_ms") or 0)
+            delta.watch_ratio_sum += watch_ratio(ev.get("watched_ms"), durations[ev["video_id"]])
+    return out
+
+
+def apply_deltas(
+    conn: sa.Connection,
+    changes: Mapping[str, StatsDelta],
+    domiciles: Mapping[str, str],
+    now: int,
+) -> None:
+    """Add counters inside the caller's transaction (the one that stored the events)."""
+    for video_id, delta in changes.items():
+        values: dict[str, Any] = {c: STATS.c[c] + delta.counts[c] for c in _COUNTERS}
+        values["watch_ratio_sum"] = STATS.c.watch_ratio_sum + delta.watch_ratio_sum
+        values["updated_at"] = now
+        updated = conn.execute(
+            sa.update(STATS).where(STATS.c.video_id == video_id).values(**values)
+        ).rowcount
+        if not updated:
+            conn.execute(
+                sa.insert(STATS).values(
+                    video_id=video_id,
+                    domicile=domiciles[video_id],
+                    watch_ratio_sum=delta.watch_ratio_sum,
+                    updated_at=now,
+                    **delta.counts,
+                )
+            )
+
+
+def recompute_all(store: Store, now: int) -> int:
+    """Rebuild video_stats from the cell's own event log (after a load, or a carve)."""
+    dur = sa.cast(sa.func.nullif(VIDEOS.c.duration_ms, 0), sa.Double)
+    is_watch = EVENTS.c.kind == EventKind.WATCH.value
+
+    def count(kind: EventKind) -> sa.ColumnElement[Any]:
+        return sa.func.coalesce(sa.func.sum(sa.case((EVENTS.c.kind == kind.value, 1), else_=0)), 0)
+
+    agg = (
+        sa.select(
+            VIDEOS.c.id,
+            VIDEOS.c.domicile,
+            count(EventKind.IMPRESSION),
+            count(EventKind.WATCH),
+            sa.func.coalesce(sa.func.sum(sa.case((is_watch, EVENTS.c.watched_ms), else_=0)), 0),
+            sa.func.coalesce(
+                sa.func.sum(sa.case((is_watch, EVENTS.c.watched_ms / dur), else_=0.0)), 0.0
+            ),
+            count(EventKind.LIKE),
+            count(EventKind.COMMENT),
+            count(EventKind.SHARE),
+            count(EventKind.SKIP),
+            sa.literal(now, sa.BigInteger),
+        )
+        .select_from(VIDEOS.outerjoin(EVENTS, EVENTS.c.video_id == VIDEOS.c.id))
+        .group_by(VIDEOS.c.id, VIDEOS.c.domicile)
+    )
+    cols = [
+        "video_id",
+        "domicile",
+        "impressions",
+        "watches",
+        "watched_ms",
+        "watch_ratio_sum",
+        "likes",
+        "comments",
+        "shares",
+        "skips",
+        "updated_at",
+    ]
+    with store.begin() as conn:
+        conn.execute(sa.delete(STATS))
+        conn.execute(sa.insert(STATS).from_select(cols, agg))
+        return int(conn.execute(sa.select(sa.func.count()).select_from(STATS)).scalar_one())

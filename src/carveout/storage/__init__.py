@@ -1,0 +1,33 @@
+"""Storage: the Store port, its SQLite and PostgreSQL implementations, and blob stores."""
+
+from pathlib import Path
+
+from carveout.storage.blobs import BlobStore, LocalBlobStore, sha256_file
+from carveout.storage.engine import TOOLING_TABLES, SqlStore
+from carveout.storage.fingerprint import Fingerprint, fingerprint
+from carveout.storage.port import Row, Store
+from carveout.storage.postgres import PostgresStore, ensure_database
+from carveout.storage.sqlite import SqliteStore
+
+__all__ = [
+    "TOOLING_TABLES",
+    "BlobStore",
+    "Fingerprint",
+    "LocalBlobStore",
+    "PostgresStore",
+    "Row",
+    "SqlStore",
+    "SqliteStore",
+    "Store",
+    "ensure_database",
+    "fingerprint",
+    "open_store",
+    "sha256_file",
+]
+
+
+def open_store(url_or_path: str) -> Store:
+    """`postgresql://...` opens a PostgreSQL store; anything else is a SQLite file path."""
+    if url_or_path.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+        return PostgresStore(url_or_path.replace("postgres://", "postgresql://", 1))
+    return SqliteStore(Path(url_or_path))

@@ -1,0 +1,90 @@
+"""What the SQLite and PostgreSQL stores share: migrations, introspection, keyset iteration."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from importlib.resources import files
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+
+from carveout.datamap import TABLES
+from carveout.storage.port import Row
+
+# Alembic's own bookkeeping table; it is the schema version, not cell data.
+TOOLING_TABLES = frozenset({"alembic_version"})
+
+
+class SqlStore:
+    """Base for SQLAlchemy-backed stores; subclasses build the engine and may speed up bulk loads."""
+
+    def __init__(self, engine: sa.Engine, backend: str) -> None:
+        self.engine = engine
+        self._backend = backend
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def migrate(self) -> str:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(files("carveout.storage") / "migrations"))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        version = self.schema_version()
+        assert version is not None
+        return version
+
+    def schema_version(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def begin(self) -> AbstractContextManager[sa.Connection]:
+        return self.engine.begin()
+
+    def connect(self) -> AbstractContextManager[sa.Connection]:
+        return self.engine.connect()
+
+    def bulk_insert(self, table: str, rows: Sequence[Row]) -> int:
+        if not rows:
+            return 0
+        with self.engine.begin() as conn:
+            conn.execute(TABLES[table].insert(), [dict(r) for r in rows])
+        return len(rows)
+
+    def columns(self) -> dict[str, list[str]]:
+        inspector = sa.inspect(self.engine)
+        return {
+            name: [c["name"] for c in inspector.get_columns(name)]
+            for name in inspector.get_table_names()
+            if name not in TOOLING_TABLES
+        }
+
+    def iter_rows(
+        self, table: str, *, order_by: str, chunk_size: int = 5000
+    ) -> Iterator[list[dict[str, Any]]]:
+        tbl = TABLES[table]
+        key = tbl.c[order_by]
+        last: Any = None
+        while True:
+            stmt = sa.select(tbl).order_by(key).limit(chunk_size)
+            if last is not None:
+                stmt = stmt.where(key > last)
+            with self.engine.connect() as conn:
+                chunk = [dict(r._mapping) for r in conn.execute(stmt)]
+            if not chunk:
+                return
+            yield chunk
+            last = chunk[-1][order_by]
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,30 @@
+"""The embedded default store: one SQLite file per cell, in WAL mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from carveout.storage.engine import SqlStore
+
+
+def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets the API read while a writer commits; NORMAL sync is durable across app crashes
+    # in WAL mode. busy_timeout makes concurrent writers wait instead of failing.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=OFF")
+    cur.close()
+
+
+class SqliteStore(SqlStore):
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(f"sqlite:///{self.path}", pool_size=8, max_overflow=8)
+        sa.event.listen(engine, "connect", _on_connect)
+        super().__init__(engine, "sqlite")
