@@ -1,4 +1,4 @@
-"""The vocabulary of the data map: tables, columns, domicile rules, subjects, categories, retention."""
+"""The data map vocabulary: tables, columns, domicile rules, subjects, categories, retention."""
 
 from __future__ import annotations
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from carveout.datamap.catalog import DATA_MAP
 from carveout.datamap.model import Column, ColumnType, DataMap, Table
 
 
-def sa_type(column: Column) -> sa.types.TypeEngine[object]:
+def sa_type(column: Column) -> sa.types.TypeEngine[Any]:
     kind = column.type
     if kind in (ColumnType.ID,):
         return sa.String(36)

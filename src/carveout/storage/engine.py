@@ -20,7 +20,7 @@ TOOLING_TABLES = frozenset({"alembic_version"})
 
 
 class SqlStore:
-    """Base for SQLAlchemy-backed stores; subclasses build the engine and may speed up bulk loads."""
+    """Base of SQLAlchemy-backed stores; subclasses build the engine, may speed up bulk loads."""
 
     def __init__(self, engine: sa.Engine, backend: str) -> None:
         self.engine = engine

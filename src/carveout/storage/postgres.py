@@ -54,6 +54,12 @@ class PostgresStore(SqlStore):
                 for row in rows:
                     copy.write_row([row.get(n) for n in names])
             raw.commit()
+        except psycopg.Error as exc:
+            raw.rollback()
+            # Same exception types as every other write path (IntegrityError for duplicates).
+            raise sa.exc.DBAPIError.instance(
+                stmt.as_string(dbapi), None, exc, psycopg.Error
+            ) from exc
         except BaseException:
             raw.rollback()
             raise

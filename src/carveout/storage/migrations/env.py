@@ -1,4 +1,4 @@
-"""Alembic environment: runs carveout's versioned migrations on a connection handed in by the store."""
+"""Alembic environment: runs the versioned migrations on a connection the store hands in."""
 
 from __future__ import annotations
 

@@ -1,0 +1,49 @@
+"""The FastAPI application: /v1 routes over a deployment of cells, errors mapped to 4xx."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from carveout import __version__
+from carveout.api.limits import BodyLimit
+from carveout.api.routes import accounts, feed, social, videos
+from carveout.cells import Deployment, Gateway
+from carveout.core import CarveoutError, Unauthenticated
+
+DEFAULT_MAX_BODY = 256 * 1024 * 1024
+
+
+class HealthOut(BaseModel):
+    status: str
+    version: str
+    cells: dict[str, list[str]]
+
+
+def create_app(deployment: Deployment, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
+    app = FastAPI(
+        title="carveout",
+        version=__version__,
+        summary="A short-video backend in which every record knows its jurisdiction.",
+    )
+    app.state.gateway = Gateway(deployment)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+
+    @app.exception_handler(CarveoutError)
+    async def domain_error(_request: Request, exc: CarveoutError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers)
+
+    @app.get("/v1/health", response_model=HealthOut, tags=["operations"])
+    def health() -> HealthOut:
+        """Liveness, and which jurisdictions each cell serves ('*': every other one)."""
+        cells = {
+            s.name: list(s.jurisdictions) + (["*"] if s.serves_rest else [])
+            for s in deployment.policy.cells
+        }
+        return HealthOut(status="ok", version=__version__, cells=cells)
+
+    for module in (accounts, videos, social, feed):
+        app.include_router(module.router, prefix="/v1")
+    return app

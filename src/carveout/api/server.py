@@ -1,0 +1,9 @@
+"""ASGI entry point for `carveout serve`: the app over the deployment in $CARVEOUT_DATA."""
+
+from __future__ import annotations
+
+from carveout.api.app import create_app
+from carveout.cells import Deployment
+from carveout.core.settings import data_dir
+
+app = create_app(Deployment.open(data_dir()))

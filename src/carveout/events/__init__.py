@@ -1,0 +1,15 @@
+"""Interaction events: batch ingest into the cell's event log, and per-video counters."""
+
+from carveout.events.models import EventIn, EventKind
+from carveout.events.service import MAX_BATCH, record, record_in
+from carveout.events.stats import recompute_all, watch_ratio
+
+__all__ = [
+    "MAX_BATCH",
+    "EventIn",
+    "EventKind",
+    "recompute_all",
+    "record",
+    "record_in",
+    "watch_ratio",
+]

@@ -1,0 +1,107 @@
+"""Likes and comments on videos the user may see; each also lands in the event log."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from carveout.accounts import User
+from carveout.core import Forbidden, InvalidInput, NotFound, new_id, now_ms
+from carveout.core.pagination import Page, check_limit, decode_cursor, encode_cursor
+from carveout.datamap import TABLES
+from carveout.events import EventKind, record_in
+from carveout.social.models import Comment
+from carveout.storage import Store
+from carveout.videos import get_video
+
+LIKES = TABLES["likes"]
+COMMENTS = TABLES["comments"]
+USERS = TABLES["users"]
+MAX_COMMENT = 2000
+
+
+def like(store: Store, user: User, video_id: str) -> bool:
+    get_video(store, video_id, user)
+    now = now_ms()
+    with store.begin() as conn:
+        exists = conn.execute(
+            sa.select(LIKES.c.id).where(LIKES.c.user_id == user.id, LIKES.c.video_id == video_id)
+        ).first()
+        if exists:
+            return False
+        conn.execute(
+            sa.insert(LIKES).values(
+                id=new_id(),
+                domicile=user.domicile,
+                user_id=user.id,
+                video_id=video_id,
+                created_at=now,
+            )
+        )
+        record_in(conn, user, video_id, EventKind.LIKE, now)
+    return True
+
+
+def unlike(store: Store, user: User, video_id: str) -> bool:
+    get_video(store, video_id, user)
+    with store.begin() as conn:
+        deleted = conn.execute(
+            sa.delete(LIKES).where(LIKES.c.user_id == user.id, LIKES.c.video_id == video_id)
+        ).rowcount
+    return bool(deleted)
+
+
+def add_comment(store: Store, user: User, video_id: str, body: str) -> Comment:
+    text = body.strip()
+    if not text:
+        raise InvalidInput("comment body is empty")
+    if len(text) > MAX_COMMENT:
+        raise InvalidInput(f"comment longer than {MAX_COMMENT} characters")
+    get_video(store, video_id, user)
+    now = now_ms()
+    comment_id = new_id()
+    row = {
+        "id": comment_id,
+        "domicile": user.domicile,
+        "user_id": user.id,
+        "video_id": video_id,
+        "body": text,
+        "status": "visible",
+        "created_at": now,
+    }
+    with store.begin() as conn:
+        conn.execute(sa.insert(COMMENTS).values(**row))
+        record_in(conn, user, video_id, EventKind.COMMENT, now)
+    return Comment(comment_id, video_id, user.id, user.handle, text, now)
+
+
+def delete_comment(store: Store, user: User, comment_id: str) -> None:
+    with store.begin() as conn:
+        row = conn.execute(sa.select(COMMENTS).where(COMMENTS.c.id == comment_id)).first()
+        if row is None or row.status == "removed":
+            raise NotFound(f"no comment {comment_id}")
+        if row.user_id != user.id:
+            raise Forbidden("only the author can delete a comment")
+        conn.execute(
+            sa.update(COMMENTS).where(COMMENTS.c.id == comment_id).values(status="removed")
+        )
+
+
+def comments(
+    store: Store, viewer: User, video_id: str, cursor: str | None, limit: int
+) -> Page[Comment]:
+    limit = check_limit(limit)
+    get_video(store, video_id, viewer)
+    after = decode_cursor(cursor, "comments")
+    stmt = (
+        sa.select(COMMENTS, USERS.c.handle)
+        .join(USERS, USERS.c.id == COMMENTS.c.user_id)
+        .where(COMMENTS.c.video_id == video_id, COMMENTS.c.status == "visible")
+    )
+    if after:
+        stmt = stmt.where(COMMENTS.c.id > after[0])
+    stmt = stmt.order_by(COMMENTS.c.id).limit(limit + 1)
+    with store.connect() as conn:
+        rows = conn.execute(stmt).all()
+    items = [Comment.from_row(r) for r in rows[:limit]]
+    nxt = encode_cursor("comments", items[-1].id) if len(rows) > limit else None
+    return Page(items, nxt)

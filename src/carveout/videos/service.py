@@ -1,0 +1,154 @@
+"""Upload, look up and list videos within one cell; media lands in the cell's blob store."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from carveout.accounts import User
+from carveout.cells import Cell
+from carveout.core import CarveoutError, InvalidInput, NotFound, new_id, now_ms
+from carveout.core.pagination import Page, check_limit, decode_cursor, encode_cursor
+from carveout.datamap import TABLES
+from carveout.storage import Store
+from carveout.videos.media import probe
+from carveout.videos.models import BlobRef, NewVideo, Video, VideoStatus
+
+VIDEOS = TABLES["videos"]
+BLOBS = TABLES["blobs"]
+RESTRICTIONS = TABLES["video_restrictions"]
+HASHTAG_RE = re.compile(r"^[\w]{1,100}$")
+
+
+class UnavailableHere(CarveoutError):
+    """The video exists but is restricted in the viewer's jurisdiction."""
+
+    status = 451
+
+
+def check_new_video(new: NewVideo) -> NewVideo:
+    if len(new.caption) > 2200:
+        raise InvalidInput("caption longer than 2200 characters")
+    if len(new.hashtags) > 30:
+        raise InvalidInput("at most 30 hashtags")
+    tags = [t.lstrip("#") for t in new.hashtags]
+    bad = [t for t in tags if not HASHTAG_RE.match(t)]
+    if bad:
+        raise InvalidInput(f"invalid hashtag {bad[0]!r}: letters, digits and '_' only")
+    if len(new.category) > 100:
+        raise InvalidInput("category longer than 100 characters")
+    return NewVideo(caption=new.caption, hashtags=tags, category=new.category.strip())
+
+
+def upload(cell: Cell, creator: User, new: NewVideo, path: Path) -> Video:
+    """Validate metadata and media, store the blob, then write blob and video rows in one
+    transaction. If the transaction fails, a blob file this call created is removed again."""
+    new = check_new_video(new)
+    info = probe(path)
+    sha, size, created = cell.blobs.put_file(path)
+    now = now_ms()
+    video_row = {
+        "id": new_id(),
+        "domicile": creator.domicile,
+        "creator_id": creator.id,
+        "caption": new.caption,
+        "hashtags": json.dumps(new.hashtags, ensure_ascii=False),
+        "category": new.category,
+        "duration_ms": info.duration_ms,
+        "width": info.width,
+        "height": info.height,
+        "blob_id": "",
+        # No moderation pipeline yet: uploads publish at once (the moderation issue holds them).
+        "status": VideoStatus.PUBLISHED.value,
+        "external_ref": None,
+        "created_at": now,
+    }
+    try:
+        with cell.store.begin() as conn:
+            blob_id = conn.execute(
+                sa.select(BLOBS.c.id).where(
+                    BLOBS.c.sha256 == sha, BLOBS.c.domicile == creator.domicile
+                )
+            ).scalar()
+            if blob_id is None:
+                blob_id = new_id()
+                conn.execute(
+                    sa.insert(BLOBS).values(
+                        id=blob_id,
+                        domicile=creator.domicile,
+                        sha256=sha,
+                        size_bytes=size,
+                        content_type=info.content_type,
+                        owner_id=creator.id,
+                        created_at=now,
+                    )
+                )
+            video_row["blob_id"] = blob_id
+            conn.execute(sa.insert(VIDEOS).values(**video_row))
+    except BaseException:
+        if created:
+            cell.blobs.delete(sha)
+        raise
+    return Video.from_row(video_row)
+
+
+def restricted_in(store: Store, video_id: str) -> set[str]:
+    with store.connect() as conn:
+        rows = conn.execute(
+            sa.select(RESTRICTIONS.c.jurisdiction).where(RESTRICTIONS.c.video_id == video_id)
+        )
+        return {r.jurisdiction for r in rows}
+
+
+def get_video(store: Store, video_id: str, viewer: User) -> Video:
+    """A video the viewer may see: published and not restricted in the viewer's jurisdiction.
+    Creators always see their own uploads."""
+    with store.connect() as conn:
+        row = conn.execute(sa.select(VIDEOS).where(VIDEOS.c.id == video_id)).first()
+    if row is None:
+        raise NotFound(f"no video {video_id}")
+    video = Video.from_row(row)
+    if video.creator_id == viewer.id:
+        return video
+    if video.status != VideoStatus.PUBLISHED.value:
+        raise NotFound(f"no video {video_id}")
+    if viewer.domicile in restricted_in(store, video_id):
+        raise UnavailableHere(f"video {video_id} is not available in {viewer.domicile}")
+    return video
+
+
+def blob_of(cell: Cell, video: Video) -> tuple[Path, BlobRef]:
+    with cell.store.connect() as conn:
+        row = conn.execute(sa.select(BLOBS).where(BLOBS.c.id == video.blob_id)).first()
+    if row is None:
+        raise NotFound(f"video {video.id} has no media")
+    return cell.blobs.local_path(row.sha256), BlobRef(row.sha256, row.content_type, row.size_bytes)
+
+
+def list_by_creator(
+    store: Store, creator_id: str, viewer: User, cursor: str | None, limit: int
+) -> Page[Video]:
+    limit = check_limit(limit)
+    after = decode_cursor(cursor, "videos")
+    stmt = sa.select(VIDEOS).where(VIDEOS.c.creator_id == creator_id)
+    if creator_id != viewer.id:
+        stmt = stmt.where(VIDEOS.c.status == VideoStatus.PUBLISHED.value)
+    if after:
+        stmt = stmt.where(VIDEOS.c.id < after[0])
+    # Ids are UUIDv7, so id order is upload order: newest first.
+    stmt = stmt.order_by(VIDEOS.c.id.desc()).limit(limit + 1)
+    with store.connect() as conn:
+        rows = conn.execute(stmt).all()
+    items = [Video.from_row(r) for r in rows[:limit]]
+    nxt = encode_cursor("videos", items[-1].id) if len(rows) > limit else None
+    return Page(items, nxt)
+
+
+def exists(store: Store, video_id: str) -> bool:
+    with store.connect() as conn:
+        return (
+            conn.execute(sa.select(VIDEOS.c.id).where(VIDEOS.c.id == video_id)).first() is not None
+        )

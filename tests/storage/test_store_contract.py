@@ -1,0 +1,498 @@
+"""The storage contract: one suite every Store backend (SQLite, PostgreSQL) must pass."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from carveout.core import new_id
+from carveout.datamap import DATA_MAP, TABLES
+from carveout.storage import PostgresStore, SqliteStore, Store, fingerprint, open_store
+
+Rows = dict[str, list[dict[str, Any]]]
+
+BIG = 2**53 + 1  # the first integer a float64 (and so a careless JSON layer) cannot hold
+# No -0.0: SQLite stores integral REAL values as integers and returns 0.0 (sign lost).
+FLOATS = [0.1 + 0.2, 1 / 3, 2.5e-308, 1.7976931348623157e308, 5e-324, -1e-9, 123456.789]
+CAPTION_ZH = "周末去海边冲浪 🏄‍♀️🌊 第一次站起来！"
+COMMENT_EMOJI = "太好看了 😂👍🏽 — naïve café ✓ 𝄞"
+CODES = ["US", "DE", "CN", "BR", "IN", "JP", "FR", "SG"]
+
+
+# --- rows, valid per the data map --------------------------------------------------------------
+
+
+def user(i: int, **over: Any) -> dict[str, Any]:
+    row = {
+        "id": new_id(),
+        "domicile": CODES[i % len(CODES)],
+        "handle": f"user_{i}",
+        "display_name": "张伟 👋" if i % 3 == 0 else f"User {i}",
+        "email": f"user{i}@example.org",
+        "birth_year": None if i % 2 else 1990 + i % 20,
+        "password_hash": "" if i % 4 == 0 else "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+        "status": "active",
+        "created_at": 1_700_000_000_000 + i,
+    }
+    return row | over
+
+
+def dataset(n: int = 6, seed: int = 7) -> Rows:
+    """A small cell touching every table, every nullable column (None and not) and edge values."""
+    rng = random.Random(seed)
+    users = [user(i) for i in range(n)]
+    blobs, videos, restrictions, follows, likes, comments, events, stats = ([] for _ in range(8))
+    for i, u in enumerate(users):
+        blob = {
+            "id": new_id(),
+            "domicile": u["domicile"],
+            "sha256": f"{i:064x}",
+            "size_bytes": BIG + i,
+            "content_type": "video/mp4",
+            "owner_id": u["id"],
+            "created_at": 1_700_000_000_100 + i,
+        }
+        video = {
+            "id": new_id(),
+            "domicile": u["domicile"],
+            "creator_id": u["id"],
+            "caption": CAPTION_ZH if i % 2 == 0 else f"clip {i}",
+            "hashtags": json.dumps(["冲浪", "beach", "🌊"], ensure_ascii=False),
+            "category": "sports",
+            "duration_ms": 15_000 + i,
+            "width": 1080,
+            "height": 1920,
+            "blob_id": blob["id"],
+            "status": "published",
+            "external_ref": f"kuairec:{i}" if i % 2 else None,
+            "created_at": 1_700_000_000_200 + i,
+        }
+        blobs.append(blob)
+        videos.append(video)
+        restrictions.append(
+            {
+                "id": new_id(),
+                "domicile": u["domicile"],
+                "video_id": video["id"],
+                "jurisdiction": "DE",
+                "reason": "Jugendschutz: nicht für Minderjährige",
+                "created_at": 1_700_000_000_300 + i,
+            }
+        )
+        stats.append(
+            {
+                "video_id": video["id"],
+                "domicile": u["domicile"],
+                "impressions": BIG,
+                "watches": 2**63 - 1 - i,
+                "watched_ms": -(2**63) + i,
+                "watch_ratio_sum": FLOATS[i % len(FLOATS)],
+                "likes": i,
+                "comments": 0,
+                "shares": 1,
+                "skips": 2,
+                "updated_at": 1_700_000_000_400 + i,
+            }
+        )
+    for i, u in enumerate(users):
+        other = users[(i + 1) % n]
+        video = videos[(i + 2) % n]
+        follows.append(
+            {
+                "id": new_id(),
+                "domicile": u["domicile"],
+                "follower_id": u["id"],
+                "followee_id": other["id"],
+                "created_at": 1_700_000_000_500 + i,
+            }
+        )
+        likes.append(
+            {
+                "id": new_id(),
+                "domicile": u["domicile"],
+                "user_id": u["id"],
+                "video_id": video["id"],
+                "created_at": 1_700_000_000_600 + i,
+            }
+        )
+        comments.append(
+            {
+                "id": new_id(),
+                "domicile": u["domicile"],
+                "user_id": u["id"],
+                "video_id": video["id"],
+                "body": COMMENT_EMOJI if i % 2 == 0 else "nice",
+                "status": "visible",
+                "created_at": 1_700_000_000_700 + i,
+            }
+        )
+        for kind in ("impression", "watch", "skip"):
+            events.append(
+                {
+                    "id": new_id(),
+                    "domicile": u["domicile"],
+                    "user_id": u["id"],
+                    "video_id": video["id"],
+                    "kind": kind,
+                    "watched_ms": rng.randrange(1, 60_000) if kind == "watch" else None,
+                    "created_at": 1_700_000_000_800 + i,
+                }
+            )
+    sessions = [
+        {
+            "id": new_id(),
+            "domicile": u["domicile"],
+            "user_id": u["id"],
+            "token_hash": f"{i + 1000:064x}",
+            "created_at": 1_700_000_000_900 + i,
+            "expires_at": 1_800_000_000_000 + i,
+        }
+        for i, u in enumerate(users)
+    ]
+    return {
+        "users": users,
+        "sessions": sessions,
+        "blobs": blobs,
+        "videos": videos,
+        "video_restrictions": restrictions,
+        "follows": follows,
+        "likes": likes,
+        "comments": comments,
+        "events": events,
+        "video_stats": stats,
+    }
+
+
+def load(store: Store, rows: Rows, *, shuffle_seed: int | None = None) -> None:
+    tables = list(rows)
+    if shuffle_seed is not None:
+        rng = random.Random(shuffle_seed)
+        rng.shuffle(tables)
+    for table in tables:
+        batch = list(rows[table])
+        if shuffle_seed is not None:
+            rng.shuffle(batch)
+        assert store.bulk_insert(table, batch) == len(batch)
+
+
+def insert_bulk(store: Store, table: str, rows: list[dict[str, Any]]) -> None:
+    assert store.bulk_insert(table, rows) == len(rows)
+
+
+def insert_execute(store: Store, table: str, rows: list[dict[str, Any]]) -> None:
+    with store.begin() as conn:
+        conn.execute(TABLES[table].insert(), rows)
+
+
+# Every write path a service may use: the backend's bulk loader and a plain INSERT.
+WRITE_PATHS = [pytest.param(insert_bulk, id="bulk"), pytest.param(insert_execute, id="execute")]
+Insert = Callable[[Store, str, list[dict[str, Any]]], None]
+
+
+def all_rows(store: Store, table: str, chunk_size: int = 5000) -> list[dict[str, Any]]:
+    pk = DATA_MAP.table(table).primary_key
+    return [
+        row for chunk in store.iter_rows(table, order_by=pk, chunk_size=chunk_size) for row in chunk
+    ]
+
+
+def count(store: Store, table: str) -> int:
+    with store.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(TABLES[table])).scalar_one())
+
+
+def sorted_by_pk(table: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    pk = DATA_MAP.table(table).primary_key
+    return sorted(rows, key=lambda r: r[pk])
+
+
+# --- the data map itself ------------------------------------------------------------------------
+
+
+CATEGORY = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)+$")
+
+
+def test_every_column_is_categorised_and_every_table_has_a_domicile() -> None:
+    for table in DATA_MAP.tables:
+        assert "domicile" in table.column_names, f"{table.name} has no domicile column"
+        assert table.primary_key in table.column_names
+        for col in table.columns:
+            assert CATEGORY.match(col.category), (
+                f"{table.name}.{col.name}: category {col.category!r} is not a dotted category"
+            )
+            assert col.description.strip(), f"{table.name}.{col.name} has no description"
+
+
+# --- schema -------------------------------------------------------------------------------------
+
+
+def test_migrate_is_idempotent_and_reports_version(store: Store) -> None:
+    assert store.schema_version() == "0001"
+    before = store.columns()
+    load(store, {"users": [user(1)]})
+    assert store.migrate() == "0001"
+    assert store.migrate() == "0001"
+    assert store.schema_version() == "0001"
+    assert store.columns() == before
+    assert count(store, "users") == 1  # migrating again keeps the data
+
+
+def test_unmigrated_store_has_no_version(store: Store, make_store: Callable[..., Store]) -> None:
+    blank = make_store(store.backend, migrate=False)
+    assert blank.schema_version() is None
+    assert blank.columns() == {}
+    assert blank.migrate() == "0001"
+
+
+def test_columns_are_exactly_the_data_map(store: Store) -> None:
+    """An unmapped column in the database (or a mapped column missing from it) fails here:
+    every stored column must be described, categorised and domiciled in the data map."""
+    expected = {t.name: list(t.column_names) for t in DATA_MAP.tables}
+    assert store.columns() == expected
+
+
+def test_backend_and_url(store: Store) -> None:
+    assert store.backend in {"sqlite", "postgresql"}
+    assert store.url.startswith(store.backend)
+
+
+# --- reading and writing ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 5, 7, 5000])
+def test_iter_rows_returns_rows_in_pk_order_across_chunks(store: Store, chunk_size: int) -> None:
+    rows = [user(i) for i in range(20)]
+    random.Random(1).shuffle(rows)
+    load(store, {"users": rows})
+    chunks = list(store.iter_rows("users", order_by="id", chunk_size=chunk_size))
+    assert all(0 < len(c) <= chunk_size for c in chunks)
+    assert [len(c) for c in chunks[:-1]] == [chunk_size] * (len(chunks) - 1)
+    assert len(chunks) == -(-20 // chunk_size)
+    assert [r for c in chunks for r in c] == sorted_by_pk("users", rows)
+
+
+def test_iter_rows_on_a_table_keyed_by_another_column(store: Store) -> None:
+    stats = dataset(9)["video_stats"]
+    load(store, {"video_stats": stats})
+    assert all_rows(store, "video_stats", chunk_size=2) == sorted_by_pk("video_stats", stats)
+
+
+def test_iter_rows_of_an_empty_table_yields_nothing(store: Store) -> None:
+    assert list(store.iter_rows("events", order_by="id", chunk_size=3)) == []
+    assert store.bulk_insert("events", []) == 0
+
+
+def test_every_table_round_trips(store: Store) -> None:
+    rows = dataset()
+    load(store, rows, shuffle_seed=3)
+    for table in DATA_MAP.names:
+        assert all_rows(store, table, chunk_size=4) == sorted_by_pk(table, rows[table]), table
+
+
+@pytest.mark.parametrize("insert", WRITE_PATHS)
+def test_nullable_columns_round_trip_none(store: Store, insert: Insert) -> None:
+    u = user(1, birth_year=None)
+    insert(store, "users", [u])
+    video = dataset(1)["videos"][0] | {"creator_id": u["id"], "external_ref": None}
+    insert(store, "videos", [video])
+    event = dataset(1)["events"][0] | {"kind": "impression", "watched_ms": None}
+    insert(store, "events", [event])
+    assert all_rows(store, "users")[0]["birth_year"] is None
+    assert all_rows(store, "videos")[0]["external_ref"] is None
+    assert all_rows(store, "events")[0]["watched_ms"] is None
+
+
+@pytest.mark.parametrize("insert", WRITE_PATHS)
+def test_large_integers_and_floats_round_trip_exactly(store: Store, insert: Insert) -> None:
+    stats = [
+        dataset(1)["video_stats"][0]
+        | {
+            "video_id": new_id(),
+            "impressions": BIG,
+            "watches": 2**63 - 1,
+            "watched_ms": -(2**63),
+            "watch_ratio_sum": value,
+        }
+        for value in FLOATS
+    ]
+    insert(store, "video_stats", stats)
+    got = all_rows(store, "video_stats")
+    assert got == sorted_by_pk("video_stats", stats)
+    for row in got:
+        assert type(row["impressions"]) is int and row["impressions"] == BIG
+        assert type(row["watch_ratio_sum"]) is float
+    # Compare representations too: exactness, not approximate equality.
+    assert sorted(repr(r["watch_ratio_sum"]) for r in got) == sorted(repr(v) for v in FLOATS)
+
+
+@pytest.mark.parametrize("insert", WRITE_PATHS)
+def test_unicode_round_trips(store: Store, insert: Insert) -> None:
+    u = user(0, display_name="王小明 🐼", handle="xiaoming_冲浪")
+    insert(store, "users", [u])
+    video = dataset(1)["videos"][0] | {"creator_id": u["id"], "caption": CAPTION_ZH}
+    insert(store, "videos", [video])
+    comment = dataset(1)["comments"][0] | {"video_id": video["id"], "body": COMMENT_EMOJI}
+    insert(store, "comments", [comment])
+    assert all_rows(store, "users") == [u]
+    assert all_rows(store, "videos") == [video]
+    assert all_rows(store, "comments") == [comment]
+    assert json.loads(all_rows(store, "videos")[0]["hashtags"]) == ["冲浪", "beach", "🌊"]
+
+
+# --- transactions and constraints ---------------------------------------------------------------
+
+
+def test_begin_commits_on_success(store: Store) -> None:
+    with store.begin() as conn:
+        conn.execute(TABLES["users"].insert(), [user(1), user(2)])
+    assert count(store, "users") == 2
+
+
+def test_begin_rolls_back_on_exception(store: Store) -> None:
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), store.begin() as conn:
+        conn.execute(TABLES["users"].insert(), [user(1)])
+        conn.execute(TABLES["follows"].insert(), dataset(2)["follows"])
+        raise Boom
+    assert count(store, "users") == 0
+    assert count(store, "follows") == 0
+
+
+def _same_handle() -> tuple[dict[str, Any], dict[str, Any]]:
+    return user(1), user(2, handle="user_1")
+
+
+def _same_email() -> tuple[dict[str, Any], dict[str, Any]]:
+    return user(1), user(2, email="user1@example.org")
+
+
+def _same_follow() -> tuple[dict[str, Any], dict[str, Any]]:
+    first = dataset(2)["follows"][0]
+    return first, first | {"id": new_id(), "domicile": "FR", "created_at": 1}
+
+
+DUPLICATES = [
+    pytest.param("users", _same_handle, id="users.handle"),
+    pytest.param("users", _same_email, id="users.email"),
+    pytest.param("follows", _same_follow, id="follows.follower_followee"),
+]
+
+
+@pytest.mark.parametrize(("table", "pair"), DUPLICATES)
+def test_unique_constraint_rejects_duplicate_and_leaves_nothing(
+    store: Store, table: str, pair: Callable[[], tuple[dict[str, Any], dict[str, Any]]]
+) -> None:
+    first, duplicate = pair()
+    bystander = user(99)
+    with pytest.raises(sa.exc.IntegrityError), store.begin() as conn:
+        conn.execute(TABLES["users"].insert(), [bystander])
+        conn.execute(TABLES[table].insert(), [first])
+        conn.execute(TABLES[table].insert(), [duplicate])
+    assert count(store, "users") == 0
+    assert count(store, table) == 0
+    # The store is still usable, and the first row alone is accepted.
+    insert_execute(store, table, [first])
+    assert all_rows(store, table) == [first]
+
+
+@pytest.mark.parametrize(("table", "pair"), DUPLICATES)
+def test_bulk_insert_of_a_duplicate_raises_integrity_error_and_inserts_nothing(
+    store: Store,
+    table: str,
+    pair: Callable[[], tuple[dict[str, Any], dict[str, Any]]],
+) -> None:
+    first, duplicate = pair()
+    with pytest.raises(sa.exc.IntegrityError):
+        store.bulk_insert(table, [first, duplicate])
+    assert count(store, table) == 0
+    insert_bulk(store, table, [first])
+    with pytest.raises(sa.exc.IntegrityError):
+        store.bulk_insert(table, [duplicate])
+    assert all_rows(store, table) == [first]
+
+
+# --- fingerprints -------------------------------------------------------------------------------
+
+
+def test_fingerprint_ignores_insertion_order(
+    store: Store, make_store: Callable[..., Store]
+) -> None:
+    rows = dataset()
+    other = make_store(store.backend)
+    load(store, rows, shuffle_seed=1)
+    load(other, rows, shuffle_seed=2)
+    assert fingerprint(store) == fingerprint(other)
+    assert fingerprint(store).diff(fingerprint(other)) == []
+
+
+def test_fingerprint_sees_every_change(store: Store, make_store: Callable[..., Store]) -> None:
+    rows = dataset()
+    load(store, rows)
+    before = fingerprint(store)
+    assert before.tables["events"][0] == len(rows["events"])
+    with store.begin() as conn:
+        t = TABLES["video_stats"]
+        victim = rows["video_stats"][0]["video_id"]
+        conn.execute(t.update().where(t.c.video_id == victim).values(watch_ratio_sum=0.5000001))
+    after = fingerprint(store)
+    assert after != before
+    assert [line.split(":")[0] for line in before.diff(after)] == ["video_stats"]
+    assert fingerprint(make_store(store.backend)) != before
+
+
+@pytest.mark.postgres
+def test_fingerprint_is_equal_across_backends(sqlite_store: Store, pg_store: Store) -> None:
+    rows = dataset(12)
+    load(sqlite_store, rows, shuffle_seed=5)
+    load(pg_store, rows, shuffle_seed=6)
+    for table in DATA_MAP.names:
+        assert all_rows(sqlite_store, table, 5) == all_rows(pg_store, table, 5), table
+    a, b = fingerprint(sqlite_store), fingerprint(pg_store)
+    assert a.diff(b) == []
+    assert a == b
+
+
+# --- backend lifecycle --------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgres_store_creates_its_database_once(pg_url: str) -> None:
+    first = open_store(pg_url)
+    assert isinstance(first, PostgresStore)
+    assert first.migrate() == "0001"
+    load(first, {"users": [user(1)]})
+    first.dispose()
+    again = PostgresStore(pg_url)  # the database exists now: opened, not re-created
+    try:
+        assert again.schema_version() == "0001"
+        assert count(again, "users") == 1
+    finally:
+        again.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_store_without_create_needs_an_existing_database(pg_url: str) -> None:
+    store = PostgresStore(pg_url, create=False)
+    try:
+        with pytest.raises(sa.exc.OperationalError):
+            store.schema_version()
+    finally:
+        store.dispose()
+
+
+def test_open_store_picks_the_backend_from_the_url(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "cell.db"))
+    try:
+        assert isinstance(store, SqliteStore)
+        assert store.migrate() == "0001"
+    finally:
+        store.dispose()
