@@ -51,8 +51,12 @@ def apply_deltas(
     domiciles: Mapping[str, str],
     now: int,
 ) -> None:
-    """Add counters inside the caller's transaction (the one that stored the events)."""
-    for video_id, delta in changes.items():
+    """Add counters inside the caller's transaction (the one that stored the events).
+
+    Rows are updated in video-id order so that concurrent batches lock them in the same order
+    and cannot deadlock on PostgreSQL. Uploads create each video's zero row, so the insert
+    below only runs for rows made outside the API."""
+    for video_id, delta in sorted(changes.items()):
         values: dict[str, Any] = {c: STATS.c[c] + delta.counts[c] for c in _COUNTERS}
         values["watch_ratio_sum"] = STATS.c.watch_ratio_sum + delta.watch_ratio_sum
         values["updated_at"] = now

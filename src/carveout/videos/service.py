@@ -20,6 +20,7 @@ from carveout.videos.models import BlobRef, NewVideo, Video, VideoStatus
 VIDEOS = TABLES["videos"]
 BLOBS = TABLES["blobs"]
 RESTRICTIONS = TABLES["video_restrictions"]
+STATS = TABLES["video_stats"]
 HASHTAG_RE = re.compile(r"^[\w]{1,100}$")
 
 
@@ -88,6 +89,15 @@ def upload(cell: Cell, creator: User, new: NewVideo, path: Path) -> Video:
                 )
             video_row["blob_id"] = blob_id
             conn.execute(sa.insert(VIDEOS).values(**video_row))
+            # A zero counter row from the start: event ingest then only ever UPDATEs it.
+            zeros = {
+                c.name: 0 for c in STATS.c if c.name not in ("video_id", "domicile", "updated_at")
+            }
+            conn.execute(
+                sa.insert(STATS).values(
+                    **zeros, video_id=video_row["id"], domicile=creator.domicile, updated_at=now
+                )
+            )
     except BaseException:
         if created:
             cell.blobs.delete(sha)

@@ -1,0 +1,1 @@
+"""The `carveout` command line (Typer)."""

@@ -1,0 +1,78 @@
+"""`carveout`: init, serve, status, load, bench."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from carveout.cli.common import DataDirOpt, fail_on_errors
+from carveout.cli.load import load_app
+from carveout.cli.status import status_command
+
+app = typer.Typer(
+    help="carveout: a short-video backend whose every record knows its jurisdiction.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(load_app, name="load", help="Import a real dataset into the cells.")
+app.command("status", help="Cells, jurisdictions, and row counts per table and domicile.")(
+    status_command
+)
+
+
+@app.command()
+def init(
+    data_dir: DataDirOpt = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="residency policy (TOML) to install; default: one `global` cell"),
+    ] = None,
+) -> None:
+    """Create the data directory, its residency policy and every cell's store."""
+    from carveout.cells import POLICY_FILE, init_data_dir
+    from carveout.core.settings import data_dir as resolve
+
+    root = resolve(data_dir)
+    with fail_on_errors():
+        text = policy.read_text(encoding="utf-8") if policy is not None else None
+        deployment = init_data_dir(root, text)
+        names = ", ".join(deployment.policy.names)
+        deployment.close()
+    typer.echo(f"data directory {root} ready (policy {root / POLICY_FILE}; cells: {names})")
+
+
+@app.command()
+def serve(
+    data_dir: DataDirOpt = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs) for every cell of the data directory."""
+    import os
+
+    import uvicorn
+
+    from carveout.core.settings import DATA_ENV
+    from carveout.core.settings import data_dir as resolve
+
+    root = resolve(data_dir)
+    with fail_on_errors():
+        from carveout.cells import Deployment
+
+        Deployment.open(root).close()  # fail fast on a missing or bad policy
+    os.environ[DATA_ENV] = str(root)
+    typer.echo(f"serving {root} on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "carveout.api.server:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
+if __name__ == "__main__":
+    app()
