@@ -98,6 +98,7 @@ def dataset(n: int = 6, seed: int = 7) -> Rows:
                 "comments": 0,
                 "shares": 1,
                 "skips": 2,
+                "popularity": FLOATS[(i + 1) % len(FLOATS)],
                 "updated_at": 1_700_000_000_400 + i,
             }
         )

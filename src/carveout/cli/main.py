@@ -62,7 +62,10 @@ def serve(
     with fail_on_errors():
         from carveout.cells import Deployment
 
-        Deployment.open(root).close()  # fail fast on a missing or bad policy
+        deployment = Deployment.open(root)  # fail fast on a missing or bad policy
+        for cell in deployment.cells():
+            cell.store.analyze()
+        deployment.close()
     os.environ[DATA_ENV] = str(root)
     typer.echo(f"serving {root} on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(

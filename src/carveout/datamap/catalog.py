@@ -267,7 +267,7 @@ EVENTS = Table(
         ),
         _created(),
     ),
-    indexes=(("user_id", "kind"), ("video_id",), ("created_at",)),
+    indexes=(("user_id", "kind", "video_id"), ("video_id",), ("created_at",)),
 )
 
 VIDEO_STATS = Table(
@@ -289,8 +289,10 @@ VIDEO_STATS = Table(
         Column("comments", T.BIGINT, OPS, "comment events"),
         Column("shares", T.BIGINT, OPS, "share events"),
         Column("skips", T.BIGINT, OPS, "skip events"),
+        Column("popularity", T.FLOAT, OPS, "shrunk mean watch ratio, the simple feed's ranking"),
         Column("updated_at", T.TIMESTAMP, OPS, "last change (Unix ms)"),
     ),
+    indexes=(("popularity", "video_id"),),
 )
 
 DATA_MAP = DataMap(

@@ -108,6 +108,7 @@ def load_kuairec(
         stamp = now_ms()
         for done, cell in enumerate(cells.values(), start=1):
             recompute_all(cell.store, stamp)
+            cell.store.analyze()
             report("video_stats", done, len(cells))
     except BaseException as exc:
         try:

@@ -16,6 +16,12 @@ STATS = TABLES["video_stats"]
 EVENTS = TABLES["events"]
 VIDEOS = TABLES["videos"]
 
+# Popularity is the mean watch ratio shrunk towards PRIOR with the weight of SHRINK_M watches,
+# so a video with one lucky view does not top the feed. Stored (and indexed) so the simple feed
+# reads videos in popularity order instead of scoring the whole catalogue per request.
+SHRINK_M = 10.0
+PRIOR = 1.0
+
 _COUNTERS = ("impressions", "watches", "watched_ms", "likes", "comments", "shares", "skips")
 
 
@@ -59,6 +65,9 @@ def apply_deltas(
     for video_id, delta in sorted(changes.items()):
         values: dict[str, Any] = {c: STATS.c[c] + delta.counts[c] for c in _COUNTERS}
         values["watch_ratio_sum"] = STATS.c.watch_ratio_sum + delta.watch_ratio_sum
+        values["popularity"] = (
+            STATS.c.watch_ratio_sum + delta.watch_ratio_sum + SHRINK_M * PRIOR
+        ) / (STATS.c.watches + delta.counts["watches"] + SHRINK_M)
         values["updated_at"] = now
         updated = conn.execute(
             sa.update(STATS).where(STATS.c.video_id == video_id).values(**values)
@@ -69,10 +78,27 @@ def apply_deltas(
                     video_id=video_id,
                     domicile=domiciles[video_id],
                     watch_ratio_sum=delta.watch_ratio_sum,
+                    popularity=popularity(delta.watch_ratio_sum, delta.counts["watches"]),
                     updated_at=now,
                     **delta.counts,
                 )
             )
+
+
+def popularity(watch_ratio_sum: float, watches: int) -> float:
+    return (watch_ratio_sum + SHRINK_M * PRIOR) / (watches + SHRINK_M)
+
+
+def zero_row(video_id: str, domicile: str, now: int) -> dict[str, Any]:
+    """The counters of a video nobody has seen yet."""
+    return {
+        "video_id": video_id,
+        "domicile": domicile,
+        **dict.fromkeys(_COUNTERS, 0),
+        "watch_ratio_sum": 0.0,
+        "popularity": popularity(0.0, 0),
+        "updated_at": now,
+    }
 
 
 def recompute_all(store: Store, now: int) -> int:
@@ -97,6 +123,7 @@ def recompute_all(store: Store, now: int) -> int:
             count(EventKind.COMMENT),
             count(EventKind.SHARE),
             count(EventKind.SKIP),
+            sa.literal(0.0, sa.Double),
             sa.literal(now, sa.BigInteger),
         )
         .select_from(VIDEOS.outerjoin(EVENTS, EVENTS.c.video_id == VIDEOS.c.id))
@@ -113,9 +140,16 @@ def recompute_all(store: Store, now: int) -> int:
         "comments",
         "shares",
         "skips",
+        "popularity",
         "updated_at",
     ]
     with store.begin() as conn:
         conn.execute(sa.delete(STATS))
         conn.execute(sa.insert(STATS).from_select(cols, agg))
+        conn.execute(
+            sa.update(STATS).values(
+                popularity=(STATS.c.watch_ratio_sum + SHRINK_M * PRIOR)
+                / (STATS.c.watches + SHRINK_M)
+            )
+        )
         return int(conn.execute(sa.select(sa.func.count()).select_from(STATS)).scalar_one())

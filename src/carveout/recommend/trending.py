@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import sqlalchemy as sa
 
 from carveout.accounts import User
@@ -22,39 +19,57 @@ WINDOW_MS = 24 * 3600 * 1000
 WEIGHTS = {"watch": 1.0, "like": 3.0, "comment": 3.0, "share": 5.0}
 
 
+def _heat(conn: sa.Connection, since: int) -> dict[str, float]:
+    # Summed here rather than with GROUP BY: SQLite would then walk the video_id index over the
+    # whole log instead of the created_at range that the window selects.
+    heat: dict[str, float] = {}
+    rows = conn.execute(
+        sa.select(EVENTS.c.video_id, EVENTS.c.kind).where(
+            EVENTS.c.created_at >= since, EVENTS.c.kind.in_(list(WEIGHTS))
+        )
+    )
+    for video_id, kind in rows:
+        heat[video_id] = heat.get(video_id, 0.0) + WEIGHTS[kind]
+    return heat
+
+
 def trending(
     store: Store, viewer: User, cursor: str | None, limit: int, window_ms: int = WINDOW_MS
 ) -> Page[FeedItem]:
     limit = check_limit(limit)
     after = decode_cursor(cursor, "trending")
-    weight = sa.case(*((EVENTS.c.kind == k, w) for k, w in WEIGHTS.items()), else_=0.0)
-    engagement = (
-        sa.select(EVENTS.c.video_id, sa.func.sum(weight).label("heat"))
-        .where(EVENTS.c.created_at >= now_ms() - window_ms)
-        .group_by(EVENTS.c.video_id)
-        .subquery()
-    )
-    restricted = sa.exists().where(
-        RESTRICTIONS.c.video_id == VIDEOS.c.id, RESTRICTIONS.c.jurisdiction == viewer.domicile
-    )
-    heat = engagement.c.heat
-    stmt = (
-        sa.select(VIDEOS, heat)
-        .join(engagement, engagement.c.video_id == VIDEOS.c.id)
-        .where(VIDEOS.c.status == VideoStatus.PUBLISHED.value, ~restricted, heat > 0)
-    )
-    if after:
-        last_heat, last_id = float(after[0]), str(after[1])
-        stmt = stmt.where(
-            sa.or_(heat < last_heat, sa.and_(heat == last_heat, VIDEOS.c.id > last_id))
-        )
-    stmt = stmt.order_by(heat.desc(), VIDEOS.c.id).limit(limit + 1)
     with store.connect() as conn:
-        rows: Sequence[Any] = conn.execute(stmt).all()
-    items = [FeedItem(Video.from_row(r), "trending", float(r.heat)) for r in rows[:limit]]
+        heat = _heat(conn, now_ms() - window_ms)
+        blocked = {
+            r[0]
+            for r in conn.execute(
+                sa.select(RESTRICTIONS.c.video_id).where(
+                    RESTRICTIONS.c.jurisdiction == viewer.domicile
+                )
+            )
+        }
+        ranked = sorted(
+            ((h, vid) for vid, h in heat.items() if vid not in blocked), key=lambda t: (-t[0], t[1])
+        )
+        if after:
+            key = (-float(after[0]), str(after[1]))
+            ranked = [t for t in ranked if (-t[0], t[1]) > key]
+        picked: list[tuple[float, Video]] = []
+        # Fetch in slices: some ranked ids may be unpublished by now and are skipped.
+        while ranked and len(picked) <= limit:
+            batch, ranked = ranked[: limit * 2], ranked[limit * 2 :]
+            rows = conn.execute(
+                sa.select(VIDEOS).where(
+                    VIDEOS.c.id.in_([vid for _, vid in batch]),
+                    VIDEOS.c.status == VideoStatus.PUBLISHED.value,
+                )
+            ).all()
+            found = {r.id: Video.from_row(r) for r in rows}
+            picked += [(h, found[vid]) for h, vid in batch if vid in found]
+    items = [FeedItem(v, "trending", h) for h, v in picked[:limit]]
     nxt = (
         encode_cursor("trending", items[-1].score, items[-1].video.id)
-        if len(rows) > limit
+        if len(picked) > limit
         else None
     )
     return Page(items, nxt)

@@ -86,5 +86,11 @@ class SqlStore:
             yield chunk
             last = chunk[-1][order_by]
 
+    def analyze(self) -> None:
+        # Without statistics SQLite picks the videos(status) index for the feed and sorts the
+        # whole catalogue; with them it walks the popularity index and stops after one page.
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+
     def dispose(self) -> None:
         self.engine.dispose()

@@ -13,6 +13,7 @@ from carveout.cells import Cell
 from carveout.core import CarveoutError, InvalidInput, NotFound, new_id, now_ms
 from carveout.core.pagination import Page, check_limit, decode_cursor, encode_cursor
 from carveout.datamap import TABLES
+from carveout.events.stats import zero_row
 from carveout.storage import Store
 from carveout.videos.media import probe
 from carveout.videos.models import BlobRef, NewVideo, Video, VideoStatus
@@ -51,8 +52,9 @@ def upload(cell: Cell, creator: User, new: NewVideo, path: Path) -> Video:
     info = probe(path)
     sha, size, created = cell.blobs.put_file(path)
     now = now_ms()
+    video_id = new_id()
     video_row = {
-        "id": new_id(),
+        "id": video_id,
         "domicile": creator.domicile,
         "creator_id": creator.id,
         "caption": new.caption,
@@ -90,14 +92,7 @@ def upload(cell: Cell, creator: User, new: NewVideo, path: Path) -> Video:
             video_row["blob_id"] = blob_id
             conn.execute(sa.insert(VIDEOS).values(**video_row))
             # A zero counter row from the start: event ingest then only ever UPDATEs it.
-            zeros = {
-                c.name: 0 for c in STATS.c if c.name not in ("video_id", "domicile", "updated_at")
-            }
-            conn.execute(
-                sa.insert(STATS).values(
-                    **zeros, video_id=video_row["id"], domicile=creator.domicile, updated_at=now
-                )
-            )
+            conn.execute(sa.insert(STATS).values(zero_row(video_id, creator.domicile, now)))
     except BaseException:
         if created:
             cell.blobs.delete(sha)

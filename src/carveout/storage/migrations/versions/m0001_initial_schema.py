@@ -60,7 +60,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index("ix_events_created_at", ["created_at"], unique=False)
-        batch_op.create_index("ix_events_user_id_kind", ["user_id", "kind"], unique=False)
+        batch_op.create_index(
+            "ix_events_user_id_kind_video_id", ["user_id", "kind", "video_id"], unique=False
+        )
         batch_op.create_index("ix_events_video_id", ["video_id"], unique=False)
 
     op.create_table(
@@ -148,9 +150,15 @@ def upgrade() -> None:
         sa.Column("comments", sa.BigInteger(), nullable=False),
         sa.Column("shares", sa.BigInteger(), nullable=False),
         sa.Column("skips", sa.BigInteger(), nullable=False),
+        sa.Column("popularity", sa.Double(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("video_id"),
     )
+    with op.batch_alter_table("video_stats", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_video_stats_popularity_video_id", ["popularity", "video_id"], unique=False
+        )
+
     op.create_table(
         "videos",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -184,6 +192,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_videos_creator_id")
 
     op.drop_table("videos")
+    with op.batch_alter_table("video_stats", schema=None) as batch_op:
+        batch_op.drop_index("ix_video_stats_popularity_video_id")
+
     op.drop_table("video_stats")
     op.drop_table("video_restrictions")
     with op.batch_alter_table("users", schema=None) as batch_op:
@@ -204,7 +215,7 @@ def downgrade() -> None:
     op.drop_table("follows")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index("ix_events_video_id")
-        batch_op.drop_index("ix_events_user_id_kind")
+        batch_op.drop_index("ix_events_user_id_kind_video_id")
         batch_op.drop_index("ix_events_created_at")
 
     op.drop_table("events")
