@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
+from carveout.api import create_app
+from carveout.cells import Deployment
+from carveout.core import now_ms
+from carveout.datamap import TABLES
 from conftest import Api, auth
 
 
@@ -162,3 +168,31 @@ def test_users_live_in_the_cell_of_their_country(make_api: Callable[..., Api]) -
     # A user of one cell cannot see a user of the other through their cell.
     r = api.client.get(f"/v1/users/{gb['X-User']}", headers=auth(ca))
     assert r.status_code == 404
+
+
+def test_expired_session_is_refused(api: Api) -> None:
+    a = api.signup()
+    sessions = TABLES["sessions"]
+    with api.deployment.cells()[0].store.begin() as conn:
+        conn.execute(sa.update(sessions).values(expires_at=now_ms() - 1))
+    r = api.client.get("/v1/me", headers=auth(a))
+    assert r.status_code == 401
+    assert "expired" in r.json()["detail"]
+
+
+def test_accounts_sessions_and_videos_survive_a_restart(make_api: Callable[..., Api]) -> None:
+    api = make_api(two_cells=True)
+    ca = api.signup("CA")
+    video = api.upload(ca, seed=4)
+    data_dir = api.deployment.data_dir
+    api.client.close()
+    api.deployment.close()
+    reopened = Deployment.open(data_dir)
+    try:
+        with TestClient(create_app(reopened)) as client:
+            me = client.get("/v1/me", headers=auth(ca))
+            assert me.status_code == 200 and me.json()["cell"] == "na-anz"
+            media = client.get(video["media_url"], headers=auth(ca))
+            assert media.status_code == 200 and len(media.content) > 0
+    finally:
+        reopened.close()
