@@ -1,4 +1,4 @@
-"""Docs are checked: every API route and CLI command is documented, the README keeps two commands."""
+"""Docs are checked: every API route and CLI command is documented; the README has two commands."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from carveout.cli.bench import bench_app
 from carveout.cli.common import DataDirOpt, fail_on_errors
 from carveout.cli.load import load_app
 from carveout.cli.status import status_command
@@ -17,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(load_app, name="load", help="Import a real dataset into the cells.")
+app.add_typer(bench_app, name="bench", help="Benchmarks against the baseline a user would pick.")
 app.command("status", help="Cells, jurisdictions, and row counts per table and domicile.")(
     status_command
 )

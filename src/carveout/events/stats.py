@@ -51,6 +51,20 @@ def deltas(
     return out
 
 
+def _increment() -> sa.Update:
+    """One UPDATE with bound deltas, executed once per batch as an executemany."""
+    values: dict[str, Any] = {c: STATS.c[c] + sa.bindparam(f"d_{c}") for c in _COUNTERS}
+    values["watch_ratio_sum"] = STATS.c.watch_ratio_sum + sa.bindparam("d_ratio")
+    values["popularity"] = (
+        STATS.c.watch_ratio_sum + sa.bindparam("d_ratio") + SHRINK_M * PRIOR
+    ) / (STATS.c.watches + sa.bindparam("d_watches") + SHRINK_M)
+    values["updated_at"] = sa.bindparam("now")
+    return sa.update(STATS).where(STATS.c.video_id == sa.bindparam("vid")).values(**values)
+
+
+_INCREMENT = _increment()
+
+
 def apply_deltas(
     conn: sa.Connection,
     changes: Mapping[str, StatsDelta],
@@ -60,29 +74,24 @@ def apply_deltas(
     """Add counters inside the caller's transaction (the one that stored the events).
 
     Rows are updated in video-id order so that concurrent batches lock them in the same order
-    and cannot deadlock on PostgreSQL. Uploads create each video's zero row, so the insert
-    below only runs for rows made outside the API."""
-    for video_id, delta in sorted(changes.items()):
-        values: dict[str, Any] = {c: STATS.c[c] + delta.counts[c] for c in _COUNTERS}
-        values["watch_ratio_sum"] = STATS.c.watch_ratio_sum + delta.watch_ratio_sum
-        values["popularity"] = (
-            STATS.c.watch_ratio_sum + delta.watch_ratio_sum + SHRINK_M * PRIOR
-        ) / (STATS.c.watches + delta.counts["watches"] + SHRINK_M)
-        values["updated_at"] = now
-        updated = conn.execute(
-            sa.update(STATS).where(STATS.c.video_id == video_id).values(**values)
-        ).rowcount
-        if not updated:
-            conn.execute(
-                sa.insert(STATS).values(
-                    video_id=video_id,
-                    domicile=domiciles[video_id],
-                    watch_ratio_sum=delta.watch_ratio_sum,
-                    popularity=popularity(delta.watch_ratio_sum, delta.counts["watches"]),
-                    updated_at=now,
-                    **delta.counts,
-                )
-            )
+    and cannot deadlock on PostgreSQL. Uploads and loads create each video's zero row; a video
+    without one (written outside those paths) gets it here first."""
+    if not changes:
+        return
+    ids = sorted(changes)
+    have = {
+        r[0] for r in conn.execute(sa.select(STATS.c.video_id).where(STATS.c.video_id.in_(ids)))
+    }
+    missing = [zero_row(v, domiciles[v], now) for v in ids if v not in have]
+    if missing:
+        conn.execute(sa.insert(STATS), missing)
+    params = []
+    for vid in ids:
+        delta = changes[vid]
+        row: dict[str, Any] = {f"d_{c}": delta.counts[c] for c in _COUNTERS}
+        row.update(vid=vid, d_ratio=delta.watch_ratio_sum, now=now)
+        params.append(row)
+    conn.execute(_INCREMENT, params)
 
 
 def popularity(watch_ratio_sum: float, watches: int) -> float:

@@ -1,0 +1,170 @@
+"""`carveout bench`: benchmarks as commands, each against its baseline in the same run."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from carveout.core import CarveoutError, settings
+
+bench_app = typer.Typer(
+    help="Benchmarks: carveout next to the baseline a user would pick, same run, same machine.",
+    no_args_is_help=True,
+)
+
+DEFAULT_JSON = Path("benchmarks/results/api.json")
+
+API_HELP = (
+    "HTTP API throughput and latency on SQLite and PostgreSQL, next to a trivial FastAPI app."
+    "\n\n"
+    "Each backend gets a fresh one-cell deployment seeded with the real KuaiRec data, served by "
+    "uvicorn (one worker) in its own process; a trivial FastAPI app (GET /ping, POST /echo of "
+    "the same event batch) runs beside it with the same settings. One httpx client drives both: "
+    "the feed (GET /v1/feed) against /ping, event ingest (POST /v1/events) against /echo. "
+    "The ratio is the figure; absolute numbers depend on the machine. PostgreSQL runs in a "
+    "private throwaway cluster and is skipped, with the reason, where its binaries are missing."
+)
+
+
+@contextmanager
+def _exit_on_sigterm() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so the finally blocks stop every server the bench started."""
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        # KeyboardInterrupt, not SIGINT re-sent: a background job may ignore SIGINT. (During
+        # a load, the load generator takes SIGTERM over and stops its workers first.)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Bars:
+    """One Rich bar per bench step, created when the step first reports."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, step: str, done: float, total: float, detail: str = "") -> None:
+        if step not in self.tasks:
+            self.tasks[step] = self.progress.add_task(step, total=total)
+        description = f"{step} [dim]{detail}[/]" if detail else step
+        self.progress.update(self.tasks[step], completed=done, total=total, description=description)
+
+
+@bench_app.command("api", help=API_HELP)
+def api(
+    backends: Annotated[
+        str, typer.Option(help="Comma-separated storage backends: sqlite, postgresql.")
+    ] = "sqlite,postgresql",
+    seconds: Annotated[
+        float, typer.Option(min=0.1, help="Measured seconds per scenario and app.")
+    ] = 10.0,
+    warmup: Annotated[
+        float, typer.Option(min=0.0, help="Unmeasured seconds of load before each measurement.")
+    ] = 2.0,
+    concurrency: Annotated[int, typer.Option(min=1, help="Concurrent keep-alive connections.")] = 8,
+    batch: Annotated[
+        int, typer.Option(min=1, max=500, help="Events per POST /v1/events request.")
+    ] = 50,
+    users: Annotated[int, typer.Option(min=1, help="Bench users signed up via the API.")] = 32,
+    history: Annotated[
+        int, typer.Option(min=0, help="Watch events each bench user posts before the feed runs.")
+    ] = 80,
+    json_path: Annotated[
+        Path, typer.Option("--json", help="Where to write the results as JSON.")
+    ] = DEFAULT_JSON,
+    datasets: Annotated[
+        Path | None,
+        typer.Option(
+            "--datasets",
+            envvar=settings.DATASETS_ENV,
+            help="Folder of the public datasets. (default: ../shared/data beside the checkout)",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the data and the requests.")] = 7,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Also print the table as Markdown.")
+    ] = False,
+) -> None:
+    from carveout.bench import ApiBenchConfig, run_api_bench
+    from carveout.bench.report import (
+        api_json,
+        api_table,
+        client_bound_note,
+        errors_note,
+        machine,
+        machine_line,
+        markdown_table,
+        scenario_lines,
+        write_json,
+    )
+
+    # Piped to a file, Rich would squeeze the table into 80 columns.
+    out = Console() if Console().is_terminal else Console(width=120)
+    err = Console(stderr=True)
+    try:
+        config = ApiBenchConfig(
+            datasets=settings.datasets_dir(datasets),
+            backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
+            seconds=seconds,
+            warmup=warmup,
+            concurrency=concurrency,
+            batch=batch,
+            users=users,
+            history=history,
+            seed=seed,
+        )
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+        )
+        with (
+            _exit_on_sigterm(),
+            Progress(*columns, console=err, refresh_per_second=4) as progress,
+        ):
+            result = run_api_bench(config, _Bars(progress))
+    except CarveoutError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    info = machine()
+    data = api_json(result, info)
+    write_json(json_path, data)
+    out.print(api_table(result))
+    for line in scenario_lines(result):
+        out.print(line, highlight=False)
+    out.print(f"machine: {machine_line(info)}", highlight=False)
+    out.print(
+        f"data: {data['data']}; {concurrency} connections, {seconds:g} s measured after "
+        f"{warmup:g} s warm-up per app; batches of {batch} events; {users} users "
+        f"(total {result.seconds:.0f} s)",
+        highlight=False,
+    )
+    if note := client_bound_note(result):
+        out.print(f"note: {note}", highlight=False)
+    for note in errors_note(result):
+        out.print(f"warning: {note}", style="yellow", highlight=False)
+    if markdown:
+        out.print(markdown_table(result), highlight=False, markup=False, soft_wrap=True)
+    out.print(f"JSON: {json_path}", highlight=False)
