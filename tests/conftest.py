@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from carveout.storage import PostgresStore, SqliteStore, Store
-from pgcluster import PgCluster
+from carveout.storage.pgcluster import PgCluster
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 

@@ -11,10 +11,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from carveout.bench import PgServerUnavailable
 from carveout.cli.bench import bench_app
 from carveout.core import settings
 from carveout.datasets import KUAIREC_FILES, missing
+from carveout.storage import PgClusterError
 
 DATASETS = settings.datasets_dir()
 
@@ -94,9 +94,9 @@ def test_bench_api_reports_postgresql_skipped_when_it_cannot_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def unavailable() -> None:
-        raise PgServerUnavailable("PostgreSQL server binaries not found (test)")
+        raise PgClusterError("PostgreSQL server binaries not found (test)")
 
-    monkeypatch.setattr("carveout.bench.api.PgServer", unavailable)
+    monkeypatch.setattr("carveout.bench.api.PgCluster", unavailable)
     app = typer.Typer()
     app.add_typer(bench_app, name="bench")
     out = tmp_path / "api.json"

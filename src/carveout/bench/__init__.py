@@ -11,7 +11,6 @@ from carveout.bench.api import (
     run_api_bench,
 )
 from carveout.bench.loadgen import Call, Measurement, run_load
-from carveout.bench.pgserver import PgServer, PgServerUnavailable
 
 __all__ = [
     "BACKENDS",
@@ -22,8 +21,6 @@ __all__ = [
     "BenchError",
     "Call",
     "Measurement",
-    "PgServer",
-    "PgServerUnavailable",
     "ScenarioResult",
     "run_api_bench",
     "run_load",

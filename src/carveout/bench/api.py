@@ -23,13 +23,13 @@ import httpx
 import sqlalchemy as sa
 
 from carveout.bench.loadgen import Call, Measurement, run_load
-from carveout.bench.pgserver import DURABILITY, PgServer, PgServerUnavailable
 from carveout.bench.servers import UvicornServer
 from carveout.cells import Deployment, init_data_dir
 from carveout.core import CarveoutError
 from carveout.core.settings import DATA_ENV
 from carveout.datamap import TABLES
 from carveout.datasets import load_kuairec
+from carveout.storage.pgcluster import DURABILITY, PgCluster, PgClusterError
 
 BACKENDS = ("sqlite", "postgresql")
 DATA_LABEL = "real KuaiRec data (CC BY-SA 4.0)"
@@ -171,9 +171,9 @@ def _storage(backend: str) -> Iterator[tuple[str | None, str, str]]:
         yield "sqlite", sqlite3.sqlite_version, "WAL, one file per cell"
         return
     try:
-        server = PgServer()
+        server = PgCluster(shared_buffers="128MB")
         server.start()
-    except PgServerUnavailable as exc:
+    except PgClusterError as exc:
         yield None, "", f"skipped: {str(exc).splitlines()[0]}"
         return
     try:

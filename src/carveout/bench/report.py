@@ -16,8 +16,8 @@ from rich.table import Table
 
 from carveout import __version__
 from carveout.bench.api import DATA_LABEL, FEED_LIMIT, ApiBenchResult, ScenarioResult
-from carveout.bench.pgserver import PgServerUnavailable, find_bindir
 from carveout.bench.servers import UVICORN_ARGS
+from carveout.storage.pgcluster import PgClusterError, find_bindir
 
 CLIENT_BOUND_CORES = 0.9
 PACKAGES = ("fastapi", "starlette", "pydantic", "uvicorn", "httptools", "uvloop", "httpx")
@@ -212,7 +212,7 @@ def _mem_total_kib() -> int:
 def _postgres_version() -> str:
     try:
         postgres = find_bindir() / "postgres"
-    except PgServerUnavailable:
+    except PgClusterError:
         return "not installed"
     try:
         out = subprocess.run(  # noqa: S603 - the server binary, asked for its version only

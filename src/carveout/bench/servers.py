@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from carveout.bench.pgserver import free_port
 from carveout.core import CarveoutError
+from carveout.storage.pgcluster import free_port
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0

@@ -5,6 +5,7 @@ from pathlib import Path
 from carveout.storage.blobs import BlobStore, LocalBlobStore, sha256_file
 from carveout.storage.engine import TOOLING_TABLES, SqlStore
 from carveout.storage.fingerprint import Fingerprint, fingerprint
+from carveout.storage.pgcluster import PgCluster, PgClusterError
 from carveout.storage.port import Row, Store
 from carveout.storage.postgres import PostgresStore, ensure_database
 from carveout.storage.sqlite import SqliteStore
@@ -14,6 +15,8 @@ __all__ = [
     "BlobStore",
     "Fingerprint",
     "LocalBlobStore",
+    "PgCluster",
+    "PgClusterError",
     "PostgresStore",
     "Row",
     "SqlStore",

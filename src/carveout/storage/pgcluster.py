@@ -1,4 +1,4 @@
-"""A private, throwaway PostgreSQL server for the tests: initdb in a temp dir, pg_ctl start/stop."""
+"""A private, throwaway PostgreSQL server (tests, benchmarks): initdb in a temp dir, pg_ctl."""
 
 from __future__ import annotations
 
@@ -35,8 +35,12 @@ SETTINGS = {
 }
 
 
+# What the settings above give up, stated next to any number measured on such a cluster.
+DURABILITY = "fsync=off, synchronous_commit=off (throwaway cluster)"
+
+
 class PgClusterError(RuntimeError):
-    pass
+    """PostgreSQL cannot be started here; the message says why and what to install."""
 
 
 def find_bindir() -> Path:
@@ -67,8 +71,9 @@ def free_port() -> int:
 class PgCluster:
     """One server in its own temp dir, reachable as postgres@127.0.0.1:<port> with trust auth."""
 
-    def __init__(self, bindir: Path | None = None) -> None:
+    def __init__(self, bindir: Path | None = None, **settings: str) -> None:
         self.bindir = bindir or find_bindir()
+        self.settings = {**SETTINGS, **settings}
         # initdb and postgres refuse to run as root: as root, run them as the postgres user.
         self.run_as = SERVER_USER if os.geteuid() == 0 else None
         if self.run_as is not None:
@@ -160,6 +165,11 @@ class PgCluster:
     def admin(self) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(self.url("postgres"), autocommit=True)
 
+    def version(self) -> str:
+        with self.admin() as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+        return str(row[0]) if row else "unknown"
+
     # --- internals -------------------------------------------------------------------------
 
     @property
@@ -198,10 +208,11 @@ class PgCluster:
             ],
             "initdb",
         )
-        settings = {**SETTINGS, "unix_socket_directories": f"'{self.root / 'sock'}'"}
+        assert self.root is not None
+        settings = {**self.settings, "unix_socket_directories": f"'{self.root / 'sock'}'"}
         # Appending as root keeps the file's owner (the postgres user).
         with (self.datadir / "postgresql.conf").open("a", encoding="utf-8") as conf:
-            conf.write("\n# carveout test cluster\n")
+            conf.write("\n# carveout throwaway cluster\n")
             conf.writelines(f"{k} = {v}\n" for k, v in settings.items())
 
     def _pg_ctl(self, *args: str) -> None:
@@ -217,7 +228,7 @@ class PgCluster:
                     "running as root needs `runuser` (util-linux) to start PostgreSQL"
                 )
             argv = ["runuser", "-u", self.run_as, "--", *argv]
-        proc = subprocess.run(
+        proc = subprocess.run(  # noqa: S603 - fixed argv of PostgreSQL's own tools
             argv,
             cwd=self.root,  # the server user may not be able to read the caller's cwd
             capture_output=True,
