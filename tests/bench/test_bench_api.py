@@ -93,7 +93,7 @@ def test_bench_api_rejects_an_unknown_backend(tmp_path: Path) -> None:
 def test_bench_api_reports_postgresql_skipped_when_it_cannot_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unavailable() -> None:
+    def unavailable(**_settings: str) -> None:
         raise PgClusterError("PostgreSQL server binaries not found (test)")
 
     monkeypatch.setattr("carveout.bench.api.PgCluster", unavailable)
