@@ -13,6 +13,7 @@ import httpx
 from typer.testing import CliRunner
 
 from carveout.cli.main import app
+from carveout.storage import schema_head
 
 runner = CliRunner()
 
@@ -28,7 +29,7 @@ def test_init_then_status(tmp_path: Path) -> None:
     status = runner.invoke(app, ["status", "--data-dir", str(data)])
     assert status.exit_code == 0, status.output
     assert "cell global" in status.output
-    assert "users" in status.output and "schema: 0001" in status.output
+    assert "users" in status.output and f"schema: {schema_head()}" in status.output
 
 
 def test_init_refuses_a_policy_mapping_one_jurisdiction_to_two_cells(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from carveout.cells import DEFAULT_POLICY, POLICY_FILE, init_data_dir, load_policy, parse_policy
 from carveout.core import PolicyError
+from carveout.storage import schema_head
 
 SITES = """\
 version = 1
@@ -151,7 +152,7 @@ def test_init_data_dir_writes_the_default_policy(tmp_path: Path) -> None:
     try:
         assert (tmp_path / "data" / POLICY_FILE).read_text(encoding="utf-8") == DEFAULT_POLICY
         assert [c.name for c in deployment.cells()] == ["global"]
-        assert deployment.cell_for("JP").store.schema_version() == "0001"
+        assert deployment.cell_for("JP").store.schema_version() == schema_head()
     finally:
         deployment.close()
 

@@ -32,6 +32,7 @@ class TableKind(StrEnum):
     DERIVED = (
         "derived"  # recomputable aggregates: recomputed after a carve, never trusted across cells
     )
+    SYSTEM = "system"  # the cell's own operations (carve bookkeeping): never copied or exported
 
 
 class ErasureAction(StrEnum):
@@ -95,10 +96,15 @@ class Table:
 
 @dataclass(frozen=True)
 class DataMap:
-    tables: tuple[Table, ...]
+    tables: tuple[Table, ...]  # data: every row has a domicile; carved, exported, erased
+    system: tuple[Table, ...] = ()  # operational bookkeeping, described like the rest
+
+    @property
+    def all_tables(self) -> tuple[Table, ...]:
+        return self.tables + self.system
 
     def table(self, name: str) -> Table:
-        for table in self.tables:
+        for table in self.all_tables:
             if table.name == name:
                 return table
         raise KeyError(f"table {name!r} is not in the data map")

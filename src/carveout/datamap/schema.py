@@ -47,7 +47,7 @@ def sa_table(table: Table, metadata: sa.MetaData) -> sa.Table:
 
 def build_metadata(data_map: DataMap) -> sa.MetaData:
     metadata = sa.MetaData()
-    for table in data_map.tables:
+    for table in data_map.all_tables:
         sa_table(table, metadata)
     return metadata
 

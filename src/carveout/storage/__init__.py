@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from carveout.storage.blobs import BlobStore, LocalBlobStore, sha256_file
-from carveout.storage.engine import TOOLING_TABLES, SqlStore
+from carveout.storage.engine import TOOLING_TABLES, SqlStore, schema_head
 from carveout.storage.fingerprint import Fingerprint, fingerprint
 from carveout.storage.pgcluster import PgCluster, PgClusterError
 from carveout.storage.port import Row, Store
@@ -25,6 +25,7 @@ __all__ = [
     "ensure_database",
     "fingerprint",
     "open_store",
+    "schema_head",
     "sha256_file",
 ]
 

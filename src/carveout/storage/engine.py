@@ -11,12 +11,26 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from carveout.datamap import TABLES
 from carveout.storage.port import Row
 
 # Alembic's own bookkeeping table; it is the schema version, not cell data.
 TOOLING_TABLES = frozenset({"alembic_version"})
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(files("carveout.storage") / "migrations"))
+    return cfg
+
+
+def schema_head() -> str:
+    """The newest migration: the schema version every migrated store reports."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
 
 
 class SqlStore:
@@ -35,8 +49,7 @@ class SqlStore:
         return self.engine.url.render_as_string(hide_password=True)
 
     def migrate(self) -> str:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(files("carveout.storage") / "migrations"))
+        cfg = _alembic_config()
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
