@@ -19,7 +19,7 @@ def sign_up(gateway: Gateway, new: NewUser) -> IssuedSession:
     """Create the account in the cell serving the user's country and open a first session.
     Handles and emails are unique across every cell, not only the user's own."""
     new = validate_new_user(new)
-    home = gateway.route(new.country)
+    home = gateway.route_write(new.country)
     with gateway.signup_lock:
         for cell in gateway.cells():
             clash = taken(cell.store, new.handle, new.email)

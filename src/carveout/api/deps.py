@@ -35,8 +35,11 @@ def get_caller(
         raise Unauthenticated("missing bearer token: log in with POST /v1/sessions")
     token = credentials.credentials
     gateway = get_gateway(request)
+    # Reads are served throughout a carve; writes of a fenced jurisdiction wait for the cutover.
+    is_read = request.method in ("GET", "HEAD", "OPTIONS")
     try:
-        cell = gateway.route(token_jurisdiction(token))
+        jurisdiction = token_jurisdiction(token)
+        cell = gateway.route(jurisdiction) if is_read else gateway.route_write(jurisdiction)
     except (PolicyError, InvalidInput) as exc:
         raise Unauthenticated("token names a jurisdiction no cell serves") from exc
     user = authenticate(cell.store, token)

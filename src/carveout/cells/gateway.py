@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import threading
 
+from carveout.cells.fence import FenceBoard
 from carveout.cells.registry import Cell, Deployment
+from carveout.core import CarveoutError
+
+# Longest a write waits at a fence; a cutover normally lifts it in well under a second.
+HOLD_TIMEOUT_S = 10.0
+
+
+class WritesPaused(CarveoutError):
+    """A fence outlived HOLD_TIMEOUT_S (e.g. a carve died mid-cutover): retry later."""
+
+    status = 503
 
 
 class Gateway:
@@ -17,9 +28,20 @@ class Gateway:
         # Handles and emails are unique across cells; signups are serialised so two cells
         # cannot both accept the same handle in the embedded mode.
         self.signup_lock = threading.Lock()
+        self.fences = FenceBoard(deployment.data_dir)
 
     def route(self, jurisdiction: str) -> Cell:
+        self.deployment.refresh_policy()
         return self.deployment.cell_for(jurisdiction)
+
+    def route_write(self, jurisdiction: str) -> Cell:
+        """Like route(), but a write of a fenced jurisdiction is held (not failed) until the
+        cutover releases the fence, and then goes wherever the policy now sends it."""
+        if not self.fences.wait_until_clear(jurisdiction, HOLD_TIMEOUT_S):
+            raise WritesPaused(
+                f"writes for {jurisdiction} are paused by a carve cutover; retry shortly"
+            )
+        return self.route(jurisdiction)
 
     def cells(self) -> list[Cell]:
         return self.deployment.cells()

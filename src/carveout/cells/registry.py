@@ -46,7 +46,26 @@ class Deployment:
         self.data_dir = data_dir
         self.policy = policy
         self._cells: dict[str, Cell] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._policy_stamp = self._stamp()
+
+    def _stamp(self) -> int:
+        try:
+            return (self.data_dir / POLICY_FILE).stat().st_mtime_ns
+        except FileNotFoundError:
+            return -1
+
+    def refresh_policy(self) -> bool:
+        """Pick up a policy rewritten by another process (a carve's cutover). One stat() when
+        nothing changed; cells already open stay open."""
+        stamp = self._stamp()
+        if stamp == self._policy_stamp:
+            return False
+        with self._lock:
+            if stamp != self._policy_stamp:
+                self.policy = load_policy(self.data_dir / POLICY_FILE)
+                self._policy_stamp = stamp
+        return True
 
     @classmethod
     def open(cls, data_dir: Path) -> Deployment:

@@ -7,7 +7,7 @@ from carveout.storage.engine import TOOLING_TABLES, SqlStore, schema_head
 from carveout.storage.fingerprint import Fingerprint, fingerprint
 from carveout.storage.pgcluster import PgCluster, PgClusterError
 from carveout.storage.port import Row, Store
-from carveout.storage.postgres import PostgresStore, ensure_database
+from carveout.storage.postgres import PostgresStore, drop_database, ensure_database
 from carveout.storage.sqlite import SqliteStore
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "SqlStore",
     "SqliteStore",
     "Store",
+    "drop_database",
     "ensure_database",
     "fingerprint",
     "open_store",

@@ -29,6 +29,10 @@ class BlobStore(Protocol):
         """Store a file's content; return (sha256, size, whether it was new)."""
         ...
 
+    def put_stream(self, src: BinaryIO) -> tuple[str, int, bool]:
+        """Store what a readable binary stream holds; same result as put_file."""
+        ...
+
     def exists(self, sha256: str) -> bool: ...
 
     def size(self, sha256: str) -> int: ...
@@ -69,12 +73,16 @@ class LocalBlobStore:
         return self.root / digest[:2] / digest[2:4] / digest
 
     def put_file(self, path: Path) -> tuple[str, int, bool]:
+        with path.open("rb") as src:
+            return self.put_stream(src)
+
+    def put_stream(self, src: BinaryIO) -> tuple[str, int, bool]:
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp)
         tmp = Path(tmp_name)
         digest = hashlib.sha256()
         size = 0
         try:
-            with os.fdopen(fd, "wb") as out, path.open("rb") as src:
+            with os.fdopen(fd, "wb") as out:
                 while chunk := src.read(_CHUNK):
                     digest.update(chunk)
                     size += len(chunk)

@@ -66,3 +66,16 @@ class PostgresStore(SqlStore):
         finally:
             raw.close()
         return len(rows)
+
+
+def drop_database(url: str) -> None:
+    """Drop a cell's database (an aborted carve's target), closing its connections first."""
+    target = sa.make_url(url)
+    name = target.database
+    if not name:
+        raise ValueError(f"PostgreSQL URL names no database: {url}")
+    admin = _psycopg_dsn(target.set(database="postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

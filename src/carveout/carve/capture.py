@@ -1,0 +1,146 @@
+"""STEP 3 capture, and the cutover's seal: triggers on the source that log or refuse writes of J.
+
+Capture appends (table, primary key, op) to carve_changes in the writing transaction; applying a
+change re-reads the row, so replays are harmless and the log needs no row images. The seal, set
+at cutover, makes the source refuse any further write of J: a straggler that slipped past the
+gateway's fence fails instead of landing where nobody will copy it."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from carveout.datamap import DATA_MAP, Table, TableKind
+
+MOVED_MARKER = "carveout:moved"
+
+
+def carved_tables() -> tuple[Table, ...]:
+    """Tables whose rows are copied and captured; derived ones are recomputed instead."""
+    return tuple(t for t in DATA_MAP.tables if t.kind is not TableKind.DERIVED)
+
+
+def _codes(codes: tuple[str, ...]) -> str:
+    # Jurisdiction codes are validated ISO alpha-2 codes: safe to inline in trigger DDL.
+    assert all(len(c) == 2 and c.isalpha() and c.isupper() for c in codes)
+    return ", ".join(f"'{c}'" for c in codes)
+
+
+def _sqlite_capture(table: Table, codes: tuple[str, ...]) -> list[str]:
+    j = _codes(codes)
+    pk = table.primary_key
+    seq = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM carve_changes)"
+
+    def trigger(op: str, when: str, row: str) -> str:
+        return (
+            f"CREATE TRIGGER IF NOT EXISTS carve_cap_{table.name}_{op} AFTER {op.upper()} "
+            f"ON {table.name} WHEN {when} BEGIN "
+            f"INSERT INTO carve_changes (seq, table_name, row_pk, domicile, op) VALUES "
+            f"({seq}, '{table.name}', {row}.{pk}, {row}.domicile, '{op}'); END"
+        )
+
+    return [
+        trigger("insert", f"NEW.domicile IN ({j})", "NEW"),
+        trigger("update", f"NEW.domicile IN ({j}) OR OLD.domicile IN ({j})", "NEW"),
+        trigger("delete", f"OLD.domicile IN ({j})", "OLD"),
+    ]
+
+
+def _sqlite_seal(table: Table, codes: tuple[str, ...], target: str) -> list[str]:
+    j = _codes(codes)
+    msg = f"{MOVED_MARKER}:{target}"
+    out = []
+    for op, when in (
+        ("insert", f"NEW.domicile IN ({j})"),
+        ("update", f"NEW.domicile IN ({j}) OR OLD.domicile IN ({j})"),
+        ("delete", f"OLD.domicile IN ({j})"),
+    ):
+        out.append(
+            f"CREATE TRIGGER IF NOT EXISTS carve_seal_{table.name}_{op} BEFORE {op.upper()} "
+            f"ON {table.name} WHEN {when} BEGIN SELECT RAISE(ABORT, '{msg}'); END"
+        )
+    return out
+
+
+_PG_CAPTURE_FN = """
+CREATE OR REPLACE FUNCTION carve_capture() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    codes text[] := TG_ARGV[1:TG_NARGS - 1];
+    r record;
+BEGIN
+    IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;
+    IF (TG_OP <> 'DELETE' AND NEW.domicile = ANY(codes))
+       OR (TG_OP <> 'INSERT' AND OLD.domicile = ANY(codes)) THEN
+        INSERT INTO carve_changes (table_name, row_pk, domicile, op)
+        VALUES (TG_TABLE_NAME, to_jsonb(r) ->> TG_ARGV[0], r.domicile, lower(TG_OP));
+    END IF;
+    RETURN NULL;
+END $$
+"""
+
+_PG_SEAL_FN = """
+CREATE OR REPLACE FUNCTION carve_seal() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    codes text[] := TG_ARGV[1:TG_NARGS - 1];
+BEGIN
+    IF (TG_OP <> 'DELETE' AND NEW.domicile = ANY(codes))
+       OR (TG_OP <> 'INSERT' AND OLD.domicile = ANY(codes)) THEN
+        RAISE EXCEPTION '%', TG_ARGV[0];
+    END IF;
+    IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+    RETURN NEW;
+END $$
+"""
+
+
+def _pg_args(first: str, codes: tuple[str, ...]) -> str:
+    return ", ".join([f"'{first}'", *(f"'{c}'" for c in codes)])
+
+
+def install_capture(conn: sa.Connection, codes: tuple[str, ...]) -> None:
+    if conn.dialect.name == "sqlite":
+        for table in carved_tables():
+            for ddl in _sqlite_capture(table, codes):
+                conn.exec_driver_sql(ddl)
+        return
+    conn.exec_driver_sql(_PG_CAPTURE_FN)
+    for table in carved_tables():
+        conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_cap ON {table.name}")
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER carve_cap AFTER INSERT OR UPDATE OR DELETE ON {table.name} "
+            f"FOR EACH ROW EXECUTE FUNCTION carve_capture({_pg_args(table.primary_key, codes)})"
+        )
+
+
+def install_seal(conn: sa.Connection, codes: tuple[str, ...], target: str) -> None:
+    if conn.dialect.name == "sqlite":
+        for table in carved_tables():
+            for ddl in _sqlite_seal(table, codes, target):
+                conn.exec_driver_sql(ddl)
+        return
+    conn.exec_driver_sql(_PG_SEAL_FN)
+    msg = f"{MOVED_MARKER}:{target}"
+    for table in carved_tables():
+        conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_seal ON {table.name}")
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER carve_seal BEFORE INSERT OR UPDATE OR DELETE ON {table.name} "
+            f"FOR EACH ROW EXECUTE FUNCTION carve_seal({_pg_args(msg, codes)})"
+        )
+
+
+def remove_triggers(conn: sa.Connection, *, capture: bool, seal: bool) -> None:
+    for table in carved_tables():
+        if conn.dialect.name == "sqlite":
+            for op in ("insert", "update", "delete"):
+                if capture:
+                    conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_cap_{table.name}_{op}")
+                if seal:
+                    conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_seal_{table.name}_{op}")
+        else:
+            if capture:
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_cap ON {table.name}")
+            if seal:
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_seal ON {table.name}")
+
+
+def is_moved_error(exc: BaseException) -> bool:
+    return MOVED_MARKER in str(exc)

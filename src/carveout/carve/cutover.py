@@ -1,0 +1,82 @@
+"""STEP 6 cutover: fence J's writes, seal the source, apply the last changes, switch routing.
+
+Writes of J wait at the gateway (fence) instead of failing; other jurisdictions never pause.
+The routing switch is a rename of the policy file: the point of no return."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from carveout.carve import state
+from carveout.carve.apply import ApplyStats, catch_up
+from carveout.carve.capture import install_seal
+from carveout.carve.models import CarveSpec
+from carveout.cells import (
+    POLICY_FILE,
+    Cell,
+    CellSpec,
+    Deployment,
+    Fence,
+    FenceBoard,
+    with_new_cell,
+    write_policy_atomically,
+)
+from carveout.core import now_ms
+
+# Writes that passed the fence check just before it went up get this long to commit before the
+# seal; a slower one meets the seal and fails with a retryable error instead of being lost.
+DRAIN_S = 0.05
+# Catch up to within this many changes before raising the fence, so the pause stays short.
+PRE_FENCE_LAG = 200
+
+
+@dataclass(frozen=True)
+class CutoverReport:
+    pause_ms: float
+    final_changes: int
+    pre_fence_lag: int
+
+
+def target_spec(spec: CarveSpec) -> CellSpec:
+    return CellSpec(
+        name=spec.target,
+        jurisdictions=spec.jurisdictions,
+        serves_rest=False,
+        primary_site=spec.primary_site,
+        backup_site=spec.backup_site,
+        content_exchange=spec.content_exchange,
+        storage=spec.storage,
+    )
+
+
+def cutover(
+    deployment: Deployment,
+    spec: CarveSpec,
+    source: Cell,
+    target: Cell,
+    stats: ApplyStats,
+    say: Callable[[str], None] = lambda _m: None,
+) -> CutoverReport:
+    codes = spec.jurisdictions
+    catch_up(source, target, codes, stats, until_lag=PRE_FENCE_LAG, max_seconds=120)
+    fences = FenceBoard(deployment.data_dir)
+    before = stats.changes
+    raised = time.monotonic()
+    fences.raise_fence(Fence(spec.target, frozenset(codes), now_ms()))
+    try:
+        time.sleep(DRAIN_S)
+        with source.store.begin() as conn:
+            install_seal(conn, codes, spec.target)
+        catch_up(source, target, codes, stats, sealed=True)
+        new_policy = with_new_cell(deployment.policy, target_spec(spec))
+        with target.store.begin() as conn:
+            state.put(conn, "routing_switched_at", now_ms())
+        write_policy_atomically(deployment.data_dir / POLICY_FILE, new_policy)
+        deployment.refresh_policy()
+    finally:
+        fences.release()
+    pause_ms = (time.monotonic() - raised) * 1000
+    say(f"write pause {pause_ms:.0f} ms; {stats.changes - before} changes applied while fenced")
+    return CutoverReport(pause_ms=pause_ms, final_changes=stats.changes - before, pre_fence_lag=0)

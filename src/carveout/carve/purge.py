@@ -1,0 +1,56 @@
+"""STEP 9 purge: remove J from the source — rows, blobs, capture log — and recompute aggregates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from carveout.carve.capture import install_seal, remove_triggers
+from carveout.cells import Cell
+from carveout.core import now_ms
+from carveout.datamap import DATA_MAP, TABLES
+from carveout.events import recompute_all
+
+
+@dataclass
+class PurgeReport:
+    rows: dict[str, int] = field(default_factory=dict)
+    blob_files: int = 0
+    remaining: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def remaining_rows(self) -> int:
+        return sum(self.remaining.values())
+
+
+def purge(source: Cell, codes: tuple[str, ...], target: str) -> PurgeReport:
+    report = PurgeReport()
+    with source.store.begin() as conn:
+        # The seal would refuse these deletes; it is put back in the same transaction, so no
+        # write of J can land in between.
+        remove_triggers(conn, capture=True, seal=True)
+        for table in reversed(DATA_MAP.tables):
+            tbl = TABLES[table.name]
+            report.rows[table.name] = conn.execute(
+                sa.delete(tbl).where(tbl.c.domicile.in_(codes))
+            ).rowcount
+        conn.execute(sa.delete(TABLES["carve_changes"]))
+        install_seal(conn, codes, target)
+    # Counters of staying videos still include J's views: rebuild them from what is left.
+    recompute_all(source.store, now_ms())
+    with source.store.connect() as conn:
+        keep = {r[0] for r in conn.execute(sa.select(TABLES["blobs"].c.sha256))}
+        for table in DATA_MAP.tables:
+            tbl = TABLES[table.name]
+            report.remaining[table.name] = int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(tbl).where(tbl.c.domicile.in_(codes))
+                ).scalar_one()
+            )
+    for sha in list(source.blobs.list()):
+        if sha not in keep:
+            source.blobs.delete(sha)
+            report.blob_files += 1
+    source.store.analyze()
+    return report

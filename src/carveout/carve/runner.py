@@ -1,0 +1,253 @@
+"""The carve from start to finish: phases in order, each skipped when the saved state says done.
+
+A carve killed at any instant is resumed by running it again: completed phases are skipped, the
+copy continues from its last committed chunk, change-apply from its last committed position."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from carveout.carve import state
+from carveout.carve.apply import ApplyStats, catch_up, lag
+from carveout.carve.capture import install_capture, remove_triggers
+from carveout.carve.copy import CopyStats, copy_all
+from carveout.carve.cutover import PRE_FENCE_LAG, CutoverReport, cutover, target_spec
+from carveout.carve.models import PHASES, CarveSpec, Phase, carves_dir, spec_path
+from carveout.carve.plan import validate
+from carveout.carve.purge import PurgeReport, purge
+from carveout.carve.verify import LeakReport, VerifyReport, leak_scan, remove_stray_blobs, verify
+from carveout.cells import Cell, Deployment, FenceBoard, open_cell
+from carveout.core import CarveoutError, Conflict, NotFound, now_ms
+from carveout.datamap import TABLES
+from carveout.events import recompute_all
+from carveout.storage import drop_database
+
+
+class CarveFailed(CarveoutError):
+    status = 409
+
+
+class Reporter(Protocol):
+    def step(self, phase: Phase) -> None: ...
+
+    def advance(self, what: str, n: int) -> None: ...
+
+    def say(self, message: str) -> None: ...
+
+
+class QuietReporter:
+    def step(self, phase: Phase) -> None:
+        pass
+
+    def advance(self, what: str, n: int) -> None:
+        pass
+
+    def say(self, message: str) -> None:
+        pass
+
+
+@dataclass
+class CarveOutcome:
+    spec: CarveSpec
+    seconds: dict[str, float] = field(default_factory=dict)
+    copy: CopyStats = field(default_factory=CopyStats)
+    apply: ApplyStats = field(default_factory=ApplyStats)
+    cutover: CutoverReport | None = None
+    verify: VerifyReport | None = None
+    leaks: LeakReport | None = None
+    purge: PurgeReport | None = None
+
+
+def start(
+    deployment: Deployment,
+    jurisdictions: str | tuple[str, ...],
+    target: str,
+    *,
+    storage: str = "sqlite",
+    primary_site: str | None = None,
+    backup_site: str | None = None,
+) -> CarveSpec:
+    """Record a new carve (its pointer file); refuses overlaps with a carve in progress."""
+    codes, source = validate(deployment, jurisdictions, target)
+    for other in in_progress(deployment):
+        if other.source == source or set(other.jurisdictions) & set(codes):
+            raise Conflict(
+                f"carve into {other.target!r} ({', '.join(other.jurisdictions)} from "
+                f"{other.source!r}) is in progress: resume or abort it first"
+            )
+    src = deployment.policy.cell(source)
+    for site in (primary_site, backup_site):
+        if site is not None and site not in deployment.policy.sites:
+            raise CarveFailed(f"site {site!r} is not declared in the residency policy")
+    spec = CarveSpec(
+        target=target,
+        jurisdictions=codes,
+        source=source,
+        storage=storage,
+        primary_site=primary_site or src.primary_site,
+        backup_site=backup_site if backup_site is not None else src.backup_site,
+        content_exchange=src.content_exchange,
+        created_at=now_ms(),
+    )
+    path = spec_path(deployment.data_dir, target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(spec.to_json(), encoding="utf-8")
+    tmp.replace(path)
+    return spec
+
+
+def in_progress(deployment: Deployment) -> list[CarveSpec]:
+    folder = carves_dir(deployment.data_dir)
+    if not folder.is_dir():
+        return []
+    return [CarveSpec.from_json(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def load_spec(deployment: Deployment, target: str) -> CarveSpec:
+    path = spec_path(deployment.data_dir, target)
+    if not path.is_file():
+        raise NotFound(f"no carve in progress into {target!r}")
+    return CarveSpec.from_json(path.read_text())
+
+
+def open_target(deployment: Deployment, spec: CarveSpec) -> Cell:
+    return open_cell(deployment.data_dir, target_spec(spec))
+
+
+def phases_done(target: Cell) -> list[str]:
+    with target.store.connect() as conn:
+        return [p.value for p in PHASES if state.get(conn, f"phase:{p.value}") is not None]
+
+
+def _mark(target: Cell, phase: Phase, started: float, details: dict[str, Any]) -> None:
+    with target.store.begin() as conn:
+        state.put(
+            conn,
+            f"phase:{phase.value}",
+            {"at": now_ms(), "seconds": round(time.monotonic() - started, 3), **details},
+        )
+
+
+def run(
+    deployment: Deployment,
+    spec: CarveSpec,
+    *,
+    through: Phase = Phase.PURGE,
+    reporter: Reporter | None = None,
+    after_phase: Callable[[Phase], None] = lambda _p: None,
+) -> CarveOutcome:
+    rep = reporter or QuietReporter()
+    out = CarveOutcome(spec=spec)
+    source = deployment.cell(spec.source)
+    target = open_target(deployment, spec)
+    done = set(phases_done(target))
+    codes = spec.jurisdictions
+    for phase in PHASES:
+        if phase.value in done:
+            continue
+        rep.step(phase)
+        began = time.monotonic()
+        details: dict[str, Any] = {}
+        if phase is Phase.PREPARE:
+            details = {"target": target.store.url, "spec": spec.to_json()}
+        elif phase is Phase.CAPTURE:
+            with source.store.begin() as conn:
+                install_capture(conn, codes)
+        elif phase is Phase.COPY:
+            out.copy = copy_all(source, target, codes, rep.advance)
+            details = {
+                "rows": out.copy.rows,
+                "chunks": out.copy.chunks,
+                "blob_files": out.copy.blob_files,
+            }
+        elif phase is Phase.CATCHUP:
+            catch_up(source, target, codes, out.apply, until_lag=PRE_FENCE_LAG, max_seconds=300)
+            details = {"changes": out.apply.changes, "lag": lag(source, target)}
+        elif phase is Phase.CUTOVER:
+            if spec.target not in deployment.policy.names:
+                out.cutover = cutover(deployment, spec, source, target, out.apply, rep.say)
+                details = {
+                    "pause_ms": round(out.cutover.pause_ms, 1),
+                    "final_changes": out.cutover.final_changes,
+                }
+            FenceBoard(deployment.data_dir).release()
+            # The target's counters come from its own events only, never the source's.
+            recompute_all(target.store, now_ms())
+            details["stray_blobs_removed"] = remove_stray_blobs(target)
+            target.store.analyze()
+        elif phase is Phase.VERIFY:
+            out.verify = verify(source, target, codes, rep.advance)
+            out.leaks = leak_scan(target, codes)
+            details = {
+                "chunks": out.verify.chunks,
+                "mismatches": out.verify.mismatches,
+                "leaks": out.leaks.leaks,
+            }
+            if not out.verify.ok or out.leaks.leaks:
+                raise CarveFailed(
+                    f"verify found {len(out.verify.mismatches)} mismatching chunks and "
+                    f"{out.leaks.leaks} leaks: {out.verify.mismatches[:3]}"
+                )
+        elif phase is Phase.RETRAIN:
+            # The popularity ranking is the model for now: rebuilt from the target's own events.
+            recompute_all(target.store, now_ms())
+            details = {"model": "popularity counters recomputed from the target's own events"}
+        elif phase is Phase.PURGE:
+            out.purge = purge(source, codes, spec.target)
+            details = {
+                "rows": out.purge.rows,
+                "remaining": out.purge.remaining_rows,
+                "blob_files": out.purge.blob_files,
+            }
+        _mark(target, phase, began, details)
+        out.seconds[phase.value] = round(time.monotonic() - began, 3)
+        after_phase(phase)
+        if phase is through:
+            break
+    if phases_done(target) == [p.value for p in PHASES]:
+        finished = carves_dir(deployment.data_dir) / "finished"
+        finished.mkdir(exist_ok=True)
+        spec_path(deployment.data_dir, spec.target).replace(finished / f"{spec.target}.json")
+    return out
+
+
+def status(deployment: Deployment, spec: CarveSpec) -> dict[str, Any]:
+    target = open_target(deployment, spec)
+    source = deployment.cell(spec.source)
+    with target.store.connect() as conn:
+        saved = state.all_state(conn)
+    return {
+        "spec": spec,
+        "phases_done": phases_done(target),
+        "lag": lag(source, target),
+        "routing_switched": spec.target in deployment.policy.names,
+        "state": saved,
+    }
+
+
+def abort(deployment: Deployment, spec: CarveSpec) -> None:
+    """Undo a carve that has not switched routing yet: the source as before, no target."""
+    deployment.refresh_policy()
+    if spec.target in deployment.policy.names:
+        raise CarveFailed(
+            f"the carve is past its point of no return: {', '.join(spec.jurisdictions)} are "
+            f"served by {spec.target!r} now. To undo it, carve them back into "
+            f"{spec.source!r}'s keeping with a new carve from {spec.target!r}."
+        )
+    source = deployment.cell(spec.source)
+    with source.store.begin() as conn:
+        remove_triggers(conn, capture=True, seal=True)
+        conn.execute(sa.delete(TABLES["carve_changes"]))
+    FenceBoard(deployment.data_dir).release()
+    root = deployment.data_dir / "cells" / spec.target
+    if spec.storage != "sqlite":
+        drop_database(spec.storage)
+    shutil.rmtree(root, ignore_errors=True)
+    spec_path(deployment.data_dir, spec.target).unlink(missing_ok=True)

@@ -1,0 +1,58 @@
+"""Bring target rows in line with the source's current rows of J: the one write path of a carve.
+
+Copy and change-apply both call it. It deletes the target's copies of the given keys and
+re-inserts whatever the source holds for them now (if the row still belongs to J), so running it
+twice for the same keys gives the same result: progress can be lost, never doubled."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from carveout.cells import Cell
+from carveout.datamap import TABLES, Table
+
+
+def read_rows(
+    conn: sa.Connection, table: Table, keys: Sequence[Any], codes: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    tbl = TABLES[table.name]
+    pk = tbl.c[table.primary_key]
+    out: list[dict[str, Any]] = []
+    for i in range(0, len(keys), 500):  # keep IN lists within every backend's parameter limit
+        part = list(keys[i : i + 500])
+        stmt = sa.select(tbl).where(pk.in_(part), tbl.c.domicile.in_(codes))
+        out += [dict(r._mapping) for r in conn.execute(stmt)]
+    return out
+
+
+def copy_blob_files(
+    source: Cell, target: Cell, rows: Sequence[dict[str, Any]], table: Table
+) -> int:
+    """Copy (and re-hash) the files a chunk's rows name, before the rows commit."""
+    copied = 0
+    for col in table.blob_columns:
+        for row in rows:
+            sha = row[col.name]
+            if target.blobs.exists(sha):
+                continue
+            with source.blobs.open(sha) as src:
+                got, _size, _new = target.blobs.put_stream(src)
+            if got != sha:
+                raise RuntimeError(f"blob {sha} changed in transit (got {got})")
+            copied += 1
+    return copied
+
+
+def write_rows(
+    conn: sa.Connection, table: Table, keys: Sequence[Any], rows: Sequence[dict[str, Any]]
+) -> None:
+    """Replace the target's rows for `keys` with `rows` inside the caller's transaction."""
+    tbl = TABLES[table.name]
+    pk = tbl.c[table.primary_key]
+    for i in range(0, len(keys), 500):
+        conn.execute(sa.delete(tbl).where(pk.in_(list(keys[i : i + 500]))))
+    if rows:
+        conn.execute(sa.insert(tbl), list(rows))

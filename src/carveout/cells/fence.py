@@ -1,0 +1,80 @@
+"""Write fences: during a carve's cutover, writes of the moving jurisdictions wait at the gateway.
+
+The fence is a small JSON file in the data directory, so that every process serving the
+deployment sees it: a check is one stat() while nothing changes."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+FENCE_FILE = "fence.json"
+
+
+@dataclass(frozen=True)
+class Fence:
+    carve: str
+    jurisdictions: frozenset[str]
+    raised_at: int  # Unix ms
+
+
+class FenceBoard:
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / FENCE_FILE
+        self._lock = threading.Lock()
+        self._seen: tuple[int, Fence | None] = (-1, None)
+
+    def current(self) -> Fence | None:
+        try:
+            stamp = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        with self._lock:
+            if stamp == self._seen[0]:
+                return self._seen[1]
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            fence = Fence(raw["carve"], frozenset(raw["jurisdictions"]), int(raw["raised_at"]))
+        except FileNotFoundError:
+            return None
+        with self._lock:
+            self._seen = (stamp, fence)
+        return fence
+
+    def blocks(self, jurisdiction: str) -> bool:
+        fence = self.current()
+        return fence is not None and jurisdiction in fence.jurisdictions
+
+    def wait_until_clear(self, jurisdiction: str, timeout_s: float) -> bool:
+        """Hold the caller while `jurisdiction` is fenced; False if still fenced at the timeout."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.001
+        while self.blocks(jurisdiction):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+        return True
+
+    def raise_fence(self, fence: Fence) -> None:
+        body = json.dumps(
+            {
+                "carve": fence.carve,
+                "jurisdictions": sorted(fence.jurisdictions),
+                "raised_at": fence.raised_at,
+            }
+        )
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".fence-")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        Path(tmp).replace(self.path)
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
