@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from carveout.cells import DEFAULT_POLICY, POLICY_FILE, init_data_dir, load_policy, parse_policy
-from carveout.core import PolicyError
+from carveout.core import InvalidInput, PolicyError
 from carveout.storage import schema_head
 
 SITES = """\
@@ -67,7 +67,7 @@ def test_without_a_star_cell_unlisted_codes_have_no_cell() -> None:
         SITES + '[cells.eu]\njurisdictions = ["DE"]\nprimary_site = "de"\n', "p.toml"
     )
     assert policy.cell_for("DE").name == "eu"
-    with pytest.raises(PolicyError, match="US"):
+    with pytest.raises(InvalidInput, match="serves jurisdiction US"):
         policy.cell_for("US")
 
 

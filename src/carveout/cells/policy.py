@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from carveout.core import PolicyError, parse_jurisdiction
+from carveout.core import InvalidInput, PolicyError, parse_jurisdiction
 
 ANY = "*"  # a cell listing "*" serves every jurisdiction no other cell names
 
@@ -60,7 +60,7 @@ class Policy:
         for spec in self.cells:
             if spec.serves_rest:
                 return spec
-        raise PolicyError(f"no cell serves jurisdiction {code}")
+        raise InvalidInput(f"no cell of this deployment serves jurisdiction {code}")
 
     @property
     def names(self) -> tuple[str, ...]:

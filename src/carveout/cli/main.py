@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from carveout.cli.bench import bench_app
+from carveout.cli.carve import carve_app
 from carveout.cli.common import DataDirOpt, fail_on_errors
 from carveout.cli.load import load_app
 from carveout.cli.status import status_command
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(load_app, name="load", help="Import a real dataset into the cells.")
+app.add_typer(carve_app, name="carve", help="Carve jurisdictions out into a new cell.")
 app.add_typer(bench_app, name="bench", help="Benchmarks against the baseline a user would pick.")
 app.command("status", help="Cells, jurisdictions, and row counts per table and domicile.")(
     status_command

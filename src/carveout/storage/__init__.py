@@ -4,7 +4,7 @@ from pathlib import Path
 
 from carveout.storage.blobs import BlobStore, LocalBlobStore, sha256_file
 from carveout.storage.engine import TOOLING_TABLES, SqlStore, schema_head
-from carveout.storage.fingerprint import Fingerprint, fingerprint
+from carveout.storage.fingerprint import Fingerprint, fingerprint, row_digest, table_digest
 from carveout.storage.pgcluster import PgCluster, PgClusterError
 from carveout.storage.port import Row, Store
 from carveout.storage.postgres import PostgresStore, drop_database, ensure_database
@@ -26,8 +26,10 @@ __all__ = [
     "ensure_database",
     "fingerprint",
     "open_store",
+    "row_digest",
     "schema_head",
     "sha256_file",
+    "table_digest",
 ]
 
 

@@ -1,27 +1,34 @@
-"""Order-independent content digests of a cell: proves a store is exactly as it was."""
+"""Content digests of a cell's tables: prove a store is exactly as it was, or equal to another."""
 
 from __future__ import annotations
 
 import hashlib
-import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from carveout.datamap import DATA_MAP
+import sqlalchemy as sa
+
+from carveout.datamap import DATA_MAP, TABLES
 from carveout.storage.blobs import BlobStore
 from carveout.storage.port import Store
 
+_CHUNK = 20_000
 
-def row_digest(row: dict[str, Any]) -> str:
-    # Canonical JSON: the same row read from SQLite or PostgreSQL hashes the same.
-    return hashlib.sha256(
-        json.dumps(row, sort_keys=True, separators=(",", ":"), default=str).encode()
-    ).hexdigest()
+
+def _canonical(values: Iterable[Any]) -> bytes:
+    # repr of the column values in table order: both backends return int, float, str or None
+    # for every mapped column, and repr keeps floats exact, so equal rows give equal bytes.
+    return repr(tuple(values)).encode()
+
+
+def row_digest(row: Mapping[str, Any]) -> str:
+    return hashlib.sha256(_canonical(row.values())).hexdigest()
 
 
 @dataclass(frozen=True)
 class Fingerprint:
-    tables: dict[str, tuple[int, str]]  # table -> (row count, digest of all rows)
+    tables: dict[str, tuple[int, str]]  # table -> (row count, digest of all rows in key order)
     blobs: tuple[str, ...]
 
     def diff(self, other: Fingerprint) -> list[str]:
@@ -35,15 +42,34 @@ class Fingerprint:
         return out
 
 
+def table_digest(
+    store: Store, table: str, where: sa.ColumnElement[bool] | None = None
+) -> tuple[int, str]:
+    """(rows, digest) of a table's rows in primary-key order, optionally filtered."""
+    spec = DATA_MAP.table(table)
+    tbl = TABLES[table]
+    key = tbl.c[spec.primary_key]
+    digest = hashlib.sha256()
+    count = 0
+    last: Any = None
+    with store.connect() as conn:
+        while True:
+            stmt = sa.select(tbl).order_by(key).limit(_CHUNK)
+            if where is not None:
+                stmt = stmt.where(where)
+            if last is not None:
+                stmt = stmt.where(key > last)
+            rows = conn.execute(stmt).all()
+            for row in rows:
+                digest.update(hashlib.sha256(_canonical(row)).digest())
+            count += len(rows)
+            if len(rows) < _CHUNK:
+                break
+            last = rows[-1]._mapping[spec.primary_key]
+    return count, digest.hexdigest()
+
+
 def fingerprint(store: Store, blobs: BlobStore | None = None) -> Fingerprint:
-    tables: dict[str, tuple[int, str]] = {}
-    for table in DATA_MAP.tables:
-        digest = hashlib.sha256()
-        count = 0
-        for chunk in store.iter_rows(table.name, order_by=table.primary_key):
-            for row in chunk:
-                digest.update(row_digest(row).encode())
-                count += 1
-        tables[table.name] = (count, digest.hexdigest())
+    tables = {t.name: table_digest(store, t.name) for t in DATA_MAP.tables}
     files = tuple(blobs.list()) if blobs is not None else ()
     return Fingerprint(tables=tables, blobs=files)

@@ -1,0 +1,177 @@
+"""`carveout carve ...`: plan, run, status, resume, verify, purge and abort a carve."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from carveout import carve
+from carveout.carve import Phase
+from carveout.cells import Deployment
+from carveout.cli.common import DataDirOpt, fail_on_errors
+from carveout.core.settings import data_dir as resolve
+
+carve_app = typer.Typer(help="Carve jurisdictions out of a live cell into a new cell.")
+console = Console(stderr=True)
+
+JurisdictionsOpt = Annotated[
+    str, typer.Option("--jurisdictions", "-j", help="comma-separated ISO codes, e.g. US,CA,AU,NZ")
+]
+TargetOpt = Annotated[str, typer.Option("--to", help="name of the new cell")]
+
+
+class RichReporter:
+    """Progress bars per phase (rows copied, chunks verified) and STEP lines."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def step(self, phase: Phase) -> None:
+        self.progress.console.print(f"STEP {phase.number}: {phase.value}")
+
+    def advance(self, what: str, n: int) -> None:
+        if what not in self.tasks:
+            self.tasks[what] = self.progress.add_task(what, total=None)
+        self.progress.advance(self.tasks[what], n)
+
+    def say(self, message: str) -> None:
+        self.progress.console.print(f"  {message}")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("  {task.description:<20}"),
+        BarColumn(),
+        TextColumn("{task.completed:>10,} rows"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _summary(outcome: carve.CarveOutcome) -> None:
+    table = Table("phase", "seconds", title=f"carve into {outcome.spec.target}")
+    for phase, seconds in outcome.seconds.items():
+        table.add_row(phase, f"{seconds:.2f}")
+    console.print(table)
+    if outcome.cutover is not None:
+        console.print(f"write pause: {outcome.cutover.pause_ms:.0f} ms")
+    if outcome.copy.rows:
+        console.print(f"rows copied: {outcome.copy.rows:,} in {outcome.copy.chunks} chunks")
+    if outcome.leaks is not None:
+        console.print(f"leaks found: {outcome.leaks.leaks}")
+    if outcome.purge is not None:
+        console.print(
+            f"rows of {','.join(outcome.spec.jurisdictions)} left in source: "
+            f"{outcome.purge.remaining_rows}"
+        )
+
+
+@carve_app.command()
+def plan(
+    jurisdictions: JurisdictionsOpt,
+    to: TargetOpt,
+    data_dir: DataDirOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="print the plan only (the plan never writes)")
+    ] = True,
+) -> None:
+    """STEP 1: what moves (rows, bytes, blobs), every cross-border reference, an estimate."""
+    with fail_on_errors():
+        deployment = Deployment.open(resolve(data_dir))
+        typer.echo(carve.render_plan(carve.make_plan(deployment, jurisdictions, to)), nl=False)
+
+
+def _run(deployment: Deployment, spec: carve.CarveSpec, through: Phase) -> None:
+    with _progress() as progress:
+        outcome = carve.run(deployment, spec, through=through, reporter=RichReporter(progress))
+    _summary(outcome)
+
+
+@carve_app.command("run")
+def run_command(
+    jurisdictions: JurisdictionsOpt,
+    to: TargetOpt,
+    data_dir: DataDirOpt = None,
+    storage: Annotated[
+        str, typer.Option(help="target storage: 'sqlite' or a postgresql:// URL")
+    ] = "sqlite",
+    primary_site: Annotated[str | None, typer.Option(help="target's primary site")] = None,
+    backup_site: Annotated[str | None, typer.Option(help="target's backup site")] = None,
+    through: Annotated[Phase, typer.Option(help="stop after this phase")] = Phase.PURGE,
+) -> None:
+    """All phases, from prepare to purge, while the source keeps serving."""
+    with fail_on_errors():
+        deployment = Deployment.open(resolve(data_dir))
+        spec = carve.start(
+            deployment,
+            jurisdictions,
+            to,
+            storage=storage,
+            primary_site=primary_site,
+            backup_site=backup_site,
+        )
+        _run(deployment, spec, through)
+
+
+@carve_app.command()
+def resume(
+    to: TargetOpt,
+    data_dir: DataDirOpt = None,
+    through: Annotated[Phase, typer.Option(help="stop after this phase")] = Phase.PURGE,
+) -> None:
+    """Continue a carve where it stopped (after a crash, a kill, or `--through`)."""
+    with fail_on_errors():
+        deployment = Deployment.open(resolve(data_dir))
+        _run(deployment, carve.load_spec(deployment, to), through)
+
+
+@carve_app.command()
+def status(to: TargetOpt, data_dir: DataDirOpt = None) -> None:
+    """Phases done, change-apply lag, whether routing has switched, saved progress."""
+    with fail_on_errors():
+        deployment = Deployment.open(resolve(data_dir))
+        info = carve.status(deployment, carve.load_spec(deployment, to))
+        spec = info.pop("spec")
+        typer.echo(
+            json.dumps(
+                {
+                    "target": spec.target,
+                    "jurisdictions": spec.jurisdictions,
+                    "source": spec.source,
+                    **info,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+
+
+@carve_app.command()
+def verify(to: TargetOpt, data_dir: DataDirOpt = None) -> None:
+    """STEP 7 on its own: checksums source against target, and the leak scan."""
+    with fail_on_errors():
+        deployment = Deployment.open(resolve(data_dir))
+        _run(deployment, carve.load_spec(deployment, to), Phase.VERIFY)
+
+
+@carve_app.command()
+def purge(to: TargetOpt, data_dir: DataDirOpt = None) -> None:
+    """STEP 9: remove the carved jurisdictions from the source (runs any phase still due)."""
+    with fail_on_errors():
+        deployment = Deployment.open(resolve(data_dir))
+        _run(deployment, carve.load_spec(deployment, to), Phase.PURGE)
+
+
+@carve_app.command()
+def abort(to: TargetOpt, data_dir: DataDirOpt = None) -> None:
+    """Roll back a carve before its cutover; after it, says what to do instead."""
+    with fail_on_errors():
+        deployment = Deployment.open(resolve(data_dir))
+        carve.abort(deployment, carve.load_spec(deployment, to))
+        typer.echo(f"carve into {to!r} aborted: source unchanged, target removed")

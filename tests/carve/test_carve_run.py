@@ -1,0 +1,139 @@
+"""A whole carve on the real KuaiRec load: everything of J moves, nothing foreign comes along,
+the source keeps nothing of J, and the target serves on its own."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from carveout import carve
+from carveout.api import create_app
+from carveout.carve.capture import carved_tables
+from carveout.cells import Deployment, render_policy
+from carveout.cells.policy import Policy
+from carveout.datamap import DATA_MAP, TABLES
+from carveout.storage import Store, table_digest
+from conftest import MOVING
+
+
+def moving_digest(store: Store, codes: tuple[str, ...]) -> dict[str, tuple[int, str]]:
+    return {
+        t.name: table_digest(store, t.name, TABLES[t.name].c.domicile.in_(codes))
+        for t in carved_tables()
+    }
+
+
+def test_full_carve_moves_j_exactly_and_leaves_nothing_behind(loaded: Deployment) -> None:
+    source = loaded.cell("global")
+    expected = moving_digest(source.store, MOVING)
+    shas = {r for r in source.blobs.list()}
+    spec = carve.start(loaded, "US,CA,AU,NZ", "na-anz", primary_site="us", backup_site="sg")
+    outcome = carve.run(loaded, spec)
+
+    target = loaded.cell("na-anz")
+    assert moving_digest(target.store, MOVING) == expected
+    assert outcome.verify is not None and outcome.verify.ok and outcome.verify.chunks > 0
+    assert outcome.leaks is not None and outcome.leaks.leaks == 0
+    assert outcome.purge is not None and outcome.purge.remaining_rows == 0
+    assert outcome.cutover is not None and outcome.cutover.pause_ms > 0
+    # Routing: J to the new cell, everything else stays.
+    assert loaded.cell_for("CA").name == "na-anz" and loaded.cell_for("GB").name == "global"
+    assert loaded.policy.cell("na-anz").backup_site == "sg"
+    # The source holds no row of J, and no blob only J used.
+    for table in DATA_MAP.tables:
+        tbl = TABLES[table.name]
+        with source.store.connect() as conn:
+            n = conn.execute(
+                sa.select(sa.func.count()).select_from(tbl).where(tbl.c.domicile.in_(MOVING))
+            ).scalar_one()
+        assert n == 0, table.name
+    assert set(target.blobs.list()) <= shas
+    # The target's counters come from its own events only.
+    with target.store.connect() as conn:
+        own_watches = conn.exec_driver_sql(
+            "SELECT count(*) FROM events e JOIN videos v ON v.id = e.video_id WHERE e.kind='watch'"
+        ).scalar_one()
+        counted = conn.exec_driver_sql("SELECT sum(watches) FROM video_stats").scalar_one()
+    assert counted == own_watches
+    # Carve bookkeeping is gone from the source, and no capture trigger is left.
+    with source.store.connect() as conn:
+        triggers = [
+            r[0]
+            for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='trigger'")
+        ]
+        assert conn.exec_driver_sql("SELECT count(*) FROM carve_changes").scalar_one() == 0
+    assert triggers and all(t.startswith("carve_seal_") for t in triggers)
+    assert carve.in_progress(loaded) == []
+
+
+def test_source_refuses_writes_of_j_after_the_carve(loaded: Deployment) -> None:
+    spec = carve.start(loaded, MOVING, "na-anz")
+    carve.run(loaded, spec)
+    source = loaded.cell("global")
+    users = TABLES["users"]
+    try:
+        with source.store.begin() as conn:
+            conn.execute(
+                sa.insert(users).values(
+                    id="0190a000-0000-7000-8000-000000000001",
+                    domicile="CA",
+                    handle="late",
+                    display_name="Late",
+                    email="late@example.com",
+                    birth_year=None,
+                    password_hash="",
+                    status="active",
+                    created_at=1,
+                )
+            )
+    except sa.exc.DBAPIError as exc:
+        assert carve.is_moved_error(exc)
+    else:
+        raise AssertionError("the sealed source accepted a write of a carved jurisdiction")
+
+
+def test_target_serves_with_the_source_gone(loaded: Deployment, tmp_path: Path) -> None:
+    spec = carve.start(loaded, MOVING, "na-anz")
+    carve.run(loaded, spec)
+    policy = loaded.policy
+    loaded.close()
+    # Hand over only the target: its folder and a policy naming it alone. The source's files
+    # are moved away, so any hidden dependency on them fails here.
+    alone = tmp_path / "handed-over"
+    (alone / "cells").mkdir(parents=True)
+    shutil.move(str(loaded.data_dir / "cells" / "na-anz"), alone / "cells" / "na-anz")
+    shutil.move(str(loaded.data_dir), tmp_path / "old-operator")
+    only = Policy(cells=(policy.cell("na-anz"),), sites=policy.sites)
+    (alone / "policy.toml").write_text(render_policy(only))
+    deployment = Deployment.open(alone)
+    try:
+        client = TestClient(create_app(deployment))
+        body = {
+            "handle": "maple",
+            "display_name": "M",
+            "email": "m@example.com",
+            "password": "long enough pw",
+            "country": "CA",
+        }
+        r = client.post("/v1/users", json=body)
+        assert r.status_code == 201, r.text
+        auth = {"Authorization": f"Bearer {r.json()['token']}"}
+        feed: Any = client.get("/v1/feed", headers=auth).json()["items"]
+        assert len(feed) == 10
+        assert {i["video"]["domicile"] for i in feed} <= set(MOVING)
+        video = feed[0]["video"]
+        media = client.get(video["media_url"], headers={**auth, "Range": "bytes=0-99"})
+        assert media.status_code == 206 and len(media.content) == 100
+        watch = {"events": [{"video_id": video["id"], "kind": "watch", "watched_ms": 1000}]}
+        assert client.post("/v1/events", headers=auth, json=watch).status_code == 202
+        gb = client.post(
+            "/v1/users", json={**body, "handle": "brit", "email": "b@example.com", "country": "GB"}
+        )
+        assert gb.status_code == 422  # no cell of the handed-over deployment serves GB
+        assert "serves jurisdiction GB" in gb.json()["detail"]
+    finally:
+        deployment.close()
