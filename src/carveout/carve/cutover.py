@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from carveout.carve import state
 from carveout.carve.apply import ApplyStats, catch_up
-from carveout.carve.capture import install_seal
+from carveout.carve.capture import install_capture, install_seal
 from carveout.carve.models import CarveSpec
 from carveout.cells import (
     POLICY_FILE,
@@ -70,9 +70,12 @@ def cutover(
         with source.store.begin() as conn:
             install_seal(conn, codes, spec.target)
         catch_up(source, target, codes, stats, sealed=True)
-        new_policy = with_new_cell(deployment.policy, target_spec(spec))
         with target.store.begin() as conn:
+            # From here on the target takes writes the sealed source never sees; its own
+            # capture log lets verify tell them from copy errors.
+            install_capture(conn, codes)
             state.put(conn, "routing_switched_at", now_ms())
+        new_policy = with_new_cell(deployment.policy, target_spec(spec))
         write_policy_atomically(deployment.data_dir / POLICY_FILE, new_policy)
         deployment.refresh_policy()
     finally:

@@ -184,6 +184,10 @@ def run(
             target.store.analyze()
         elif phase is Phase.VERIFY:
             out.verify = verify(source, target, codes, rep.advance)
+            if out.verify.ok:
+                with target.store.begin() as conn:
+                    remove_triggers(conn, capture=True, seal=False)
+                    conn.execute(sa.delete(TABLES["carve_changes"]))
             out.leaks = leak_scan(target, codes)
             details = {
                 "chunks": out.verify.chunks,
