@@ -32,7 +32,8 @@ def test_feed_ranks_by_watch_ratio_and_drops_watched(api: Api) -> None:
     order = [i["video"]["id"] for i in feed["items"]]
     assert order[0] == vids[2]["id"]
     assert order.index(vids[1]["id"]) < order.index(vids[0]["id"])
-    assert all(i["source"] == "popular" for i in feed["items"])
+    # No model trained in this cell yet: the fallback says so.
+    assert all(i["source"] == "popular (no model)" for i in feed["items"])
     scores = [i["score"] for i in feed["items"]]
     assert scores == sorted(scores, reverse=True)
 

@@ -137,3 +137,28 @@ def test_target_serves_with_the_source_gone(loaded: Deployment, tmp_path: Path) 
         assert "serves jurisdiction GB" in gb.json()["detail"]
     finally:
         deployment.close()
+
+
+def test_models_stay_inside_their_jurisdictions(loaded: Deployment) -> None:
+    """The source's model learned from J: it leaves with J's rows, and the source retrains;
+    the target's model is trained on the target's rows alone."""
+    import json
+
+    from carveout.recommend import train_cell
+
+    source = loaded.cell("global")
+    before = train_cell(source)
+    assert set(MOVING) <= set(before.jurisdictions)
+    outcome = carve.run(loaded, carve.start(loaded, MOVING, "na-anz"))
+    assert outcome.purge is not None and outcome.purge.models == [before.version]
+
+    def lineages(root: Path) -> list[set[str]]:
+        return [
+            set(json.loads(p.read_text())["jurisdictions"])
+            for p in sorted((root / "models").glob("*/manifest.json"))
+        ]
+
+    target_models = lineages(loaded.cell("na-anz").root)
+    source_models = lineages(source.root)
+    assert target_models and all(lin <= set(MOVING) for lin in target_models)
+    assert source_models and all(not (lin & set(MOVING)) for lin in source_models)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -17,6 +19,7 @@ from carveout.events import recompute_all
 class PurgeReport:
     rows: dict[str, int] = field(default_factory=dict)
     blob_files: int = 0
+    models: list[str] = field(default_factory=list)
     remaining: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -54,3 +57,20 @@ def purge(source: Cell, codes: tuple[str, ...], target: str) -> PurgeReport:
             report.blob_files += 1
     source.store.analyze()
     return report
+
+
+def purge_models(source: Cell, codes: tuple[str, ...]) -> list[str]:
+    """Delete the source's model versions whose lineage includes a carved jurisdiction."""
+    models = source.root / "models"
+    removed: list[str] = []
+    if not models.is_dir():
+        return removed
+    for version in sorted(p for p in models.iterdir() if p.is_dir()):
+        try:
+            lineage = set(json.loads((version / "manifest.json").read_text())["jurisdictions"])
+        except (OSError, ValueError, KeyError):
+            lineage = set(codes)  # unreadable lineage: assume the worst
+        if lineage & set(codes):
+            shutil.rmtree(version)
+            removed.append(version.name)
+    return removed

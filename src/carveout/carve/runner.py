@@ -20,12 +20,14 @@ from carveout.carve.copy import CopyStats, copy_all
 from carveout.carve.cutover import PRE_FENCE_LAG, CutoverReport, cutover, target_spec
 from carveout.carve.models import PHASES, CarveSpec, Phase, carves_dir, spec_path
 from carveout.carve.plan import validate
-from carveout.carve.purge import PurgeReport, purge
+from carveout.carve.purge import PurgeReport, purge, purge_models
 from carveout.carve.verify import LeakReport, VerifyReport, leak_scan, remove_stray_blobs, verify
 from carveout.cells import Cell, Deployment, FenceBoard, open_cell
 from carveout.core import CarveoutError, Conflict, NotFound, now_ms
 from carveout.datamap import TABLES
 from carveout.events import recompute_all
+from carveout.recommend import train_cell
+from carveout.recommend.service import forget
 from carveout.storage import drop_database
 
 
@@ -200,12 +202,26 @@ def run(
                     f"{out.leaks.leaks} leaks: {out.verify.mismatches[:3]}"
                 )
         elif phase is Phase.RETRAIN:
-            # The popularity ranking is the model for now: rebuilt from the target's own events.
             recompute_all(target.store, now_ms())
-            details = {"model": "popularity counters recomputed from the target's own events"}
+            manifest = train_cell(target)
+            rep.say(
+                f"model {manifest.version} trained on {', '.join(manifest.jurisdictions)} only "
+                f"({manifest.rows.get('watch_events', 0):,} watch events)"
+            )
+            details = {
+                "model": manifest.version,
+                "lineage": list(manifest.jurisdictions),
+                "rows": manifest.rows,
+            }
         elif phase is Phase.PURGE:
             out.purge = purge(source, codes, spec.target)
+            # Models that learned from J leave with J's rows; the source retrains without them.
+            out.purge.models = purge_models(source, codes)
+            forget(source)
+            if out.purge.models:
+                train_cell(source)
             details = {
+                "models": out.purge.models,
                 "rows": out.purge.rows,
                 "remaining": out.purge.remaining_rows,
                 "blob_files": out.purge.blob_files,

@@ -168,3 +168,65 @@ def api(
     if markdown:
         out.print(markdown_table(result), highlight=False, markup=False, soft_wrap=True)
     out.print(f"JSON: {json_path}", highlight=False)
+
+
+RECOMMEND_HELP = (
+    "The For You ranker against random, popularity, shrunk log mean, item-kNN and tuned ALS."
+    "\n\n"
+    "Per seed, each user's rows are split 60/23 (of 83); every method fits on training rows only "
+    "(tuned ones on a validation split carved from them) and ranks each user's test rows: "
+    "NDCG@10 with watch_ratio as gain, Recall@10 of liked (>= 2.0), mean watch ratio of the top "
+    "10; mean and 95% CI over seeds. --foldin users are never trained on: 60 of their rows go "
+    "through the online update, then the rest are ranked."
+)
+
+
+@bench_app.command("recommend", help=RECOMMEND_HELP)
+def recommend(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Watch ratios (user_id,video_id,watch_ratio). (default: KuaiRec's)"),
+    ] = None,
+    foldin: Annotated[
+        Path | None, typer.Option(help="Ratings of users absent from --data, for fold-in.")
+    ] = None,
+    seeds: Annotated[int, typer.Option(min=2, max=11, help="Seeds (splits) to average.")] = 5,
+    json_path: Annotated[
+        Path, typer.Option("--json", help="Where to write every method's metrics per seed.")
+    ] = Path("benchmarks/results/recommend.json"),
+    datasets: Annotated[
+        Path | None,
+        typer.Option(
+            "--datasets",
+            envvar=settings.DATASETS_ENV,
+            help="Folder of the public datasets (video categories and tags).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    from carveout.bench.recommend import run_recommend_bench
+    from carveout.bench.recommend_report import recommend_table
+    from carveout.bench.report import machine, machine_line, write_json
+
+    out = Console() if Console().is_terminal else Console(width=120)
+    err = Console(stderr=True)
+    folder = settings.datasets_dir(datasets)
+    try:
+        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+        with _exit_on_sigterm(), Progress(*columns, console=err) as progress:
+            result = run_recommend_bench(
+                data or folder / "kuairec" / "watch_ratio.csv",
+                folder,
+                seeds,
+                foldin,
+                _Bars(progress),
+            )
+    except CarveoutError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    info = machine()
+    write_json(json_path, {**result.as_json(), "machine": info})
+    for table in recommend_table(result):
+        out.print(table)
+    out.print(f"machine: {machine_line(info)}", highlight=False)
+    out.print(f"JSON: {json_path}", highlight=False)

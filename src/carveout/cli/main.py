@@ -11,6 +11,7 @@ from carveout.cli.bench import bench_app
 from carveout.cli.carve import carve_app
 from carveout.cli.common import DataDirOpt, fail_on_errors
 from carveout.cli.load import load_app
+from carveout.cli.recommend import recommend_app
 from carveout.cli.status import status_command
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(load_app, name="load", help="Import a real dataset into the cells.")
+app.add_typer(recommend_app, name="recommend", help="Train each cell's recommender.")
 app.add_typer(carve_app, name="carve", help="Carve jurisdictions out into a new cell.")
 app.add_typer(bench_app, name="bench", help="Benchmarks against the baseline a user would pick.")
 app.command("status", help="Cells, jurisdictions, and row counts per table and domicile.")(

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from carveout import events, recommend
-from carveout.api.deps import CallerDep
+from carveout.api.deps import CallerDep, GatewayDep
 from carveout.api.schemas import EventBatchIn, EventBatchOut, FeedItemOut, PageOut
 
 router = APIRouter(tags=["feed"])
@@ -30,9 +30,13 @@ def ingest(body: EventBatchIn, caller: CallerDep) -> EventBatchOut:
 
 
 @router.get("/feed", response_model=PageOut[FeedItemOut])
-def feed(caller: CallerDep, cursor: str | None = None, limit: Limit = 10) -> PageOut[FeedItemOut]:
-    """The caller's For You feed: popular in their cell, minus what they have watched."""
-    page = recommend.feed(caller.cell.store, caller.user, cursor, limit)
+def feed(
+    caller: CallerDep, gateway: GatewayDep, cursor: str | None = None, limit: Limit = 10
+) -> PageOut[FeedItemOut]:
+    """The caller's For You feed from their cell's model (popularity until it has one)."""
+    page = recommend.for_you(
+        caller.cell, caller.user, cursor, limit, policy=gateway.deployment.policy
+    )
     return PageOut(items=[FeedItemOut.of(i) for i in page.items], next_cursor=page.next_cursor)
 
 

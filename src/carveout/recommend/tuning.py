@@ -1,0 +1,71 @@
+"""Choosing the ranker's parameters on a validation split carved from training rows only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from carveout.recommend.metrics import evaluate
+from carveout.recommend.ranker import Groups, Ranker, RankerParams, states_from_rows
+from carveout.recommend.ratings import Ratings, split_per_user
+from carveout.recommend.video_groups import GROUP_TYPES
+
+VALID_SHARE = 45 / 60
+CAPS = (1.5, 2.0, 3.0)
+SHRINKS = (1.0, 2.0, 5.0)
+WEIGHTS = (0.0, 0.25, 0.5, 1.0)
+
+
+def _ids(values: np.ndarray) -> list[str]:
+    return [str(v) for v in values.tolist()]
+
+
+def fit_ranker(train: Ratings, groups: Groups, params: RankerParams) -> Ranker:
+    return Ranker.fit(_ids(train.videos), train.ratios, groups, params)
+
+
+def score_rows(
+    ranker: Ranker, history: Ratings, query: Ratings | tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """Scores of (user, video) query rows, each user's state folded in from `history`."""
+    users, videos = (query.users, query.videos) if isinstance(query, Ratings) else query
+    states = states_from_rows(ranker, _ids(history.users), _ids(history.videos), history.ratios)
+    out = np.empty(users.size)
+    for user in np.unique(users):
+        rows = np.flatnonzero(users == user)
+        out[rows] = ranker.score(states.get(str(user)), _ids(videos[rows]))
+    return out
+
+
+def tune(train: Ratings, groups: Groups, seed: int) -> tuple[Ranker, dict[str, object]]:
+    """Grid over cap and shrink, then per-type affinity weights one at a time; refit on all."""
+    fit_rows, valid_rows = split_per_user(train, seed + 20_000, VALID_SHARE)
+    fit, valid = train.take(fit_rows), train.take(valid_rows)
+
+    def ndcg(ranker: Ranker) -> float:
+        return evaluate(valid.users, valid.ratios, score_rows(ranker, fit, valid)).ndcg
+
+    best_params, best = RankerParams(), -1.0
+    for cap in CAPS:
+        for shrink in SHRINKS:
+            params = RankerParams(cap=cap, shrink=shrink)
+            got = ndcg(fit_ranker(fit, groups, params))
+            if got > best:
+                best_params, best = params, got
+    base = fit_ranker(fit, groups, best_params)
+    weights = list(best_params.weights)
+    for i, _kind in enumerate(GROUP_TYPES):
+        for w in WEIGHTS[1:]:
+            trial = [*weights]
+            trial[i] = w
+            got = ndcg(base.with_params(replace(best_params, weights=tuple(trial))))
+            if got > best:
+                weights, best = trial, got
+    params = replace(best_params, weights=tuple(weights))
+    return fit_ranker(train, groups, params), {**params.as_dict(), "valid_ndcg@10": best}
+
+
+def candidate_ids(values: Sequence[int]) -> list[str]:
+    return [str(v) for v in values]

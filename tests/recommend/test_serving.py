@@ -1,0 +1,126 @@
+"""The For You feed of a cell: fallback, training with lineage, online updates, refusals."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+
+import pytest
+from world import World
+
+from carveout.core import NotFound
+from carveout.recommend import FALLBACK_SOURCE, artefact, for_you, train_cell
+from carveout.recommend.artefact import MANIFEST_FILE, RANKER_FILE, ArtefactRefused
+
+
+def test_no_model_falls_back_to_popular_and_says_so(trained_world: World) -> None:
+    page = for_you(trained_world.cell, trained_world.user(), None, 5)
+    assert page.items
+    assert {i.source for i in page.items} == {FALLBACK_SOURCE}
+
+
+def test_unknown_or_erased_user_is_not_found(trained_world: World) -> None:
+    ghost = trained_world.user()
+    trained_world.users.pop()
+    from dataclasses import replace
+
+    stranger = replace(ghost, id="0190f0f0-0000-7000-8000-000000000000")
+    with pytest.raises(NotFound):
+        for_you(trained_world.cell, stranger, None, 5)
+
+
+def test_training_writes_lineage_and_the_feed_uses_the_model(trained_world: World) -> None:
+    manifest = train_cell(trained_world.cell)
+    assert manifest.cell == "na"
+    assert set(manifest.jurisdictions) == {"US", "CA"}
+    assert manifest.rows["watch_events"] == 25 * 6
+    assert len(manifest.snapshot_digest) == 64
+    folder = trained_world.cell.root / "models" / manifest.version
+    assert (folder / RANKER_FILE).is_file() and (folder / MANIFEST_FILE).is_file()
+    viewer = trained_world.users[2]
+    page = for_you(trained_world.cell, viewer, None, 6)
+    assert page.items and all(i.source in {"model", "explore"} for i in page.items)
+    watched = {trained_world.videos[(0 + k) % 12] for k in range(6)}
+    assert not watched & {i.video.id for i in page.items}
+    creators = [i.video.creator_id for i in page.items]
+    assert all(a != b for a, b in itertools.pairwise(creators))
+
+
+def test_cold_start_user_gets_a_full_feed(trained_world: World) -> None:
+    train_cell(trained_world.cell)
+    page = for_you(trained_world.cell, trained_world.user(), None, 10)
+    assert len(page.items) == 10
+    assert len({i.video.category for i in page.items}) == 2
+
+
+def test_an_event_changes_the_next_feed(trained_world: World) -> None:
+    train_cell(trained_world.cell)
+    viewer = trained_world.user()
+    first = for_you(trained_world.cell, viewer, None, 10)
+    top = first.items[0].video.id
+    trained_world.watch(viewer, top, 1.0)
+    second = for_you(trained_world.cell, viewer, None, 10)
+    assert top not in {i.video.id for i in second.items}
+
+
+def test_new_upload_is_explored(trained_world: World) -> None:
+    train_cell(trained_world.cell)
+    fresh = trained_world.video(trained_world.users[0], "news")
+    from carveout.recommend import service
+
+    service.recommender(trained_world.cell).catalogue = None  # skip the 0.5 s cache
+    page = for_you(trained_world.cell, trained_world.user(), None, 20)
+    sources = {i.video.id: i.source for i in page.items}
+    assert sources.get(fresh) == "explore"
+
+
+def test_foreign_lineage_is_refused_and_serving_continues(
+    trained_world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = train_cell(trained_world.cell)
+    viewer = trained_world.user()
+    assert for_you(trained_world.cell, viewer, None, 5).items[0].source != FALLBACK_SOURCE
+    bad = train_cell(trained_world.cell)
+    path = trained_world.cell.root / "models" / bad.version
+    raw = json.loads((path / MANIFEST_FILE).read_text())
+    raw["jurisdictions"] = ["CA", "GB"]
+    (path / MANIFEST_FILE).write_text(json.dumps(raw))
+    with pytest.raises(ArtefactRefused, match="GB"):
+        artefact.load(path, trained_world.cell.spec)
+    with caplog.at_level(logging.ERROR):
+        page = for_you(trained_world.cell, viewer, None, 5)
+    assert page.items[0].source != FALLBACK_SOURCE
+    assert "outside cell 'na'" in caplog.text
+    from carveout.recommend import service
+
+    assert service.recommender(trained_world.cell).manifest.version == good.version  # type: ignore[union-attr]
+
+
+def test_corrupt_artefact_is_refused(trained_world: World) -> None:
+    manifest = train_cell(trained_world.cell)
+    path = trained_world.cell.root / "models" / manifest.version
+    (path / RANKER_FILE).write_bytes(b'{"params": 1')
+    with pytest.raises(ArtefactRefused, match="digest"):
+        artefact.load(path, trained_world.cell.spec)
+    (path / MANIFEST_FILE).write_text("not json")
+    with pytest.raises(ArtefactRefused, match="unreadable"):
+        artefact.load(path, trained_world.cell.spec)
+    # Nothing servable: the feed falls back instead of failing.
+    page = for_you(trained_world.cell, trained_world.user(), None, 5)
+    assert {i.source for i in page.items} == {FALLBACK_SOURCE}
+
+
+def test_a_model_for_another_cell_is_refused(trained_world: World) -> None:
+    manifest = train_cell(trained_world.cell)
+    path = trained_world.cell.root / "models" / manifest.version
+    other = trained_world.deployment.cell("global")
+    with pytest.raises(ArtefactRefused, match="trained for cell 'na'"):
+        artefact.load(path, other.spec)
+
+
+def test_star_cell_refuses_jurisdictions_named_by_another_cell(trained_world: World) -> None:
+    spec = trained_world.deployment.cell("global").spec
+    policy = trained_world.deployment.policy
+    assert artefact.foreign_jurisdictions(("GB", "US"), spec, policy) == ["US"]
+    assert artefact.foreign_jurisdictions(("GB",), spec, policy) == []
