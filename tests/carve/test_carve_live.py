@@ -8,18 +8,23 @@ from collections import Counter
 from typing import Any
 
 import sqlalchemy as sa
-from conftest import MOVING
 from fastapi.testclient import TestClient
 
 from carveout import carve
 from carveout.api import create_app
 from carveout.cells import Deployment
 from carveout.datamap import TABLES
+from conftest import MOVING
 
 
 def _signup(client: TestClient, handle: str, country: str) -> dict[str, str]:
-    body = {"handle": handle, "display_name": handle, "email": f"{handle}@example.com",
-            "password": "long enough pw", "country": country}
+    body = {
+        "handle": handle,
+        "display_name": handle,
+        "email": f"{handle}@example.com",
+        "password": "long enough pw",
+        "country": country,
+    }
     r = client.post("/v1/users", json=body)
     assert r.status_code == 201, r.text
     return {"Authorization": f"Bearer {r.json()['token']}", "id": r.json()["user"]["id"]}
@@ -34,10 +39,16 @@ def test_writes_during_a_live_carve_are_held_not_failed_and_land_once(
     # knows only its own videos (cross-border viewing is the content exchange's job).
     vids = TABLES["videos"]
     with loaded.cell("global").store.connect() as conn:
-        moving = [r[0] for r in conn.execute(
-            sa.select(vids.c.id).where(vids.c.domicile.in_(MOVING)).limit(50))]
-        staying = [r[0] for r in conn.execute(
-            sa.select(vids.c.id).where(~vids.c.domicile.in_(MOVING)).limit(50))]
+        moving = [
+            r[0]
+            for r in conn.execute(sa.select(vids.c.id).where(vids.c.domicile.in_(MOVING)).limit(50))
+        ]
+        staying = [
+            r[0]
+            for r in conn.execute(
+                sa.select(vids.c.id).where(~vids.c.domicile.in_(MOVING)).limit(50)
+            )
+        ]
     acked: Counter[str] = Counter()  # user id -> events acknowledged
     failures: list[str] = []
     latencies: dict[str, list[float]] = {c: [] for c in users}
@@ -49,8 +60,10 @@ def test_writes_during_a_live_carve_are_held_not_failed_and_land_once(
         headers = {"Authorization": who["Authorization"]}
         i = 0
         while not stop.is_set():
-            batch = [{"video_id": videos[(i + k) % len(videos)], "kind": "watch",
-                      "watched_ms": 1000 + k} for k in range(5)]
+            batch = [
+                {"video_id": videos[(i + k) % len(videos)], "kind": "watch", "watched_ms": 1000 + k}
+                for k in range(5)
+            ]
             began = time.monotonic()
             r = client.post("/v1/events", headers=headers, json={"events": batch})
             latencies[country].append(time.monotonic() - began)
@@ -87,7 +100,10 @@ def test_writes_during_a_live_carve_are_held_not_failed_and_land_once(
         assert stored == acked[who["id"]], f"{country}: {stored} stored, {acked[who['id']]} acked"
         other = loaded.cell("global" if home.name == "na-anz" else "na-anz")
         with other.store.connect() as conn:
-            assert conn.execute(
-                sa.select(sa.func.count()).where(events.c.user_id == who["id"])
-            ).scalar_one() == 0
+            assert (
+                conn.execute(
+                    sa.select(sa.func.count()).where(events.c.user_id == who["id"])
+                ).scalar_one()
+                == 0
+            )
     assert loaded.cell_for("CA").name == "na-anz"
