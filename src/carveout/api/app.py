@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from carveout import __version__
 from carveout.api.limits import BodyLimit
+from carveout.api.replay import MOVED_HEADER, ReplayMoved
 from carveout.api.routes import accounts, feed, social, videos
+from carveout.carve import is_moved_error
 from carveout.cells import Deployment, Gateway
 from carveout.core import CarveoutError, Unauthenticated
 
@@ -27,13 +30,27 @@ def create_app(deployment: Deployment, *, max_body_bytes: int = DEFAULT_MAX_BODY
         version=__version__,
         summary="A short-video backend in which every record knows its jurisdiction.",
     )
-    app.state.gateway = Gateway(deployment)
+    gateway = Gateway(deployment)
+    app.state.gateway = gateway
+    # Outermost last: the body limit applies before a body is buffered for a replay.
+    app.add_middleware(ReplayMoved, fences=gateway.fences)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 
     @app.exception_handler(CarveoutError)
     async def domain_error(_request: Request, exc: CarveoutError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(sa.exc.DBAPIError)
+    async def database_error(_request: Request, exc: sa.exc.DBAPIError) -> JSONResponse:
+        if is_moved_error(exc):
+            # The write met a carve's seal: ReplayMoved runs it again after the cutover.
+            return JSONResponse(
+                {"detail": "your jurisdiction moved to a new cell during this request; retry"},
+                status_code=503,
+                headers={MOVED_HEADER.decode(): "1", "Retry-After": "1"},
+            )
+        raise exc
 
     @app.get("/v1/health", response_model=HealthOut, tags=["operations"])
     def health() -> HealthOut:
