@@ -176,3 +176,22 @@ def test_init_data_dir_refuses_a_bad_policy_without_writing(tmp_path: Path) -> N
         init_data_dir(data, bad)
     assert policy_file.read_bytes() == before
     assert sorted(p.name for p in (data / "cells").iterdir()) == cells_before == ["eu", "global"]
+
+
+def test_site_paths_survive_a_rewrite_of_the_policy() -> None:
+    from carveout.cells import render_policy, with_new_cell
+    from carveout.cells.policy import CellSpec
+
+    text = DEFAULT_POLICY.replace(
+        '[sites.sg]\ndescription = "Singapore (backup site)"',
+        '[sites.sg]\ndescription = "Singapore (backup site)"\npath = "/mnt/sg-backups"',
+    )
+    policy = parse_policy(text)
+    assert policy.site_paths == {"sg": "/mnt/sg-backups"}
+    target = CellSpec("na-anz", ("CA", "US"), False, "us", "sg", False, "sqlite")
+    rewritten = parse_policy(render_policy(with_new_cell(policy, target)))
+    assert rewritten.site_paths == {"sg": "/mnt/sg-backups"}
+    assert rewritten.cell_for("CA").name == "na-anz"
+    assert rewritten.cell_for("GB").name == "global"
+    with pytest.raises(PolicyError, match=r"sites\.sg\.path"):
+        parse_policy(text.replace('path = "/mnt/sg-backups"', "path = 3"))

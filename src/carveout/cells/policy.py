@@ -44,7 +44,9 @@ class CellSpec:
 @dataclass(frozen=True)
 class Policy:
     cells: tuple[CellSpec, ...]
-    sites: dict[str, str] = field(default_factory=dict)
+    sites: dict[str, str] = field(default_factory=dict)  # name -> description
+    # name -> folder of the site (absolute or relative to the data dir); unset: the default
+    site_paths: dict[str, str] = field(default_factory=dict)
 
     def cell(self, name: str) -> CellSpec:
         for spec in self.cells:
@@ -118,6 +120,12 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
     sites = {
         k: str(v.get("description", k)) if isinstance(v, dict) else k for k, v in sites_raw.items()
     }
+    site_paths: dict[str, str] = {}
+    for name, site in sites_raw.items():
+        if isinstance(site, dict) and "path" in site:
+            if not isinstance(site["path"], str) or not site["path"]:
+                raise PolicyError(f"{source}: sites.{name}.path must be a non-empty string")
+            site_paths[name] = site["path"]
     cells_raw = raw.get("cells")
     if not isinstance(cells_raw, dict) or not cells_raw:
         raise PolicyError(f"{source}: no [cells.*] defined")
@@ -134,7 +142,7 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
     rest = [s.name for s in cells if s.serves_rest]
     if len(rest) > 1:
         raise PolicyError(f"{source}: only one cell may serve '*', found {rest}")
-    return Policy(cells=cells, sites=sites)
+    return Policy(cells=cells, sites=sites, site_paths=site_paths)
 
 
 def load_policy(path: Path) -> Policy:

@@ -17,7 +17,11 @@ from carveout.core import PolicyError
 def render_policy(policy: Policy) -> str:
     doc: dict[str, Any] = {
         "version": 1,
-        "sites": {name: {"description": desc} for name, desc in policy.sites.items()},
+        "sites": {
+            name: {"description": desc}
+            | ({"path": policy.site_paths[name]} if name in policy.site_paths else {})
+            for name, desc in policy.sites.items()
+        },
         "cells": {},
     }
     for spec in policy.cells:
@@ -47,7 +51,9 @@ def with_new_cell(policy: Policy, target: CellSpec) -> Policy:
     if emptied:
         # A cell left serving nothing is a decision (retire it), not a side effect.
         raise PolicyError(f"the carve would leave cell(s) {emptied} serving no jurisdiction")
-    result = Policy(cells=(*cells, target), sites=dict(policy.sites))
+    result = Policy(
+        cells=(*cells, target), sites=dict(policy.sites), site_paths=dict(policy.site_paths)
+    )
     parse_policy(render_policy(result))  # the same checks as a hand-written policy
     return result
 

@@ -230,3 +230,8 @@ def recommend(
         out.print(table)
     out.print(f"machine: {machine_line(info)}", highlight=False)
     out.print(f"JSON: {json_path}", highlight=False)
+
+
+from carveout.cli.bench_backup import BENCH_BACKUP_HELP, bench_backup_command  # noqa: E402
+
+bench_app.command("backup", help=BENCH_BACKUP_HELP)(bench_backup_command)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from carveout.cli.backup import backup_app
 from carveout.cli.bench import bench_app
 from carveout.cli.carve import carve_app
 from carveout.cli.common import DataDirOpt, fail_on_errors
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(load_app, name="load", help="Import a real dataset into the cells.")
 app.add_typer(recommend_app, name="recommend", help="Train each cell's recommender.")
+app.add_typer(backup_app, name="backup", help="Backups at each cell's designated backup site.")
 app.add_typer(carve_app, name="carve", help="Carve jurisdictions out into a new cell.")
 app.add_typer(bench_app, name="bench", help="Benchmarks against the baseline a user would pick.")
 app.command("status", help="Cells, jurisdictions, and row counts per table and domicile.")(

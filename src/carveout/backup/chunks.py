@@ -1,0 +1,187 @@
+"""The chunk stream: files packed in order, cut into chunks, zstd-compressed, AES-GCM-sealed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import zstandard
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from carveout.backup.models import CHUNKS, BackupError, Chunk, Item, Manifest
+
+CHUNK_SIZE = 8 << 20
+ZSTD_LEVEL = 3  # zstd's own default: the baseline `zstd` uses the same
+COMPRESSION = f"zstd level {ZSTD_LEVEL}"
+ENCRYPTION = "AES-256-GCM, key derived per backup with HKDF-SHA256"
+NONCE = 12
+_READ = 1 << 20
+
+
+class ChunkWriteError(Exception):
+    """Writing a chunk to the site failed (the site is full, read-only, gone)."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def backup_key(cell_key: bytes, backup_id: str) -> AESGCM:
+    # One key per backup: random 96-bit nonces then never approach their reuse bound.
+    derived = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=backup_id.encode(), info=b"carveout backup v1"
+    ).derive(cell_key)
+    return AESGCM(derived)
+
+
+def _aad(backup_id: str, index: int) -> bytes:
+    # Binds each chunk to its backup and position: a chunk swapped in from elsewhere fails.
+    return f"{backup_id}/{index}".encode()
+
+
+class ChunkWriter:
+    """Packs files into one logical stream and writes it as sealed chunk files."""
+
+    def __init__(self, folder: Path, cell_key: bytes, backup_id: str, chunk_size: int) -> None:
+        self.folder = folder / CHUNKS
+        self.folder.mkdir()
+        self.backup_id = backup_id
+        self.chunk_size = chunk_size
+        self._aead = backup_key(cell_key, backup_id)
+        self._zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        self._buffer = bytearray()
+        self._offset = 0
+        self.items: list[Item] = []
+        self.chunks: list[Chunk] = []
+        self.seconds = {"compress": 0.0, "encrypt": 0.0, "checksum": 0.0, "write": 0.0}
+
+    def add_file(self, name: str, path: Path) -> Item:
+        digest = hashlib.sha256()
+        size = 0
+        with path.open("rb") as fh:
+            while piece := fh.read(_READ):
+                started = time.perf_counter()
+                digest.update(piece)
+                self.seconds["checksum"] += time.perf_counter() - started
+                size += len(piece)
+                self._buffer += piece
+                while len(self._buffer) >= self.chunk_size:
+                    self._seal(bytes(self._buffer[: self.chunk_size]))
+                    del self._buffer[: self.chunk_size]
+        item = Item(name=name, offset=self._offset, size=size, sha256=digest.hexdigest())
+        self._offset += size
+        self.items.append(item)
+        return item
+
+    def finish(self) -> None:
+        if self._buffer:
+            self._seal(bytes(self._buffer))
+            self._buffer.clear()
+
+    def _seal(self, plain: bytes) -> None:
+        index = len(self.chunks)
+        t0 = time.perf_counter()
+        packed = self._zstd.compress(plain)
+        t1 = time.perf_counter()
+        nonce = secrets.token_bytes(NONCE)
+        stored = nonce + self._aead.encrypt(nonce, packed, _aad(self.backup_id, index))
+        t2 = time.perf_counter()
+        sha = hashlib.sha256(stored).hexdigest()
+        t3 = time.perf_counter()
+        name = f"{index:06d}.chunk"
+        try:
+            with (self.folder / name).open("xb") as fh:
+                fh.write(stored)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise ChunkWriteError(exc) from exc
+        t4 = time.perf_counter()
+        for step, spent in (("compress", t1 - t0), ("encrypt", t2 - t1), ("checksum", t3 - t2)):
+            self.seconds[step] += spent
+        self.seconds["write"] += t4 - t3
+        self.chunks.append(Chunk(index, f"{CHUNKS}/{name}", len(stored), len(plain), sha))
+
+
+def read_chunks(folder: Path, manifest: Manifest, cell_key: bytes) -> Iterator[bytes]:
+    """Each chunk's plaintext, in order, after its sha256 and GCM tag have both checked out."""
+    aead = backup_key(cell_key, manifest.backup_id)
+    zstd = zstandard.ZstdDecompressor()
+    for chunk in manifest.chunks:
+        where = f"chunk {chunk.index} ({chunk.file}) of backup {manifest.backup_id}"
+        try:
+            stored = (folder / chunk.file).read_bytes()
+        except FileNotFoundError:
+            raise BackupError(f"{where} is missing") from None
+        sha = hashlib.sha256(stored).hexdigest()
+        if len(stored) != chunk.stored_size or sha != chunk.sha256:
+            raise BackupError(
+                f"{where} is corrupt: sha256 {sha[:16]}… ({len(stored)} bytes) does not match "
+                f"the manifest's {chunk.sha256[:16]}… ({chunk.stored_size} bytes)"
+            )
+        try:
+            packed = aead.decrypt(
+                stored[:NONCE], stored[NONCE:], _aad(manifest.backup_id, chunk.index)
+            )
+        except InvalidTag:
+            raise BackupError(
+                f"{where} does not decrypt with the cell's backup key {manifest.key_id}"
+            ) from None
+        plain = zstd.decompress(packed, max_output_size=chunk.plain_size)
+        if len(plain) != chunk.plain_size:
+            raise BackupError(
+                f"{where} holds {len(plain)} bytes, the manifest says {chunk.plain_size}"
+            )
+        yield plain
+
+
+def unpack(
+    chunks: Iterator[bytes], manifest: Manifest, destination: Callable[[Item], Path]
+) -> None:
+    """Write every item of the stream to `destination(item)`, checking each one's sha256."""
+    items = sorted(manifest.items, key=lambda i: i.offset)
+    stream = _Stream(chunks)
+    for item in items:
+        path = destination(item)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with path.open("wb") as out:
+            for piece in stream.take(item.size):
+                digest.update(piece)
+                out.write(piece)
+        if digest.hexdigest() != item.sha256:
+            raise BackupError(
+                f"{item.name} in backup {manifest.backup_id} does not match its sha256"
+            )
+    if stream.has_more():
+        raise BackupError(f"backup {manifest.backup_id} holds bytes no item accounts for")
+
+
+class _Stream:
+    """Reads a sequence of byte chunks as one stream, `n` bytes at a time."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._current = memoryview(b"")
+
+    def take(self, n: int) -> Iterator[memoryview]:
+        while n > 0:
+            if not self._current:
+                nxt = next(self._chunks, None)
+                if nxt is None:
+                    raise BackupError("backup stream ended before its last item")
+                self._current = memoryview(nxt)
+            piece = self._current[:n]
+            self._current = self._current[n:]
+            n -= len(piece)
+            yield piece
+
+    def has_more(self) -> bool:
+        return bool(self._current) or next(self._chunks, None) is not None

@@ -1,0 +1,198 @@
+"""`backup verify` and `backup restore`: unpack into a scratch or staging cell, check, swap in."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from carveout.backup import pgtools
+from carveout.backup.catalog import backup_folder, open_manifest, write_verification
+from carveout.backup.chunks import read_chunks, unpack
+from carveout.backup.keys import CellKeys, load_keys
+from carveout.backup.models import (
+    BLOB_PREFIX,
+    DATABASE_ITEM,
+    BackupError,
+    Item,
+    Manifest,
+    TableCheck,
+    Verification,
+)
+from carveout.backup.run import scratch_dir
+from carveout.backup.sites import backup_site
+from carveout.backup.target import cell_exists, is_sqlite
+from carveout.cells import CellSpec, Policy
+from carveout.cells.registry import cell_root
+from carveout.core import Conflict, now_ms
+from carveout.storage import LocalBlobStore, PostgresStore, SqliteStore, Store, fingerprint
+
+DUMP = "cell.dump"
+DB_FILE = "cell.db"
+
+
+@dataclass(frozen=True)
+class Located:
+    spec: CellSpec
+    folder: Path
+    manifest: Manifest
+    cell_key: bytes
+
+
+def find(data_dir: Path, policy: Policy, cell: str, backup_id: str) -> tuple[Path, CellKeys]:
+    """The backup's folder at the cell's designated site, and the cell's keys."""
+    site = backup_site(data_dir, policy, cell)
+    folder = backup_folder(site, cell, backup_id)
+    return folder, load_keys(data_dir, cell)
+
+
+def locate(data_dir: Path, policy: Policy, cell: str, backup_id: str) -> Located:
+    """The backup at the cell's designated site, its signature checked with the cell's key."""
+    spec = policy.cell(cell)
+    folder, keys = find(data_dir, policy, cell, backup_id)
+    manifest = open_manifest(folder, keys)
+    backend = "sqlite" if is_sqlite(spec) else "postgresql"
+    if manifest.backend != backend:
+        raise BackupError(
+            f"backup {backup_id} holds a {manifest.backend} database; cell {cell!r} is "
+            f"configured for {backend}"
+        )
+    return Located(spec, folder, manifest, keys.backup_key)
+
+
+def _unpack(found: Located, dest: Path) -> None:
+    database = dest / (DB_FILE if found.manifest.backend == "sqlite" else DUMP)
+
+    def destination(item: Item) -> Path:
+        if item.name == DATABASE_ITEM:
+            return database
+        sha = item.name.removeprefix(BLOB_PREFIX)
+        if item.sha256 != sha:
+            raise BackupError(f"{item.name}: content sha256 {item.sha256} differs from its name")
+        return dest / "blobs" / sha[:2] / sha[2:4] / sha
+
+    unpack(read_chunks(found.folder, found.manifest, found.cell_key), found.manifest, destination)
+    (dest / "blobs").mkdir(exist_ok=True)
+
+
+def compare(manifest: Manifest, store: Store, blobs: LocalBlobStore) -> list[str]:
+    """Per-table row counts and digests of the restored cell against the manifest's."""
+    found = fingerprint(store, blobs)
+    problems = []
+    for name in sorted(set(manifest.tables) | set(found.tables)):
+        want = manifest.tables.get(name)
+        rows, digest = found.tables.get(name, (-1, ""))
+        if want is None or (want.rows, want.sha256) != (rows, digest):
+            expected = f"{want.rows} rows, {want.sha256[:12]}…" if want else "absent"
+            problems.append(
+                f"table {name}: restored {rows} rows, {digest[:12]}…; backup {expected}"
+            )
+    if found.blobs != manifest.blobs:
+        problems.append(f"blobs: restored {len(found.blobs)}, backup holds {len(manifest.blobs)}")
+    return problems
+
+
+@contextmanager
+def _loaded(found: Located, dest: Path, db_prefix: str) -> Iterator[tuple[Store, str]]:
+    """Open the unpacked database as a store (PostgreSQL: restored into a new database)."""
+    if found.manifest.backend == "sqlite":
+        sqlite = SqliteStore(dest / DB_FILE)
+        try:
+            yield sqlite, ""
+        finally:
+            sqlite.dispose()
+        return
+    name = f"{pgtools.database_name(found.spec.storage)}_{db_prefix}_{secrets.token_hex(4)}"
+    url = pgtools.create_database(found.spec.storage, name)
+    try:
+        pgtools.pg_restore(dest / DUMP, url)
+        (dest / DUMP).unlink()
+        pg = PostgresStore(url, create=False)
+        try:
+            yield pg, name
+        finally:
+            pg.dispose()
+    except BaseException:
+        pgtools.drop_database(found.spec.storage, name)
+        raise
+
+
+def verify_backup(data_dir: Path, policy: Policy, cell: str, backup_id: str) -> Verification:
+    """Restore into a scratch cell, compare with the manifest, record the result at the site."""
+    folder, _keys = find(data_dir, policy, cell, backup_id)  # missing backup or key: raised
+    scratch = scratch_dir(data_dir)
+    problems: list[str] = []
+    checks: dict[str, TableCheck] = {}
+    try:
+        found = locate(data_dir, policy, cell, backup_id)
+        _unpack(found, scratch)
+        with _loaded(found, scratch, "verify") as (store, db_name):
+            try:
+                problems = compare(found.manifest, store, LocalBlobStore(scratch / "blobs"))
+                checks = found.manifest.tables if not problems else {}
+            finally:
+                if db_name:
+                    store.dispose()
+                    pgtools.drop_database(found.spec.storage, db_name)
+    except BackupError as exc:
+        problems = [str(exc)]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result = Verification(backup_id, not problems, now_ms(), tuple(problems), checks)
+    write_verification(folder, result)
+    return result
+
+
+def restore_backup(
+    data_dir: Path, policy: Policy, cell: str, backup_id: str, *, replace: bool = False
+) -> Manifest:
+    """Bring a cell back from a backup. The cell appears whole or not at all: the backup is
+    unpacked and checked in a staging area, then swapped in by renames."""
+    spec = policy.cell(cell)
+    if cell_exists(data_dir, spec) and not replace:
+        raise Conflict(
+            f"cell {cell!r} already exists; restoring would overwrite it: pass --replace to "
+            "replace it with the backup (stop serving it first)"
+        )
+    found = locate(data_dir, policy, cell, backup_id)
+    root = cell_root(data_dir, cell)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = root.parent / f".restore-{cell}-{secrets.token_hex(4)}"
+    staging.mkdir()
+    try:
+        _unpack(found, staging)
+        with _loaded(found, staging, "restore") as (store, db_name):
+            problems = compare(found.manifest, store, LocalBlobStore(staging / "blobs"))
+            store.dispose()
+            if problems:  # the staging database is dropped on the way out
+                raise BackupError(f"backup {backup_id} restored wrong: {'; '.join(problems)}")
+            if db_name:
+                _swap_database(spec.storage, db_name)
+        _swap_folder(staging, root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return found.manifest
+
+
+def _swap_database(url: str, restored: str) -> None:
+    name = pgtools.database_name(url)
+    old = f"{name}_replaced_{secrets.token_hex(4)}"
+    had_old = pgtools.database_exists(url)
+    if had_old:
+        pgtools.rename_database(url, name, old)
+    pgtools.rename_database(url, restored, name)
+    if had_old:
+        pgtools.drop_database(url, old)
+
+
+def _swap_folder(staging: Path, root: Path) -> None:
+    old = root.parent / f".replaced-{root.name}-{secrets.token_hex(4)}"
+    if root.exists():
+        root.rename(old)
+    staging.rename(root)
+    with contextlib.suppress(OSError):
+        shutil.rmtree(old)

@@ -1,0 +1,154 @@
+"""`backup run`: snapshot a serving cell and write it, sealed and signed, to its backup site."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from carveout.backup.catalog import TMP_PREFIX, prune, sign
+from carveout.backup.chunks import CHUNK_SIZE, COMPRESSION, ENCRYPTION, ChunkWriteError, ChunkWriter
+from carveout.backup.keys import load_or_create_keys
+from carveout.backup.models import (
+    BLOB_PREFIX,
+    DATABASE_ITEM,
+    BackupError,
+    BackupResult,
+    Manifest,
+    Timings,
+)
+from carveout.backup.sites import Site, backup_site, check_writable, describe_os_error
+from carveout.backup.snapshot import snapshot_cell
+from carveout.backup.target import cell_exists
+from carveout.cells import Deployment
+from carveout.core import InvalidInput, NotFound, now_ms
+
+DEFAULT_KEEP = 7
+
+
+def new_backup_id(at_ms: int) -> str:
+    # Sorts by time, so the newest generation is last; the suffix keeps concurrent runs apart.
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(at_ms / 1000))
+    return f"{stamp}{at_ms % 1000:03d}Z-{secrets.token_hex(2)}"
+
+
+def scratch_dir(data_dir: Path) -> Path:
+    """Local working space at the primary site, beside the cells (never at a backup site)."""
+    root = data_dir / ".scratch"
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="backup-", dir=root))
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def at_site(site: Site) -> Iterator[None]:
+    """An OS error while writing to the site becomes one message naming the site."""
+    try:
+        yield
+    except ChunkWriteError as exc:
+        raise BackupError(describe_os_error(site, exc.cause)) from exc
+    except OSError as exc:
+        raise BackupError(describe_os_error(site, exc)) from exc
+
+
+def run_backup(
+    deployment: Deployment,
+    cell: str,
+    *,
+    site: str | None = None,
+    keep: int = DEFAULT_KEEP,
+    chunk_size: int = CHUNK_SIZE,
+) -> BackupResult:
+    """Back up a serving cell to the one site its policy allows; keep `keep` generations.
+
+    Everything is checked before the site is touched; the backup is written under a temp name
+    and renamed when complete, so a failure leaves nothing at the site."""
+    started = time.perf_counter()
+    if keep < 1:
+        raise InvalidInput("keep must be at least 1 generation")
+    if chunk_size < 4096:
+        raise InvalidInput("chunk size must be at least 4096 bytes")
+    data_dir = deployment.data_dir
+    target = backup_site(data_dir, deployment.policy, cell, site)
+    spec = deployment.policy.cell(cell)
+    if not cell_exists(data_dir, spec):
+        raise NotFound(f"cell {cell!r} has no database yet: nothing to back up")
+    check_writable(target)
+    keys = load_or_create_keys(data_dir, cell)
+    serving = deployment.cell(cell)
+    scratch = scratch_dir(data_dir)
+    try:
+        snapshot = snapshot_cell(serving, scratch)
+        blobs = list(serving.blobs.list())
+        created = now_ms()
+        backup_id = new_backup_id(created)
+        folder = target.cell_folder(cell)
+        tmp = folder / f"{TMP_PREFIX}{backup_id}"
+        made_folder = not folder.exists()
+        try:
+            with at_site(target):
+                tmp.mkdir(parents=True)
+                writer = ChunkWriter(tmp, keys.backup_key, backup_id, chunk_size)
+                writer.add_file(DATABASE_ITEM, snapshot.path)
+                for sha in blobs:
+                    try:
+                        path = serving.blobs.local_path(sha)
+                    except NotFound:
+                        continue  # erased since the listing: the snapshot may predate that
+                    writer.add_file(BLOB_PREFIX + sha, path)
+                writer.finish()
+                manifest = Manifest(
+                    backup_id=backup_id,
+                    cell=cell,
+                    site=target.name,
+                    backend=serving.store.backend,
+                    snapshot=snapshot.method,
+                    schema_version=snapshot.schema_version,
+                    created_at_ms=created,
+                    key_id=keys.key_id,
+                    signing_key=keys.public_hex,
+                    compression=COMPRESSION,
+                    encryption=ENCRYPTION,
+                    chunk_size=chunk_size,
+                    items=tuple(writer.items),
+                    chunks=tuple(writer.chunks),
+                    tables=snapshot.tables,
+                )
+                sign(tmp, manifest, keys)
+                fsync_dir(tmp)
+                tmp.rename(folder / backup_id)
+                fsync_dir(folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if made_folder:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only if empty: never another backup's folder
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    with at_site(target):
+        removed = prune(target, cell, keep)
+    spent = writer.seconds
+    timings = Timings(
+        snapshot_s=snapshot.seconds,
+        table_checks_s=snapshot.checks_seconds,
+        compress_s=spent["compress"],
+        encrypt_s=spent["encrypt"],
+        checksum_s=spent["checksum"],
+        write_s=spent["write"],
+        total_s=time.perf_counter() - started,
+    )
+    return BackupResult(manifest, str(folder / backup_id), removed, timings)
