@@ -84,7 +84,7 @@ DECLARE
 BEGIN
     IF (TG_OP <> 'DELETE' AND NEW.domicile = ANY(codes))
        OR (TG_OP <> 'INSERT' AND OLD.domicile = ANY(codes)) THEN
-        RAISE EXCEPTION '%', TG_ARGV[0];
+        RAISE EXCEPTION USING MESSAGE = TG_ARGV[0];
     END IF;
     IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
     RETURN NEW;

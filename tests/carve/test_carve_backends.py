@@ -1,0 +1,149 @@
+"""The carve across backends: PostgreSQL to PostgreSQL and SQLite to PostgreSQL, with writes
+landing while it runs. Small data made through the API, so each path runs in seconds."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from carveout import carve
+from carveout.api import create_app
+from carveout.cells import init_data_dir
+from carveout.datamap import TABLES
+from carveout.storage import PgCluster, table_digest
+
+POLICY = """
+version = 1
+[sites.us]
+[sites.sg]
+[cells.global]
+jurisdictions = ["*"]
+primary_site = "us"
+backup_site = "sg"
+storage = "{storage}"
+"""
+
+
+def _video(path: Path, seed: int) -> Path:
+    from media import make_video
+
+    return make_video(path / f"v{seed}.mp4", seed=seed)
+
+
+def _populate(client: TestClient, tmp: Path) -> dict[str, dict[str, str]]:
+    users: dict[str, dict[str, str]] = {}
+    for i, country in enumerate(["CA", "US", "GB", "DE", "CA", "GB"]):
+        body = {
+            "handle": f"user{i}",
+            "display_name": f"U{i}",
+            "email": f"u{i}@example.com",
+            "password": "long enough pw",
+            "country": country,
+        }
+        r = client.post("/v1/users", json=body)
+        assert r.status_code == 201, r.text
+        users[f"u{i}"] = {
+            "Authorization": f"Bearer {r.json()['token']}",
+            "id": r.json()["user"]["id"],
+            "country": country,
+        }
+    vids = []
+    for i, (name, who) in enumerate(users.items()):
+        with _video(tmp, i).open("rb") as fh:
+            r = client.post(
+                "/v1/videos",
+                headers={"Authorization": who["Authorization"]},
+                files={"file": ("v.mp4", fh, "video/mp4")},
+                data={"caption": name},
+            )
+        assert r.status_code == 201, r.text
+        vids.append((who["country"], r.json()["id"]))
+    for who in users.values():
+        h = {"Authorization": who["Authorization"]}
+        own_side = [v for c, v in vids if (c in ("CA", "US")) == (who["country"] in ("CA", "US"))]
+        batch = [{"video_id": v, "kind": "watch", "watched_ms": 700} for v in own_side]
+        assert client.post("/v1/events", headers=h, json={"events": batch}).status_code == 202
+        assert client.put(f"/v1/videos/{own_side[0]}/like", headers=h).status_code == 200
+        assert (
+            client.post(
+                f"/v1/videos/{own_side[-1]}/comments", headers=h, json={"body": "nice"}
+            ).status_code
+            == 201
+        )
+    return users
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("source_backend", ["postgresql", "sqlite"])
+def test_carve_into_postgresql_under_writes(
+    tmp_path: Path, pg_server: PgCluster, source_backend: str
+) -> None:
+    storage = pg_server.fresh_url("src") if source_backend == "postgresql" else "sqlite"
+    deployment = init_data_dir(tmp_path / "data", POLICY.format(storage=storage))
+    try:
+        client = TestClient(create_app(deployment))
+        users = _populate(client, tmp_path)
+        source = deployment.cell("global")
+        moving = ("CA", "US")
+        stop = threading.Event()
+        acked: dict[str, int] = {}
+        failures: list[str] = []
+
+        def writer(name: str) -> None:
+            who = users[name]
+            h = {"Authorization": who["Authorization"]}
+            n = 0
+            while not stop.is_set():
+                r = client.post(
+                    f"/v1/videos/{vid_of[name]}/comments", headers=h, json={"body": f"{name}-{n}"}
+                )
+                if r.status_code == 201:
+                    n += 1
+                else:
+                    failures.append(r.text)
+            acked[name] = n
+
+        with source.store.connect() as conn:
+            rows = conn.execute(sa.select(TABLES["videos"].c.creator_id, TABLES["videos"].c.id))
+            by_creator = {r[0]: r[1] for r in rows}
+        vid_of = {name: by_creator[who["id"]] for name, who in users.items()}
+        threads = [threading.Thread(target=writer, args=(n,)) for n in ("u0", "u2")]
+        for t in threads:
+            t.start()
+        try:
+            spec = carve.start(deployment, moving, "na", storage=pg_server.fresh_url("tgt"))
+            outcome = carve.run(deployment, spec)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert failures == []
+        assert outcome.verify is not None and outcome.verify.ok
+        assert outcome.leaks is not None and outcome.leaks.leaks == 0
+        assert outcome.purge is not None and outcome.purge.remaining_rows == 0
+        target = deployment.cell("na")
+        assert target.store.backend == "postgresql"
+        comments = TABLES["comments"]
+        for name, cell in (("u0", target), ("u2", source)):
+            with cell.store.connect() as conn:
+                bodies: Any = (
+                    conn.execute(
+                        sa.select(comments.c.body).where(
+                            comments.c.user_id == users[name]["id"],
+                            comments.c.body.like(f"{name}-%"),
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+            assert sorted(bodies) == sorted(f"{name}-{i}" for i in range(acked[name])), name
+        users_tbl = TABLES["users"]
+        assert table_digest(source.store, "users", users_tbl.c.domicile.in_(moving))[0] == 0
+        assert table_digest(target.store, "users")[0] == 3
+    finally:
+        deployment.close()
