@@ -52,7 +52,8 @@ def test_readme_first_screen_gives_exactly_two_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     first_block = re.search(r"```bash\n(.*?)```", readme, re.S)
     assert first_block is not None
-    lines = [ln.split("#")[0].strip() for ln in first_block.group(1).splitlines() if ln.strip()]
-    assert lines == ["./dev serve", "./dev test"]
+    commands = [ln.split("#")[0].strip() for ln in first_block.group(1).splitlines()]
+    lines = [c for c in commands if c]
+    assert lines == ["./dev demo", "./dev test"]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "./dev test" in ci

@@ -31,14 +31,17 @@ class RichReporter:
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.tasks: dict[str, TaskID] = {}
+        self.phase = ""
 
     def step(self, phase: Phase) -> None:
+        self.phase = phase.value
         self.progress.console.print(f"STEP {phase.number}: {phase.value}")
 
     def advance(self, what: str, n: int) -> None:
-        if what not in self.tasks:
-            self.tasks[what] = self.progress.add_task(what, total=None)
-        self.progress.advance(self.tasks[what], n)
+        key = f"{self.phase} {what}"
+        if key not in self.tasks:
+            self.tasks[key] = self.progress.add_task(key, total=None)
+        self.progress.advance(self.tasks[key], n)
 
     def say(self, message: str) -> None:
         self.progress.console.print(f"  {message}")
@@ -46,7 +49,7 @@ class RichReporter:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("  {task.description:<20}"),
+        TextColumn("  {task.description:<28}"),
         BarColumn(),
         TextColumn("{task.completed:>10,} rows"),
         TimeElapsedColumn(),
