@@ -7,6 +7,7 @@ from carveout.carve.models import PHASES, POINT_OF_NO_RETURN, CarveSpec, Phase
 from carveout.carve.plan import CarvePlan, make_plan, render_plan
 from carveout.carve.runner import (
     CarveFailed,
+    CarveFinished,
     CarveOutcome,
     QuietReporter,
     Reporter,
@@ -24,6 +25,7 @@ __all__ = [
     "PHASES",
     "POINT_OF_NO_RETURN",
     "CarveFailed",
+    "CarveFinished",
     "CarveOutcome",
     "CarvePlan",
     "CarveSpec",

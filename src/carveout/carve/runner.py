@@ -112,9 +112,17 @@ def in_progress(deployment: Deployment) -> list[CarveSpec]:
     return [CarveSpec.from_json(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
+class CarveFinished(CarveoutError):
+    """Asked to resume a carve that completed already (e.g. killed right after its last step)."""
+
+    status = 200
+
+
 def load_spec(deployment: Deployment, target: str) -> CarveSpec:
     path = spec_path(deployment.data_dir, target)
     if not path.is_file():
+        if (carves_dir(deployment.data_dir) / "finished" / f"{target}.json").is_file():
+            raise CarveFinished(f"the carve into {target!r} has finished: nothing to resume")
         raise NotFound(f"no carve in progress into {target!r}")
     return CarveSpec.from_json(path.read_text())
 

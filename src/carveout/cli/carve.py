@@ -131,7 +131,12 @@ def resume(
     """Continue a carve where it stopped (after a crash, a kill, or `--through`)."""
     with fail_on_errors():
         deployment = Deployment.open(resolve(data_dir))
-        _run(deployment, carve.load_spec(deployment, to), through)
+        try:
+            spec = carve.load_spec(deployment, to)
+        except carve.CarveFinished as done:
+            typer.echo(str(done))
+            return
+        _run(deployment, spec, through)
 
 
 @carve_app.command()
