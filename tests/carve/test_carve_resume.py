@@ -147,3 +147,40 @@ def test_sigkill_at_random_instants_then_resume_ends_exact(loaded: Deployment, s
         assert carve.in_progress(deployment) == []
     finally:
         deployment.close()
+
+
+def test_a_source_schema_change_mid_carve_is_refused(loaded: Deployment) -> None:
+    spec = carve.start(loaded, MOVING, "na-anz")
+    carve.run(loaded, spec, through=Phase.COPY)
+    source = loaded.cell("global")
+    with source.store.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE users ADD COLUMN nickname TEXT")
+    with pytest.raises(carve.CarveFailed, match=r"tables changed mid-carve \(users\)"):
+        carve.run(loaded, spec)
+    # Nothing moved past the copy, and the carve can still be rolled back.
+    assert carve.phases_done(carve.open_target(loaded, spec)) == ["prepare", "capture", "copy"]
+    carve.abort(loaded, spec)
+    assert loaded.cell_for("US").name == "global"
+
+
+def test_a_source_that_goes_away_mid_copy_fails_loudly_then_resumes(
+    loaded: Deployment, tmp_path: Path
+) -> None:
+    db = loaded.data_dir / "cells" / "global" / "cell.db"
+    moved = tmp_path / "away.db"
+
+    class PullTheDisk(CrashAfter):
+        def advance(self, what: str, n: int) -> None:
+            self.left -= 1
+            if self.left == 0:
+                loaded.cell("global").store.dispose()  # close pooled connections, as a restart
+                db.rename(moved)
+
+    spec = carve.start(loaded, MOVING, "na-anz")
+    with pytest.raises(sa.exc.OperationalError, match="unable to open database file"):
+        carve.run(loaded, spec, reporter=PullTheDisk(chunks=5))
+    assert not db.exists()  # no empty stand-in was created
+    moved.rename(db)
+    outcome = carve.run(loaded, spec)
+    assert outcome.verify is not None and outcome.verify.ok
+    assert outcome.purge is not None and outcome.purge.remaining_rows == 0

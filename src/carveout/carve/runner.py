@@ -24,11 +24,11 @@ from carveout.carve.purge import PurgeReport, purge, purge_models
 from carveout.carve.verify import LeakReport, VerifyReport, leak_scan, remove_stray_blobs, verify
 from carveout.cells import Cell, Deployment, FenceBoard, open_cell
 from carveout.core import CarveoutError, Conflict, NotFound, now_ms
-from carveout.datamap import TABLES
+from carveout.datamap import DATA_MAP, TABLES
 from carveout.events import recompute_all
 from carveout.recommend import train_cell
 from carveout.recommend.service import forget
-from carveout.storage import drop_database
+from carveout.storage import drop_database, schema_head
 
 
 class CarveFailed(CarveoutError):
@@ -136,6 +136,26 @@ def phases_done(target: Cell) -> list[str]:
         return [p.value for p in PHASES if state.get(conn, f"phase:{p.value}") is not None]
 
 
+def check_source_schema(source: Cell) -> None:
+    """The carve copies the schema it knows; a source migrated or altered mid-carve is refused
+    (abort, then carve again with code that knows the new schema)."""
+    expected = {t.name: list(t.column_names) for t in DATA_MAP.all_tables}
+    version = source.store.schema_version()
+    if version != schema_head():
+        raise CarveFailed(
+            f"the source's schema is at version {version}, this carve expects {schema_head()}: "
+            "it changed mid-carve; abort and start again"
+        )
+    found = source.store.columns()
+    if found != expected:
+        changed = sorted(
+            name for name in set(found) | set(expected) if found.get(name) != expected.get(name)
+        )
+        raise CarveFailed(
+            f"the source's tables changed mid-carve ({', '.join(changed)}): abort and start again"
+        )
+
+
 def _mark(target: Cell, phase: Phase, started: float, details: dict[str, Any]) -> None:
     with target.store.begin() as conn:
         state.put(
@@ -163,6 +183,7 @@ def run(
         if phase.value in done:
             continue
         rep.step(phase)
+        check_source_schema(source)
         began = time.monotonic()
         details: dict[str, Any] = {}
         if phase is Phase.PREPARE:

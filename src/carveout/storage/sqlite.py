@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -28,13 +29,23 @@ class SqliteStore(SqlStore):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(f"sqlite:///{self.path}", pool_size=8, max_overflow=8)
+        if not self.path.exists():
+            sqlite3.connect(self.path).close()
+        # mode=rw: a cell file that disappears while open is an error, never a new empty
+        # database that a carve or a reader would mistake for a cell with no rows.
+        engine = sa.create_engine(
+            f"sqlite:///file:{self.path}?mode=rw&uri=true", pool_size=8, max_overflow=8
+        )
         sa.event.listen(engine, "connect", _on_connect)
         super().__init__(engine, "sqlite")
         # SQLite has one writer at a time. Queueing this process's writers on a lock is fair
         # and immediate, where SQLite's busy handler sleeps in growing steps (seconds of p99
         # under concurrent ingest). Other processes still meet busy_timeout.
         self._write_lock = threading.RLock()
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
 
     def begin(self) -> AbstractContextManager[sa.Connection]:
         return self._locked_begin()
