@@ -16,14 +16,14 @@ from carveout.storage.port import Store
 _CHUNK = 20_000
 
 
-def _canonical(values: Iterable[Any]) -> bytes:
+def canonical(values: Iterable[Any]) -> bytes:
     # repr of the column values in table order: both backends return int, float, str or None
     # for every mapped column, and repr keeps floats exact, so equal rows give equal bytes.
     return repr(tuple(values)).encode()
 
 
 def row_digest(row: Mapping[str, Any]) -> str:
-    return hashlib.sha256(_canonical(row.values())).hexdigest()
+    return hashlib.sha256(canonical(row.values())).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def table_digest(
                 stmt = stmt.where(key > last)
             rows = conn.execute(stmt).all()
             for row in rows:
-                digest.update(hashlib.sha256(_canonical(row)).digest())
+                digest.update(hashlib.sha256(canonical(row)).digest())
             count += len(rows)
             if len(rows) < _CHUNK:
                 break

@@ -1,0 +1,332 @@
+"""The transfer bundle ("ship the hard drive"): J's rows and blobs written to a folder, chunked,
+sealed to the receiving organisation's key, with per-chunk sha256 and a root digest; imported on
+the other side into a new cell, every chunk checked before anything loads, resumable."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import zstandard
+
+from carveout.carve import state
+from carveout.carve.bundle_crypto import (
+    BundleError,
+    check_key,
+    key_check,
+    load_private,
+    load_public,
+    open_sealed,
+    recipient_cipher,
+    seal,
+    sender_cipher,
+)
+from carveout.carve.capture import carved_tables
+from carveout.carve.sync import write_rows
+from carveout.carve.verify import LeakReport, leak_scan
+from carveout.cells import (
+    POLICY_FILE,
+    Cell,
+    CellSpec,
+    Deployment,
+    open_cell,
+    with_new_cell,
+    write_policy_atomically,
+)
+from carveout.core import Conflict, new_id, now_ms, parse_jurisdictions
+from carveout.datamap import DATA_MAP, TABLES
+from carveout.events import recompute_all
+from carveout.storage import Store, schema_head, table_digest
+from carveout.storage.fingerprint import canonical
+
+FORMAT = 1
+ROWS_PER_CHUNK = 5000
+MANIFEST = "manifest.json"
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    target: str
+    chunks: int
+    resumed_from: int
+    rows: dict[str, int]
+    blobs: int
+    leaks: LeakReport
+
+
+def _digest_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@contextmanager
+def _snapshot(store: Store) -> Iterator[sa.Connection]:
+    """One read transaction over every table, so the bundle is a consistent cut."""
+    with store.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            raw = conn.execution_options(isolation_level="AUTOCOMMIT")
+            raw.exec_driver_sql("BEGIN")  # a WAL read snapshot until COMMIT
+            try:
+                yield raw
+            finally:
+                raw.exec_driver_sql("COMMIT")
+        else:
+            with conn.execution_options(isolation_level="REPEATABLE READ").begin():
+                yield conn
+
+
+def export_bundle(
+    deployment: Deployment,
+    jurisdictions: str,
+    bundle: Path,
+    recipient_key: Path,
+    progress: Progress = lambda _w, _n: None,
+) -> dict[str, Any]:
+    codes = parse_jurisdictions(jurisdictions)
+    sources = {deployment.policy.cell_for(c).name for c in codes}
+    if len(sources) != 1:
+        raise BundleError(f"{', '.join(codes)} are served by several cells: {sorted(sources)}")
+    source = deployment.cell(sources.pop())
+    public = load_public(recipient_key)
+    if bundle.exists() and any(bundle.iterdir()):
+        raise Conflict(f"bundle folder {bundle} is not empty")
+    bundle_id = new_id()
+    cipher, ephemeral = sender_cipher(public, bundle_id)
+    chunks_dir = bundle / "chunks"
+    chunks_dir.mkdir(parents=True, exist_ok=True)
+    zstd = zstandard.ZstdCompressor(level=3)
+    chunks: list[dict[str, Any]] = []
+
+    def write_chunk(kind: str, plain: bytes, **meta: Any) -> None:
+        index = len(chunks) + 1
+        sealed = seal(cipher, index, zstd.compress(plain))
+        name = f"{index:06d}.bin"
+        (chunks_dir / name).write_bytes(sealed)
+        chunks.append(
+            {
+                "index": index,
+                "file": f"chunks/{name}",
+                "kind": kind,
+                "sha256": _digest_hex(sealed),
+                "bytes": len(sealed),
+                **meta,
+            }
+        )
+
+    tables: dict[str, list[Any]] = {}
+    shas: set[str] = set()
+    with _snapshot(source.store) as conn:
+        for table in carved_tables():
+            tbl = TABLES[table.name]
+            stmt = (
+                sa.select(tbl).where(tbl.c.domicile.in_(codes)).order_by(tbl.c[table.primary_key])
+            )
+            rows = [dict(r._mapping) for r in conn.execute(stmt)]
+            for i in range(0, len(rows), ROWS_PER_CHUNK):
+                part = rows[i : i + ROWS_PER_CHUNK]
+                body = "\n".join(json.dumps(r, ensure_ascii=False) for r in part).encode()
+                write_chunk("rows", body, table=table.name, rows=len(part))
+                progress(table.name, len(part))
+            for col in table.blob_columns:
+                shas |= {r[col.name] for r in rows}
+    # Digests of what was exported, for the recipient's verify (same order and canonical form
+    # as its own table_digest); computed from the written rows, not re-read.
+    for table in carved_tables():
+        tables[table.name] = list(_rows_digest(bundle, cipher, chunks, table.name))
+    for sha in sorted(shas):
+        with source.blobs.open(sha) as fh:
+            write_chunk("blob", fh.read(), sha256_plain=sha)
+        progress("blobs", 1)
+    root = hashlib.sha256("".join(c["sha256"] for c in chunks).encode()).hexdigest()
+    manifest = {
+        "format": FORMAT,
+        "bundle_id": bundle_id,
+        "created_at": now_ms(),
+        "source_cell": source.name,
+        "jurisdictions": list(codes),
+        "schema_version": schema_head(),
+        "ephemeral_public_key": ephemeral.hex(),
+        "key_check": key_check(cipher).hex(),
+        "chunks": chunks,
+        "tables": tables,
+        "root_digest": root,
+    }
+    tmp = bundle / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    tmp.replace(bundle / MANIFEST)
+    return manifest
+
+
+def _rows_digest(
+    bundle: Path, cipher: Any, chunks: list[dict[str, Any]], table: str
+) -> tuple[int, str]:
+    """(rows, digest) of a table's exported rows, as `storage.table_digest` computes it."""
+    digest = hashlib.sha256()
+    count = 0
+    dctx = zstandard.ZstdDecompressor()
+    for chunk in chunks:
+        if chunk["kind"] != "rows" or chunk["table"] != table:
+            continue
+        plain = dctx.decompress(
+            open_sealed(cipher, chunk["index"], (bundle / chunk["file"]).read_bytes(), "chunk")
+        )
+        for line in plain.decode().splitlines():
+            row = json.loads(line)
+            digest.update(hashlib.sha256(canonical(row.values())).digest())
+            count += 1
+    return count, digest.hexdigest()
+
+
+def read_manifest(bundle: Path) -> dict[str, Any]:
+    path = bundle / MANIFEST
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise BundleError(
+            f"{path} is missing: not a transfer bundle, or an unfinished one"
+        ) from exc
+    except ValueError as exc:
+        raise BundleError(f"{path} is not valid JSON: {exc}") from exc
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{path}: unknown bundle format {manifest.get('format')!r}")
+    root = hashlib.sha256("".join(c["sha256"] for c in manifest["chunks"]).encode()).hexdigest()
+    if root != manifest["root_digest"]:
+        raise BundleError(f"{path}: the chunk list does not match its root digest")
+    return manifest
+
+
+def check_chunks(bundle: Path, manifest: dict[str, Any]) -> None:
+    """Every chunk present and byte-exact, before a single row is loaded."""
+    for chunk in manifest["chunks"]:
+        path = bundle / chunk["file"]
+        what = f"chunk {chunk['index']:06d} ({chunk.get('table') or 'blob'})"
+        if not path.is_file():
+            raise BundleError(f"{what} is missing: {path}")
+        if _digest_hex(path.read_bytes()) != chunk["sha256"]:
+            raise BundleError(f"{what} is corrupt: its sha256 does not match the manifest")
+
+
+def import_bundle(
+    deployment: Deployment,
+    bundle: Path,
+    key: Path,
+    target: str,
+    *,
+    storage: str = "sqlite",
+    primary_site: str | None = None,
+    backup_site: str | None = None,
+    progress: Progress = lambda _w, _n: None,
+) -> ImportReport:
+    manifest = read_manifest(bundle)
+    if manifest["schema_version"] != schema_head():
+        raise BundleError(
+            f"the bundle has schema {manifest['schema_version']}, this carveout {schema_head()}"
+        )
+    cipher = recipient_cipher(
+        load_private(key), bytes.fromhex(manifest["ephemeral_public_key"]), manifest["bundle_id"]
+    )
+    check_key(cipher, bytes.fromhex(manifest["key_check"]))
+    check_chunks(bundle, manifest)
+    codes = tuple(manifest["jurisdictions"])
+    default = deployment.policy.cells[0]
+    spec = CellSpec(
+        name=target,
+        jurisdictions=codes,
+        serves_rest=False,
+        primary_site=primary_site or default.primary_site,
+        backup_site=backup_site if backup_site is not None else default.backup_site,
+        content_exchange=False,
+        storage=storage,
+    )
+    cell = _open_import_target(deployment, spec, manifest["bundle_id"])
+    with cell.store.connect() as conn:
+        start = int(state.get(conn, "import:next_chunk", 1))
+    dctx = zstandard.ZstdDecompressor()
+    rows: dict[str, int] = {}
+    blobs = 0
+    for chunk in manifest["chunks"]:
+        if chunk["index"] < start:
+            continue
+        plain = dctx.decompress(
+            open_sealed(
+                cipher,
+                chunk["index"],
+                (bundle / chunk["file"]).read_bytes(),
+                f"chunk {chunk['index']:06d}",
+            )
+        )
+        if chunk["kind"] == "blob":
+            sha, _size, _new = cell.blobs.put_stream(BytesIO(plain))
+            if sha != chunk["sha256_plain"]:
+                raise BundleError(f"chunk {chunk['index']:06d}: blob content does not match")
+            blobs += 1
+            with cell.store.begin() as conn:
+                state.put(conn, "import:next_chunk", chunk["index"] + 1)
+            progress("blobs", 1)
+            continue
+        table = DATA_MAP.table(chunk["table"])
+        batch = [json.loads(line) for line in plain.decode().splitlines()]
+        foreign = [r for r in batch if r["domicile"] not in codes]
+        if foreign:
+            raise BundleError(f"chunk {chunk['index']:06d} holds rows outside {codes}: refused")
+        with cell.store.begin() as conn:
+            write_rows(conn, table, [r[table.primary_key] for r in batch], batch)
+            state.put(conn, "import:next_chunk", chunk["index"] + 1)
+        rows[table.name] = rows.get(table.name, 0) + len(batch)
+        progress(table.name, len(batch))
+    _verify_import(cell, manifest)
+    recompute_all(cell.store, now_ms())
+    leaks = leak_scan(cell, codes)
+    if leaks.leaks:
+        raise BundleError(f"leak scan of the imported cell found {leaks.leaks} foreign items")
+    deployment.refresh_policy()
+    if target not in deployment.policy.names:
+        write_policy_atomically(
+            deployment.data_dir / POLICY_FILE, with_new_cell(deployment.policy, spec)
+        )
+        deployment.refresh_policy()
+    return ImportReport(target, len(manifest["chunks"]), start, rows, blobs, leaks)
+
+
+def _open_import_target(deployment: Deployment, spec: CellSpec, bundle_id: str) -> Cell:
+    existing = spec.name in deployment.policy.names
+    cell = open_cell(deployment.data_dir, spec)
+    with cell.store.begin() as conn:
+        seen = state.get(conn, "import:bundle")
+        if seen is None and (existing or _has_rows(conn)):
+            raise Conflict(f"cell {spec.name!r} exists and holds data: import into a new cell")
+        if seen is not None and seen != bundle_id:
+            raise Conflict(f"cell {spec.name!r} was imported from another bundle ({seen})")
+        state.put(conn, "import:bundle", bundle_id)
+    return cell
+
+
+def _has_rows(conn: sa.Connection) -> bool:
+    users = TABLES["users"]
+    return conn.execute(sa.select(users.c.id).limit(1)).first() is not None
+
+
+def _verify_import(cell: Cell, manifest: dict[str, Any]) -> None:
+    for name, (count, digest) in manifest["tables"].items():
+        got = table_digest(cell.store, name)
+        if got != (count, digest):
+            raise BundleError(
+                f"after import, table {name} has {got[0]} rows that do not match the bundle's "
+                f"{count}: the import is incomplete or the target was written meanwhile"
+            )
+    have = set(cell.blobs.list())
+    missing = [
+        c["sha256_plain"]
+        for c in manifest["chunks"]
+        if c["kind"] == "blob" and c["sha256_plain"] not in have
+    ]
+    if missing:
+        raise BundleError(f"{len(missing)} blob files of the bundle are missing after import")
