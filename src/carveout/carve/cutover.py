@@ -9,10 +9,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from carveout.carve import state
+from carveout.carve import replication, state
 from carveout.carve.apply import ApplyStats, catch_up
 from carveout.carve.capture import install_capture, install_seal
+from carveout.carve.ddl import prefer_to_lose, retrying
 from carveout.carve.models import CarveSpec
+from carveout.carve.sync import copy_missing_blobs, uses_replication
 from carveout.cells import (
     POLICY_FILE,
     Cell,
@@ -60,16 +62,33 @@ def cutover(
     say: Callable[[str], None] = lambda _m: None,
 ) -> CutoverReport:
     codes = spec.jurisdictions
-    catch_up(source, target, codes, stats, until_lag=PRE_FENCE_LAG, max_seconds=120)
+    replicating = uses_replication(source, target)
+    if replicating:
+        replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
+        copy_missing_blobs(source, target)
+    else:
+        catch_up(source, target, codes, stats, until_lag=PRE_FENCE_LAG, max_seconds=120)
     fences = FenceBoard(deployment.data_dir)
     before = stats.changes
     raised = time.monotonic()
     fences.raise_fence(Fence(spec.target, frozenset(codes), now_ms()))
     try:
         time.sleep(DRAIN_S)
-        with source.store.begin() as conn:
-            install_seal(conn, codes, spec.target)
-        catch_up(source, target, codes, stats, sealed=True)
+
+        def seal() -> None:
+            with source.store.begin() as conn:
+                prefer_to_lose(conn)
+                install_seal(conn, codes, spec.target)
+
+        retrying(seal)
+        if replicating:
+            # Sealed: nothing of J changes any more; once the subscriber has everything up to
+            # here, replication is over.
+            replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
+            replication.stop(source, target, spec.target, restore_identity=False)
+            copy_missing_blobs(source, target)
+        else:
+            catch_up(source, target, codes, stats, sealed=True)
         with target.store.begin() as conn:
             # From here on the target takes writes the sealed source never sees; its own
             # capture log lets verify tell them from copy errors.

@@ -13,14 +13,16 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from carveout.carve import state
+from carveout.carve import replication, state
 from carveout.carve.apply import ApplyStats, catch_up, lag
 from carveout.carve.capture import install_capture, remove_triggers
 from carveout.carve.copy import CopyStats, copy_all
 from carveout.carve.cutover import PRE_FENCE_LAG, CutoverReport, cutover, target_spec
+from carveout.carve.ddl import prefer_to_lose, retrying
 from carveout.carve.models import PHASES, CarveSpec, Phase, carves_dir, spec_path
 from carveout.carve.plan import validate
 from carveout.carve.purge import PurgeReport, purge, purge_models
+from carveout.carve.sync import copy_missing_blobs, uses_replication
 from carveout.carve.verify import LeakReport, VerifyReport, leak_scan, remove_stray_blobs, verify
 from carveout.cells import Cell, Deployment, FenceBoard, open_cell
 from carveout.core import CarveoutError, Conflict, NotFound, now_ms
@@ -189,8 +191,27 @@ def run(
         if phase is Phase.PREPARE:
             details = {"target": target.store.url, "spec": spec.to_json()}
         elif phase is Phase.CAPTURE:
-            with source.store.begin() as conn:
-                install_capture(conn, codes)
+            if uses_replication(source, target):
+                replication.start(source, target, codes, spec.target)
+                details = {"method": "logical replication (publication with row filters)"}
+            else:
+
+                def capture() -> None:
+                    with source.store.begin() as conn:
+                        prefer_to_lose(conn)
+                        install_capture(conn, codes)
+
+                retrying(capture)
+                details = {"method": "triggers into carve_changes"}
+        elif phase is Phase.COPY and uses_replication(source, target):
+            replication.wait_synced(target, spec.target)
+            details = {
+                "method": "subscription initial copy",
+                "blob_files": copy_missing_blobs(source, target),
+            }
+        elif phase is Phase.CATCHUP and uses_replication(source, target):
+            replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
+            details = {"method": "subscription streaming"}
         elif phase is Phase.COPY:
             out.copy = copy_all(source, target, codes, rep.advance)
             details = {
@@ -243,6 +264,8 @@ def run(
                 "rows": manifest.rows,
             }
         elif phase is Phase.PURGE:
+            if uses_replication(source, target):
+                replication.stop(source, target, spec.target)  # idempotent; identity back
             out.purge = purge(source, codes, spec.target)
             # Models that learned from J leave with J's rows; the source retrains without them.
             out.purge.models = purge_models(source, codes)
@@ -291,6 +314,10 @@ def abort(deployment: Deployment, spec: CarveSpec) -> None:
             f"{spec.source!r}'s keeping with a new carve from {spec.target!r}."
         )
     source = deployment.cell(spec.source)
+    if source.store.backend == "postgresql" and spec.storage != "sqlite":
+        target = open_target(deployment, spec)
+        replication.stop(source, target, spec.target)
+        target.store.dispose()
     with source.store.begin() as conn:
         remove_triggers(conn, capture=True, seal=True)
         conn.execute(sa.delete(TABLES["carve_changes"]))

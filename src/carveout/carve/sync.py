@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from carveout.cells import Cell
-from carveout.datamap import TABLES, Table
+from carveout.datamap import DATA_MAP, TABLES, Table
 
 
 def read_rows(
@@ -56,3 +56,18 @@ def write_rows(
         conn.execute(sa.delete(tbl).where(pk.in_(list(keys[i : i + 500]))))
     if rows:
         conn.execute(sa.insert(tbl), list(rows))
+
+
+def uses_replication(source: Cell, target: Cell) -> bool:
+    """PostgreSQL to PostgreSQL carves stream changes by logical replication; others capture
+    with triggers."""
+    return source.store.backend == target.store.backend == "postgresql"
+
+
+def copy_missing_blobs(source: Cell, target: Cell) -> int:
+    """Files of the target's blob rows it does not hold yet (replication carries rows only)."""
+    blobs = TABLES["blobs"]
+    with target.store.connect() as conn:
+        shas = sorted({r[0] for r in conn.execute(sa.select(blobs.c.sha256))})
+    missing = [{"sha256": sha} for sha in shas if not target.blobs.exists(sha)]
+    return copy_blob_files(source, target, missing, DATA_MAP.table("blobs"))

@@ -48,6 +48,9 @@ class SqlStore:
     def url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
 
+    def dsn(self) -> str:
+        return self.engine.url.render_as_string(hide_password=False)
+
     def migrate(self) -> str:
         cfg = _alembic_config()
         with self.engine.begin() as conn:

@@ -27,6 +27,10 @@ class Store(Protocol):
         """Where the data lives, without credentials."""
         ...
 
+    def dsn(self) -> str:
+        """The full connection URL, credentials included, for PostgreSQL's own tools."""
+        ...
+
     def migrate(self) -> str:
         """Apply every pending migration; return the schema version now in force."""
         ...

@@ -1,0 +1,41 @@
+"""The carve's own DDL on a serving PostgreSQL source (triggers, replica identity) must never
+make a user's write fail. Taking a table lock can deadlock with a writer upgrading its lock on
+the same table; PostgreSQL then aborts whichever transaction runs the deadlock check first. The
+carve checks after 20 ms (writers after the default second), so the carve is the one aborted,
+and it simply tries again."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import psycopg
+import sqlalchemy as sa
+
+T = TypeVar("T")
+SETTINGS = ("SET LOCAL deadlock_timeout = '20ms'", "SET LOCAL lock_timeout = '5s'")
+ATTEMPTS = 100
+
+
+def prefer_to_lose(conn: sa.Connection) -> None:
+    """Inside a carve transaction on PostgreSQL: lose lock conflicts to writers, quickly."""
+    if conn.dialect.name == "postgresql":
+        for stmt in SETTINGS:
+            conn.exec_driver_sql(stmt)
+
+
+def _lost(exc: BaseException) -> bool:
+    cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    return isinstance(cause, psycopg.errors.DeadlockDetected | psycopg.errors.LockNotAvailable)
+
+
+def retrying(work: Callable[[], T]) -> T:
+    for attempt in range(ATTEMPTS):
+        try:
+            return work()
+        except (sa.exc.DBAPIError, psycopg.Error) as exc:
+            if not _lost(exc) or attempt == ATTEMPTS - 1:
+                raise
+            time.sleep(0.02 * (1 + attempt % 5))
+    raise AssertionError("unreachable")

@@ -1,0 +1,180 @@
+"""PostgreSQL to PostgreSQL: capture, copy and catch-up by native logical replication.
+
+A publication on the source with row filters on `domicile`, and a subscription on the target
+that copies the existing rows and then streams every change. Row filters on UPDATE and DELETE
+need the filtered column in the replica identity, so the carved tables use REPLICA IDENTITY
+FULL for the carve's duration. Replication carries rows only: blob files are copied by the carve,
+DDL is refused by its schema check, and carveout's ids need no sequences."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import sqlalchemy as sa
+from psycopg import sql
+
+from carveout.carve.capture import carved_tables
+from carveout.carve.ddl import retrying
+from carveout.cells import Cell
+from carveout.core import CarveoutError
+
+
+class ReplicationError(CarveoutError):
+    status = 500
+
+
+def names(target: str) -> str:
+    return "carve_" + "".join(ch if ch.isalnum() else "_" for ch in target)
+
+
+def _dsn(store_url: str) -> str:
+    url = sa.make_url(store_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def _conninfo(store_url: str) -> str:
+    url = sa.make_url(store_url)
+    parts = {
+        "host": url.host or "127.0.0.1",
+        "port": str(url.port or 5432),
+        "dbname": url.database or "",
+        "user": url.username or "postgres",
+    }
+    if url.password:
+        parts["password"] = str(url.password)
+    return " ".join(f"{k}={v}" for k, v in parts.items())
+
+
+def _autocommit(store_url: str) -> psycopg.Connection[tuple[object, ...]]:
+    conn = psycopg.connect(_dsn(store_url), autocommit=True)
+    # Lose lock conflicts with serving writers, quickly, and retry (see carve/ddl.py).
+    conn.execute("SET deadlock_timeout = '20ms'")
+    conn.execute("SET lock_timeout = '5s'")
+    return conn
+
+
+def _alter_identity(conn: psycopg.Connection[tuple[object, ...]], table: str, mode: str) -> None:
+    stmt = sql.SQL("ALTER TABLE {} REPLICA IDENTITY {}").format(
+        sql.Identifier(table), sql.SQL(mode)
+    )
+    retrying(lambda: conn.execute(stmt))
+
+
+def start(source: Cell, target: Cell, codes: tuple[str, ...], carve: str) -> None:
+    """Publication, slot and subscription; idempotent, so a resumed carve can call it again."""
+    name = names(carve)
+    src_url = source.store.dsn()
+    tgt_url = target.store.dsn()
+    # `domicile IN (...)` is refused in a publication's row filter (it becomes an array
+    # operator); a chain of equalities is accepted.
+    in_j = sql.SQL(" OR ").join(sql.SQL("domicile = {}").format(sql.Literal(c)) for c in codes)
+    with _autocommit(src_url) as conn:
+        for table in carved_tables():
+            _alter_identity(conn, table.name, "FULL")
+        if not conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone():
+            tables = sql.SQL(", ").join(
+                sql.SQL("{} WHERE ({})").format(sql.Identifier(t.name), in_j)
+                for t in carved_tables()
+            )
+            conn.execute(
+                sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(sql.Identifier(name), tables)
+            )
+        # The slot is made here, not by CREATE SUBSCRIPTION: that would wait forever when both
+        # databases live in the same server (the slot waits for the subscribing transaction).
+        if not conn.execute(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (name,)
+        ).fetchone():
+            conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (name,))
+    with _autocommit(tgt_url) as conn:
+        if not conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (name,)).fetchone():
+            conn.execute(
+                sql.SQL(
+                    "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} "
+                    "WITH (create_slot = false, slot_name = {}, copy_data = true)"
+                ).format(
+                    sql.Identifier(name),
+                    sql.Literal(_conninfo(src_url)),
+                    sql.Identifier(name),
+                    sql.Literal(name),
+                )
+            )
+
+
+def wait_synced(target: Cell, carve: str, timeout_s: float = 600) -> None:
+    """Until every table's initial copy is done and streaming ('r' in pg_subscription_rel)."""
+    name = names(carve)
+    tgt_url = target.store.dsn()
+    deadline = time.monotonic() + timeout_s
+    with _autocommit(tgt_url) as conn:
+        while True:
+            rows = conn.execute(
+                "SELECT r.srsubstate FROM pg_subscription_rel r "
+                "JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = %s",
+                (name,),
+            ).fetchall()
+            if rows and all(r[0] == "r" for r in rows) and len(rows) == len(carved_tables()):
+                return
+            if time.monotonic() > deadline:
+                raise ReplicationError(f"initial copy of {name} not done after {timeout_s:.0f} s")
+            time.sleep(0.1)
+
+
+def source_lsn(source: Cell) -> str:
+    src_url = source.store.dsn()
+    with _autocommit(src_url) as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def wait_caught_up(source: Cell, carve: str, lsn: str, timeout_s: float = 120) -> None:
+    """Until the subscriber has confirmed everything up to `lsn`."""
+    name = names(carve)
+    src_url = source.store.dsn()
+    deadline = time.monotonic() + timeout_s
+    with _autocommit(src_url) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "
+                "WHERE slot_name = %s",
+                (lsn, name),
+            ).fetchone()
+            if row is None:
+                raise ReplicationError(f"replication slot {name} is gone from the source")
+            if row[0]:
+                return
+            if time.monotonic() > deadline:
+                raise ReplicationError(f"subscriber did not reach {lsn} in {timeout_s:.0f} s")
+            time.sleep(0.005)
+
+
+def stop(source: Cell, target: Cell | None, carve: str, *, restore_identity: bool = True) -> None:
+    """Drop subscription, slot and publication; and (unless inside the cutover's pause, where
+    it would only add lock waits) the carved tables' replica identity back to default."""
+    name = names(carve)
+    src_url = source.store.dsn()
+    if target is not None:
+        tgt_url = target.store.dsn()
+        with _autocommit(tgt_url) as conn:
+            if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (name,)).fetchone():
+                sub = sql.Identifier(name)
+                conn.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sub))
+                conn.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(sub))
+                conn.execute(sql.SQL("DROP SUBSCRIPTION {}").format(sub))
+    with _autocommit(src_url) as conn:
+        for _ in range(100):  # the walsender may take a moment to let go of the slot
+            row = conn.execute(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (name,)
+            ).fetchone()
+            if row is None:
+                break
+            if not row[0]:
+                conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+                break
+            time.sleep(0.05)
+        conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(name)))
+        if not restore_identity:
+            return
+        for table in carved_tables():
+            _alter_identity(conn, table.name, "DEFAULT")
