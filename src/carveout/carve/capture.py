@@ -82,8 +82,11 @@ CREATE OR REPLACE FUNCTION carve_seal() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     codes text[] := TG_ARGV[1:TG_NARGS - 1];
 BEGIN
-    IF (TG_OP <> 'DELETE' AND NEW.domicile = ANY(codes))
-       OR (TG_OP <> 'INSERT' AND OLD.domicile = ANY(codes)) THEN
+    -- The purge deletes J's rows under the seal, flagged by a transaction-local setting:
+    -- that way it never has to drop the seal (which would lock out readers).
+    IF ((TG_OP <> 'DELETE' AND NEW.domicile = ANY(codes))
+        OR (TG_OP <> 'INSERT' AND OLD.domicile = ANY(codes)))
+       AND current_setting('carveout.purging', true) IS DISTINCT FROM 'on' THEN
         RAISE EXCEPTION USING MESSAGE = TG_ARGV[0];
     END IF;
     IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
@@ -96,6 +99,22 @@ def _pg_args(first: str, codes: tuple[str, ...]) -> str:
     return ", ".join([f"'{first}'", *(f"'{c}'" for c in codes)])
 
 
+def _lock_in_map_order(conn: sa.Connection) -> None:
+    """SHARE ROW EXCLUSIVE on every carved table at once, in data-map order: writers take their
+    row locks in that order too, so waiting here cannot close a cycle, and readers never wait
+    (unlike DROP TRIGGER's ACCESS EXCLUSIVE)."""
+    names = ", ".join(t.name for t in carved_tables())
+    conn.exec_driver_sql(f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE")
+
+
+def _pg_triggers(conn: sa.Connection, name: str) -> set[str]:
+    rows = conn.exec_driver_sql(
+        "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        f"WHERE t.tgname = '{name}'"
+    )
+    return {r[0] for r in rows}
+
+
 def install_capture(conn: sa.Connection, codes: tuple[str, ...]) -> None:
     if conn.dialect.name == "sqlite":
         for table in carved_tables():
@@ -103,10 +122,10 @@ def install_capture(conn: sa.Connection, codes: tuple[str, ...]) -> None:
                 conn.exec_driver_sql(ddl)
         return
     conn.exec_driver_sql(_PG_CAPTURE_FN)
+    _lock_in_map_order(conn)
     for table in carved_tables():
-        conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_cap ON {table.name}")
         conn.exec_driver_sql(
-            f"CREATE TRIGGER carve_cap AFTER INSERT OR UPDATE OR DELETE ON {table.name} "
+            f"CREATE OR REPLACE TRIGGER carve_cap AFTER INSERT OR UPDATE OR DELETE ON {table.name} "
             f"FOR EACH ROW EXECUTE FUNCTION carve_capture({_pg_args(table.primary_key, codes)})"
         )
 
@@ -119,27 +138,35 @@ def install_seal(conn: sa.Connection, codes: tuple[str, ...], target: str) -> No
         return
     conn.exec_driver_sql(_PG_SEAL_FN)
     msg = f"{MOVED_MARKER}:{target}"
+    _lock_in_map_order(conn)
     for table in carved_tables():
-        conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_seal ON {table.name}")
         conn.exec_driver_sql(
-            f"CREATE TRIGGER carve_seal BEFORE INSERT OR UPDATE OR DELETE ON {table.name} "
+            f"CREATE OR REPLACE TRIGGER carve_seal BEFORE INSERT OR UPDATE OR DELETE ON {table.name} "
             f"FOR EACH ROW EXECUTE FUNCTION carve_seal({_pg_args(msg, codes)})"
         )
 
 
 def remove_triggers(conn: sa.Connection, *, capture: bool, seal: bool) -> None:
-    for table in carved_tables():
-        if conn.dialect.name == "sqlite":
+    if conn.dialect.name == "sqlite":
+        for table in carved_tables():
             for op in ("insert", "update", "delete"):
                 if capture:
                     conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_cap_{table.name}_{op}")
                 if seal:
                     conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_seal_{table.name}_{op}")
-        else:
-            if capture:
-                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_cap ON {table.name}")
-            if seal:
-                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_seal ON {table.name}")
+        return
+    # Only triggers that exist: DROP TRIGGER locks its table ACCESS EXCLUSIVE even when there is
+    # nothing to drop, and that would stall every reader of a serving source.
+    for name, wanted in (("carve_cap", capture), ("carve_seal", seal)):
+        if wanted:
+            for table in sorted(_pg_triggers(conn, name)):
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+
+
+def allow_purge(conn: sa.Connection) -> None:
+    """Let this transaction delete J's rows through the seal (PostgreSQL; see carve_seal)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL carveout.purging = 'on'")
 
 
 def is_moved_error(exc: BaseException) -> bool:

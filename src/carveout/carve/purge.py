@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from carveout.carve.capture import install_seal, remove_triggers
+from carveout.carve.capture import allow_purge, install_seal, remove_triggers
 from carveout.carve.ddl import prefer_to_lose, retrying
 from carveout.cells import Cell
 from carveout.core import now_ms
@@ -34,16 +34,21 @@ def purge(source: Cell, codes: tuple[str, ...], target: str) -> PurgeReport:
     def delete_j() -> None:
         with source.store.begin() as conn:
             prefer_to_lose(conn)
-            # The seal would refuse these deletes; it is put back in the same transaction, so
-            # no write of J can land in between.
-            remove_triggers(conn, capture=True, seal=True)
+            if conn.dialect.name == "sqlite":
+                # The seal would refuse these deletes; it is put back in the same transaction,
+                # so no write of J can land in between.
+                remove_triggers(conn, capture=True, seal=True)
+            else:
+                remove_triggers(conn, capture=True, seal=False)
+                allow_purge(conn)
             for table in reversed(DATA_MAP.tables):
                 tbl = TABLES[table.name]
                 report.rows[table.name] = conn.execute(
                     sa.delete(tbl).where(tbl.c.domicile.in_(codes))
                 ).rowcount
             conn.execute(sa.delete(TABLES["carve_changes"]))
-            install_seal(conn, codes, target)
+            if conn.dialect.name == "sqlite":
+                install_seal(conn, codes, target)
 
     retrying(delete_j)
     # Counters of staying videos still include J's views: rebuild them from what is left.
