@@ -141,8 +141,8 @@ def install_seal(conn: sa.Connection, codes: tuple[str, ...], target: str) -> No
     _lock_in_map_order(conn)
     for table in carved_tables():
         conn.exec_driver_sql(
-            f"CREATE OR REPLACE TRIGGER carve_seal BEFORE INSERT OR UPDATE OR DELETE ON {table.name} "
-            f"FOR EACH ROW EXECUTE FUNCTION carve_seal({_pg_args(msg, codes)})"
+            "CREATE OR REPLACE TRIGGER carve_seal BEFORE INSERT OR UPDATE OR DELETE ON "
+            f"{table.name} FOR EACH ROW EXECUTE FUNCTION carve_seal({_pg_args(msg, codes)})"
         )
 
 
@@ -159,8 +159,8 @@ def remove_triggers(conn: sa.Connection, *, capture: bool, seal: bool) -> None:
     # nothing to drop, and that would stall every reader of a serving source.
     for name, wanted in (("carve_cap", capture), ("carve_seal", seal)):
         if wanted:
-            for table in sorted(_pg_triggers(conn, name)):
-                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+            for relname in sorted(_pg_triggers(conn, name)):
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON {relname}")
 
 
 def allow_purge(conn: sa.Connection) -> None:

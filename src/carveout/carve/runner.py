@@ -252,17 +252,24 @@ def run(
                     f"{out.leaks.leaks} leaks: {out.verify.mismatches[:3]}"
                 )
         elif phase is Phase.RETRAIN:
-            recompute_all(target.store, now_ms())
-            manifest = train_cell(target)
-            rep.say(
-                f"model {manifest.version} trained on {', '.join(manifest.jurisdictions)} only "
-                f"({manifest.rows.get('watch_events', 0):,} watch events)"
-            )
-            details = {
-                "model": manifest.version,
-                "lineage": list(manifest.jurisdictions),
-                "rows": manifest.rows,
-            }
+            with target.store.connect() as conn:
+                trained = state.get(conn, "retrain:model")
+            if trained and (target.root / "models" / trained["model"]).is_dir():
+                details = trained  # trained before a restart: not again
+            else:
+                recompute_all(target.store, now_ms())
+                manifest = train_cell(target)
+                rep.say(
+                    f"model {manifest.version} trained on {', '.join(manifest.jurisdictions)} "
+                    f"only ({manifest.rows.get('watch_events', 0):,} watch events)"
+                )
+                details = {
+                    "model": manifest.version,
+                    "lineage": list(manifest.jurisdictions),
+                    "rows": manifest.rows,
+                }
+                with target.store.begin() as conn:
+                    state.put(conn, "retrain:model", details)
         elif phase is Phase.PURGE:
             if uses_replication(source, target):
                 replication.stop(source, target, spec.target)  # idempotent; identity back
@@ -295,8 +302,17 @@ def status(deployment: Deployment, spec: CarveSpec) -> dict[str, Any]:
     source = deployment.cell(spec.source)
     with target.store.connect() as conn:
         saved = state.all_state(conn)
+    fence = FenceBoard(deployment.data_dir).current()
     return {
         "spec": spec,
+        "fence": None
+        if fence is None
+        else {
+            "jurisdictions": sorted(fence.jurisdictions),
+            "raised_at": fence.raised_at,
+            "held_ms": now_ms() - fence.raised_at,
+            "owner": fence.owner,
+        },
         "phases_done": phases_done(target),
         "lag": lag(source, target),
         "routing_switched": spec.target in deployment.policy.names,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -21,6 +22,8 @@ class Fence:
     carve: str
     jurisdictions: frozenset[str]
     raised_at: int  # Unix ms
+    # Who raised it, so status and alerts can tell a dead carve's fence from a slow cutover.
+    owner: str = ""
 
 
 class FenceBoard:
@@ -39,7 +42,12 @@ class FenceBoard:
                 return self._seen[1]
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
-            fence = Fence(raw["carve"], frozenset(raw["jurisdictions"]), int(raw["raised_at"]))
+            fence = Fence(
+                raw["carve"],
+                frozenset(raw["jurisdictions"]),
+                int(raw["raised_at"]),
+                str(raw.get("owner", "")),
+            )
         except FileNotFoundError:
             return None
         with self._lock:
@@ -67,6 +75,7 @@ class FenceBoard:
                 "carve": fence.carve,
                 "jurisdictions": sorted(fence.jurisdictions),
                 "raised_at": fence.raised_at,
+                "owner": fence.owner or f"{socket.gethostname()}:{os.getpid()}",
             }
         )
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".fence-")

@@ -235,3 +235,7 @@ def recommend(
 from carveout.cli.bench_backup import BENCH_BACKUP_HELP, bench_backup_command  # noqa: E402
 
 bench_app.command("backup", help=BENCH_BACKUP_HELP)(bench_backup_command)
+
+from carveout.cli.bench_carve import BENCH_CARVE_HELP, bench_carve_command  # noqa: E402
+
+bench_app.command("carve", help=BENCH_CARVE_HELP)(bench_carve_command)
