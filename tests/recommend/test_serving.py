@@ -13,6 +13,8 @@ from carveout.core import NotFound
 from carveout.recommend import FALLBACK_SOURCE, artefact, for_you, train_cell
 from carveout.recommend.artefact import MANIFEST_FILE, RANKER_FILE, ArtefactRefused
 
+SOURCES = {"following", "cowatch", "embedding", "trending", "popular", "explore"}
+
 
 def test_no_model_falls_back_to_popular_and_says_so(trained_world: World) -> None:
     page = for_you(trained_world.cell, trained_world.user(), None, 5)
@@ -40,7 +42,7 @@ def test_training_writes_lineage_and_the_feed_uses_the_model(trained_world: Worl
     assert (folder / RANKER_FILE).is_file() and (folder / MANIFEST_FILE).is_file()
     viewer = trained_world.users[2]
     page = for_you(trained_world.cell, viewer, None, 6)
-    assert page.items and all(i.source in {"model", "explore"} for i in page.items)
+    assert page.items and all(i.source in SOURCES for i in page.items)
     watched = {trained_world.videos[(0 + k) % 12] for k in range(6)}
     assert not watched & {i.video.id for i in page.items}
     creators = [i.video.creator_id for i in page.items]

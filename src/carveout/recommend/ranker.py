@@ -8,6 +8,7 @@ The user's state is a few sums, so one event updates it in O(keys) and fold-in i
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from carveout.recommend.video_groups import GROUP_TYPES
+
+RECENT = 50  # watches kept per user for the candidate sources (embedding centroid, co-watch)
 
 Groups = Mapping[str, Mapping[str, Sequence[str]]]  # video -> type -> keys
 
@@ -52,6 +55,7 @@ class UserState:
     residual: dict[str, float] = field(default_factory=dict)
     count: dict[str, int] = field(default_factory=dict)
     events: int = 0
+    recent: deque[tuple[str, float]] = field(default_factory=lambda: deque(maxlen=RECENT))
 
 
 @dataclass
@@ -102,6 +106,7 @@ class Ranker:
         """Fold one watch into the user's state (the online update; fold-in uses it too)."""
         state.watched.add(video)
         state.events += 1
+        state.recent.append((video, ratio))
         residual = min(ratio, self.params.cap) - self.prior(video)
         for keys in self.keys(video, groups).values():
             for key in keys:

@@ -1,16 +1,19 @@
-"""Re-rank: exploration slots for fresh videos, and no two videos in a row from one creator."""
+"""Re-rank: exploration slots for fresh videos; creator and category diversity down the page."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+CATEGORY_WINDOW = 5  # how far down a category change may pull an item
 
 
 @dataclass(frozen=True)
 class Candidate:
     video_id: str
     creator_id: str
-    source: str  # "model", "explore", "popular (no model)"
+    source: str  # candidate source ("embedding", "cowatch", ...), "explore", "popular (no model)"
     score: float
+    category: str | None = None
 
 
 def interleave(
@@ -39,11 +42,17 @@ def interleave(
 
 
 def no_creator_runs(items: list[Candidate]) -> list[Candidate]:
-    """Stable greedy reorder: take the best remaining item whose creator differs from the last."""
+    """Stable greedy reorder: the best remaining item whose creator differs from the last one's,
+    preferring one whose category differs too (a cold-start page is then not one category)."""
     rest = list(items)
     out: list[Candidate] = []
     while rest:
-        last = out[-1].creator_id if out else None
-        i = next((k for k, c in enumerate(rest) if c.creator_id != last), 0)
+        last = out[-1] if out else None
+        if last is None:
+            i = 0
+        else:
+            other = [k for k, c in enumerate(rest) if c.creator_id != last.creator_id]
+            varied = [k for k in other[:CATEGORY_WINDOW] if rest[k].category != last.category]
+            i = (varied or other or [0])[0]
         out.append(rest.pop(i))
     return out

@@ -1,14 +1,14 @@
-"""The For You feed of a cell: its trained ranker, per-user online state, re-rank and fallback.
+"""The For You feed of a cell: candidates, its trained ranker, online state, re-rank, fallback.
 
-Per cell, one `CellRecommender` holds the newest acceptable model version and each user's state.
-A user's state is rebuilt from the cell's event log on first use, then caught up with the events
-logged since (by id, UUIDv7) on every request: an acknowledged event shows in the next feed."""
+Per cell, one `CellRecommender` holds the newest acceptable model version, the catalogue and
+each user's state. A user's state is rebuilt from the cell's event log on first use, then caught
+up with the events logged since (by id, UUIDv7) on every request: an acknowledged event shows in
+the next feed. Each request ranks a few hundred candidates, never the whole catalogue."""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,32 +20,24 @@ from carveout.cells.policy import Policy
 from carveout.core import NotFound, now_ms
 from carveout.core.pagination import Page, check_limit, decode_cursor, encode_cursor
 from carveout.datamap import TABLES
-from carveout.recommend import artefact
+from carveout.recommend import artefact, candidates
 from carveout.recommend.artefact import ArtefactRefused, Manifest
+from carveout.recommend.candidates import CandidateModel, Viewer
+from carveout.recommend.catalogue import Catalogue
 from carveout.recommend.models import FeedItem
 from carveout.recommend.popular import feed as popular_feed
 from carveout.recommend.ranker import Ranker, UserState
 from carveout.recommend.rerank import Candidate, interleave
-from carveout.recommend.training import video_groups
 from carveout.videos import Video, VideoStatus
 
 log = logging.getLogger(__name__)
 EVENTS = TABLES["events"]
 VIDEOS = TABLES["videos"]
 USERS = TABLES["users"]
-RESTRICTIONS = TABLES["video_restrictions"]
-CATALOGUE_TTL_S = 0.5  # a new upload is a candidate within half a second
-FRESH_MS = 24 * 3600 * 1000  # videos younger than this, unknown to the model, get explored
+FOLLOWS = TABLES["follows"]
 EXPLORE_SHARE = 0.1
 FALLBACK_SOURCE = "popular (no model)"
-
-
-@dataclass
-class _Catalogue:
-    loaded_at: float
-    videos: list[tuple[str, str, int]]  # (id, creator_id, created_at) of published videos
-    groups: dict[str, dict[str, tuple[str, ...]]]
-    restricted: dict[str, set[str]]  # jurisdiction -> video ids
+MAX_FOLLOWEES = 500
 
 
 @dataclass
@@ -59,10 +51,11 @@ class CellRecommender:
     cell: Cell
     policy: Policy | None = None
     ranker: Ranker | None = None
+    model: CandidateModel | None = None
     manifest: Manifest | None = None
     refused: dict[str, str] = field(default_factory=dict)  # version -> why
     users: dict[str, _UserEntry] = field(default_factory=dict)
-    catalogue: _Catalogue | None = None
+    catalogue: Catalogue | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def refresh_model(self) -> None:
@@ -73,15 +66,24 @@ class CellRecommender:
             if path.name in self.refused:
                 continue
             try:
-                ranker, manifest = artefact.load(path, self.cell.spec, self.policy)
+                loaded = artefact.load_version(path, self.cell.spec, self.policy)
             except ArtefactRefused as exc:
                 self.refused[path.name] = str(exc)
                 log.error("recommend: %s; serving continues on the previous model", exc)
                 continue
             if self.manifest is not None:
                 self.users.clear()  # residuals depend on the prior: rebuild from the log
-            self.ranker, self.manifest = ranker, manifest
+            self.ranker, self.manifest = loaded.ranker, loaded.manifest
+            self.model = (
+                loaded.candidates.with_popular(loaded.ranker) if loaded.candidates else None
+            )
             return
+
+    def cat(self) -> Catalogue:
+        if self.catalogue is None:
+            self.catalogue = Catalogue(self.cell)
+        self.catalogue.refresh(now_ms())
+        return self.catalogue
 
     def state(self, user: User) -> UserState:
         """The user's state, caught up with every watch event logged so far."""
@@ -96,61 +98,50 @@ class CellRecommender:
         )
         with self.cell.store.connect() as conn:
             rows = conn.execute(stmt).all()
-        groups = self._catalogue().groups
+        cat = self.cat()
         for r in rows:
             ratio = r.watched_ms / r.duration_ms if r.duration_ms else 0.0
-            self.ranker.observe(entry.state, r.video_id, ratio, groups)
+            self.ranker.observe(
+                entry.state, r.video_id, ratio, {r.video_id: cat.groups(r.video_id)}
+            )
             entry.last_event_id = r.id
         return entry.state
 
-    def _catalogue(self) -> _Catalogue:
-        now = time.monotonic()
-        if self.catalogue is None or now - self.catalogue.loaded_at > CATALOGUE_TTL_S:
-            with self.cell.store.connect() as conn:
-                rows = conn.execute(
-                    sa.select(
-                        VIDEOS.c.id,
-                        VIDEOS.c.creator_id,
-                        VIDEOS.c.created_at,
-                        VIDEOS.c.category,
-                        VIDEOS.c.hashtags,
-                    ).where(VIDEOS.c.status == VideoStatus.PUBLISHED.value)
-                ).all()
-                restricted: dict[str, set[str]] = {}
-                for vid, code in conn.execute(
-                    sa.select(RESTRICTIONS.c.video_id, RESTRICTIONS.c.jurisdiction)
-                ):
-                    restricted.setdefault(code, set()).add(vid)
-            self.catalogue = _Catalogue(
-                now,
-                [(r.id, r.creator_id, r.created_at) for r in rows],
-                {r.id: video_groups(r.category, r.hashtags) for r in rows},
-                restricted,
+    def viewer(self, user: User, cat: Catalogue) -> Viewer:
+        with self.cell.store.connect() as conn:
+            followees = list(
+                conn.execute(
+                    sa.select(FOLLOWS.c.followee_id)
+                    .where(FOLLOWS.c.follower_id == user.id)
+                    .limit(MAX_FOLLOWEES)
+                ).scalars()
             )
-        return self.catalogue
+        return Viewer(user.id, cat.restricted.get(user.domicile, set()), followees)
 
-    def rank(self, user: User, n: int, explore_share: float, now_ms: int) -> list[Candidate]:
+    def rank(self, user: User, n: int, explore_share: float, now: int) -> list[Candidate]:
+        """The user's best n: ranked candidates, with exploration slots for fresh videos."""
         assert self.ranker is not None
         state = self.state(user)
-        cat = self._catalogue()
-        blocked = cat.restricted.get(user.domicile, set())
-        pool = [
-            v
-            for v in cat.videos
-            if v[0] not in state.watched and v[0] not in blocked and v[1] != user.id
+        cat = self.cat()
+        viewer = self.viewer(user, cat)
+        found = candidates.generate(self.model, cat, state, viewer)
+        explore_n = int(n * explore_share) + 1 if explore_share > 0 else 0
+        fresh_ids = candidates.fresh(self.ranker, cat, state, viewer, now, explore_n)
+        for vid in fresh_ids:
+            found.pop(vid, None)
+        ids = list(found)
+        groups = {v: cat.groups(v) for v in ids + fresh_ids}
+        scores = self.ranker.score(state, ids, groups).tolist()
+        ranked = [
+            Candidate(v, cat.videos[v].creator_id, found[v], s, cat.videos[v].category)
+            for v, s in zip(ids, scores, strict=True)
         ]
-        scores = self.ranker.score(state, [v[0] for v in pool], cat.groups)
-        # Videos the model has never seen fill the exploration slots, so a new upload gets
-        # its first impressions whatever its prior.
-        ranked: list[Candidate] = []
-        fresh: list[Candidate] = []
-        for v, s in zip(pool, scores.tolist(), strict=True):
-            if self.ranker.video_n.get(v[0], 0) == 0 and now_ms - v[2] <= FRESH_MS:
-                fresh.append(Candidate(v[0], v[1], "explore", s))
-            else:
-                ranked.append(Candidate(v[0], v[1], "model", s))
         ranked.sort(key=lambda c: (-c.score, c.video_id))
-        fresh.sort(key=lambda c: (-c.score, c.video_id))
+        fresh_scores = self.ranker.score(state, fresh_ids, groups).tolist()
+        fresh = [
+            Candidate(v, cat.videos[v].creator_id, "explore", s, cat.videos[v].category)
+            for v, s in zip(fresh_ids, fresh_scores, strict=True)
+        ]
         return interleave(ranked, fresh, explore_share, n)
 
 
@@ -201,7 +192,8 @@ def for_you(
         rows = conn.execute(
             sa.select(VIDEOS).where(VIDEOS.c.id.in_([c.video_id for c in page_items]))
         ).all()
-    found = {r.id: Video.from_row(r) for r in rows}
+    # Re-read rows: a video rejected or restricted since the catalogue loaded it is dropped here.
+    found = {r.id: Video.from_row(r) for r in rows if r.status == VideoStatus.PUBLISHED.value}
     items = [
         FeedItem(found[c.video_id], c.source, c.score) for c in page_items if c.video_id in found
     ]

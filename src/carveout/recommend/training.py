@@ -1,9 +1,8 @@
-"""Training a cell's ranker from the cell's own event log and videos, with a lineage manifest."""
+"""Training a cell's model (ranker, item embeddings, co-watch, ANN index) from its own data only."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,11 @@ from carveout.cells import Cell
 from carveout.core import InvalidInput, new_id, now_ms
 from carveout.datamap import TABLES
 from carveout.recommend import artefact
+from carveout.recommend.ann import AnnIndex
 from carveout.recommend.artefact import Manifest
+from carveout.recommend.candidates import CandidateModel
+from carveout.recommend.catalogue import video_groups
+from carveout.recommend.embeddings import Interactions, cowatch, fit_embeddings
 from carveout.recommend.ranker import Ranker, RankerParams
 from carveout.recommend.ratings import Ratings
 from carveout.recommend.tuning import tune
@@ -22,15 +25,6 @@ EVENTS = TABLES["events"]
 VIDEOS = TABLES["videos"]
 MIN_USERS_TO_TUNE = 20  # below this a validation split says nothing: default parameters
 DEFAULT_PARAMS = RankerParams(cap=2.0, shrink=5.0, weights=(0.25, 0.0, 0.0, 0.25))
-
-
-def video_groups(category: str | None, hashtags: str | None) -> dict[str, tuple[str, ...]]:
-    """A cell's video as group keys: its category (level 1) and hashtags (tags)."""
-    tags = json.loads(hashtags or "[]")
-    out: dict[str, tuple[str, ...]] = {"tag": tuple(f"tag:{t}" for t in tags)}
-    if category:
-        out["c1"] = (f"c1:{category}",)
-    return out
 
 
 def _read(cell: Cell) -> tuple[list[Any], dict[str, dict[str, tuple[str, ...]]], list[str], str]:
@@ -62,7 +56,7 @@ def _read(cell: Cell) -> tuple[list[Any], dict[str, dict[str, tuple[str, ...]]],
 
 
 def train_cell(cell: Cell, seed: int = 0) -> Manifest:
-    """Fit the cell's ranker on its watch events and save it as a new version."""
+    """Fit the cell's ranker and candidate artefacts on its watch events; save a new version."""
     rows, groups, jurisdictions, digest = _read(cell)
     if not rows:
         raise InvalidInput(f"cell {cell.name!r} has no watch events to train on")
@@ -82,16 +76,32 @@ def train_cell(cell: Cell, seed: int = 0) -> Manifest:
         tuned, _info = tune(ratings, by_index, seed)
         params, chosen = tuned.params, "validation"
     ranker = Ranker.fit(videos, ratios, groups, params)
+    candidates = train_candidates(users, videos, ratios, seed)
     manifest = Manifest(
         version=new_id(),
         cell=cell.name,
         jurisdictions=tuple(jurisdictions),
         snapshot_digest=digest,
-        rows={"watch_events": len(rows), "users": len(set(users)), "videos": len(set(videos))},
+        rows={
+            "watch_events": len(rows),
+            "users": len(set(users)),
+            "videos": len(set(videos)),
+            "embedding_dims": int(candidates.vectors.shape[1]),
+        },
         trained_at_ms=now_ms(),
         code_version=artefact.code_version(),
         params={**params.as_dict(), "chosen_by": chosen},
         artefact_sha256="",
     )
-    artefact.save(cell, ranker, manifest)
-    return manifest
+    path = artefact.save(cell, ranker, manifest, candidates)
+    return artefact.read_manifest(path)  # with the digests that saving added
+
+
+def train_candidates(
+    users: list[str], videos: list[str], ratios: np.ndarray, seed: int = 0
+) -> CandidateModel:
+    """Embeddings (truncated SVD), co-watch neighbours and the ANN index over the embeddings."""
+    data = Interactions.build(users, videos, ratios)
+    vectors = fit_embeddings(data, seed=seed)
+    index = AnnIndex.build(vectors) if vectors.shape[1] else None
+    return CandidateModel(data.video_ids, vectors, cowatch(data), index)
