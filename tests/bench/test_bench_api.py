@@ -16,6 +16,12 @@ from carveout.core import settings
 from carveout.datasets import KUAIREC_FILES, missing
 from carveout.storage import PgClusterError
 
+# Each checks that it leaves no process or temp folder behind: `./dev test` runs the `serial`
+# tests apart, after the parallel suite, so no other test's servers or folders are taken for
+# leftovers.
+SERIAL = pytest.mark.serial
+pytestmark = SERIAL
+
 DATASETS = settings.datasets_dir()
 
 

@@ -1,24 +1,36 @@
-"""`carveout bench carve` runs end to end on SQLite, kills included, and cleans up; no timings."""
+"""`carveout bench carve` runs end to end on SQLite (kills included) and on PostgreSQL, and cleans
+up; no timings."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
 from test_bench_api import bench_dirs, children
 from typer.testing import CliRunner
 
+from carveout.bench.carve_bench import CarveBenchConfig, run_carve_bench
+from carveout.bench.carve_pg import leftovers
+from carveout.bench.carve_report import carve_json
 from carveout.cli.bench_carve import BENCH_CARVE_HELP, bench_carve_command
 from carveout.core import settings
 from carveout.datasets import KUAIREC_FILES, missing
+from carveout.storage import PgCluster
+
+# Each checks that it leaves no process or temp folder behind: `./dev test` runs the `serial`
+# tests apart, after the parallel suite, so no other test's servers or folders are taken for
+# leftovers.
+SERIAL = pytest.mark.serial
 
 DATASETS = settings.datasets_dir()
-pytestmark = pytest.mark.skipif(
-    bool(missing(DATASETS, KUAIREC_FILES)), reason=f"KuaiRec not in {DATASETS}"
-)
+pytestmark = [
+    SERIAL,
+    pytest.mark.skipif(bool(missing(DATASETS, KUAIREC_FILES)), reason=f"KuaiRec not in {DATASETS}"),
+]
 
 
 def _app() -> typer.Typer:
@@ -29,11 +41,11 @@ def _app() -> typer.Typer:
     return app
 
 
-def _run(tmp_path: Path, *extra: str) -> dict[str, object]:
+def _run(tmp_path: Path, *extra: str) -> dict[str, Any]:
     out = tmp_path / "carve.json"
     dirs_before = bench_dirs()
     children_before = set(children(os.getpid()))
-    args = ["bench", "carve", "--backends", "sqlite,postgresql", "--rate", "60"]
+    args = ["bench", "carve", "--backends", "sqlite", "--rate", "60"]
     args += ["--writers", "1", "--before", "1", "--after", "0.5", "--json", str(out), *extra]
     result = CliRunner().invoke(_app(), args)
     assert result.exit_code == 0, result.output
@@ -41,11 +53,11 @@ def _run(tmp_path: Path, *extra: str) -> dict[str, object]:
     # The server, the client process and every carve attempt are gone, and so are the temp dirs.
     assert set(children(os.getpid())) <= children_before
     assert bench_dirs() <= dirs_before
-    data: dict[str, object] = json.loads(out.read_text())
+    data: dict[str, Any] = json.loads(out.read_text())
     return data
 
 
-def _check_common(run: dict[str, object]) -> None:
+def _check_common(run: dict[str, Any], baselines: list[str] | None = None) -> None:
     load = run["load"]
     ledger = run["ledger"]
     assert isinstance(load, dict) and isinstance(ledger, dict)
@@ -58,20 +70,11 @@ def _check_common(run: dict[str, object]) -> None:
     assert isinstance(pause, dict)
     assert {"moving_in_fence", "staying_in_fence", "fence_windows_ms"} <= pause.keys()
     assert pause["fence_windows_ms"]
-    assert [b["name"] for b in run["baselines"]] == ["SQLite backup API", "raw file copy"]  # type: ignore[attr-defined]
+    names = [b["name"] for b in run["baselines"]]
+    assert names == (baselines or ["SQLite backup API", "raw file copy"])
 
 
-def test_bench_carve_measures_a_live_carve_with_no_lost_writes(tmp_path: Path) -> None:
-    data = _run(tmp_path)
-    assert data["benchmark"] == "carve"
-    assert data["data"] == "real KuaiRec data (CC BY-SA 4.0)"
-    sqlite, postgresql = data["runs"]  # type: ignore[misc]
-    assert postgresql == {
-        "backend": "postgresql",
-        "skipped": "not yet supported by the carve (SQLite → SQLite only for now)",
-    }
-    _check_common(sqlite)
-    carve = sqlite["carve"]
+def _check_carve(carve: dict[str, Any]) -> None:
     assert set(carve["phase_seconds"]) == {
         "prepare",
         "capture",
@@ -87,9 +90,60 @@ def test_bench_carve_measures_a_live_carve_with_no_lost_writes(tmp_path: Path) -
     assert carve["purge_rows_left_in_source"] == 0
 
 
+def test_bench_carve_measures_a_live_carve_with_no_lost_writes(tmp_path: Path) -> None:
+    data = _run(tmp_path)
+    assert data["benchmark"] == "carve"
+    assert data["data"] == "real KuaiRec data (CC BY-SA 4.0)"
+    [sqlite] = data["runs"]
+    _check_common(sqlite)
+    _check_carve(sqlite["carve"])
+
+
+@pytest.mark.postgres
+def test_bench_carve_on_postgresql_replicates_with_no_lost_writes(
+    pg_server: PgCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[str] = []
+    fresh = pg_server.fresh_url
+
+    def fresh_url(prefix: str = "t") -> str:
+        made.append(fresh(prefix))
+        return made[-1]
+
+    monkeypatch.setattr(pg_server, "fresh_url", fresh_url)
+    config = CarveBenchConfig(
+        DATASETS,
+        backends=("postgresql",),
+        rate=60,
+        writers_per_country=1,
+        before=1,
+        after=0.5,
+    )
+    dirs_before = bench_dirs()
+    children_before = set(children(os.getpid()))
+    result = run_carve_bench(config, pg=pg_server)
+    data = carve_json(result, {})
+    [run] = data["runs"]
+    _check_common(run, ["pg_dump | psql"])
+    [dump] = run["baselines"]
+    assert dump["rows"] > 0 and dump["bytes"] > 0 and dump["dump_stream_bytes"] > 0
+    carve = run["carve"]
+    _check_carve(carve)
+    # The subscription copied: the copy's rows are J's at the start, said so in the record.
+    assert carve["copy"]["rows"] == run["rows_to_copy_at_start"]
+    assert "subscription" in carve["copy"]["name"] and carve["copy"]["seconds_basis"]
+    assert carve["apply"]["method"] == "subscription streaming"
+    assert run["server"].startswith("PostgreSQL")
+    # Source and target databases (and any replication slot) dropped; nothing left running.
+    assert len(made) == 2
+    assert leftovers(pg_server, made) == []
+    assert set(children(os.getpid())) <= children_before
+    assert bench_dirs() <= dirs_before
+
+
 def test_bench_carve_with_kills_resumes_and_loses_nothing(tmp_path: Path) -> None:
     data = _run(tmp_path, "--backends", "sqlite", "--kill-at-random", "3", "--kill-window", "1")
-    [run] = data["runs"]  # type: ignore[misc]
+    [run] = data["runs"]
     _check_common(run)
     chaos = run["chaos"]
     assert 1 <= len(chaos["kills"]) <= 3

@@ -164,6 +164,71 @@ def dataset(n: int = 6, seed: int = 7) -> Rows:
         }
         for i, u in enumerate(users)
     ]
+    banks, bank_hashes, decisions, reviews = ([] for _ in range(4))
+    for i, u in enumerate(users):
+        bank = {
+            "id": new_id(),
+            "domicile": u["domicile"],
+            "name": f"bank-{i}",
+            "description": "Bänke: 銀行" if i % 2 else "",
+            "action": "reject",
+            "ground": "terms",
+            "category": "STATEMENT_CATEGORY_NONE",
+            "enabled": i % 2 == 0,
+            "created_at": 1_700_000_001_000 + i,
+            "updated_at": 1_700_000_001_100 + i,
+        }
+        banks.append(bank)
+        bank_hashes.append(
+            {
+                "id": new_id(),
+                "domicile": u["domicile"],
+                "bank_id": bank["id"],
+                "pdq": f"{i + 7:064x}",
+                "note": "threatexchange:123",
+                "enabled": True,
+                "created_at": 1_700_000_001_200 + i,
+            }
+        )
+        decision = {
+            "id": new_id(),
+            "domicile": u["domicile"],
+            "subject_id": u["id"],
+            "target_kind": "video",
+            "target_id": videos[i]["id"],
+            "visibility": "restricted",
+            "ground": "illegal",
+            "rule": "§ 86a StGB",
+            "category": "STATEMENT_CATEGORY_ILLEGAL_OR_HARMFUL_SPEECH",
+            "territorial_scope": json.dumps(["DE", "SG"]),
+            "automated_detection": True,
+            "automated_decision": i % 2 == 1,
+            "source": "automated",
+            "facts": CAPTION_ZH,
+            "signals": json.dumps({"text": {"toxicity": 0.5}}),
+            "reviewer_id": users[(i + 1) % n]["id"] if i % 2 else None,
+            "supersedes": None if i % 2 else new_id(),
+            "content_date": 1_700_000_000_200 + i,
+            "created_at": 1_700_000_001_300 + i,
+        }
+        decisions.append(decision)
+        reviews.append(
+            {
+                "id": new_id(),
+                "domicile": u["domicile"],
+                "subject_id": u["id"],
+                "origin": "report",
+                "target_kind": "video",
+                "target_id": videos[i]["id"],
+                "decision_id": decision["id"] if i % 2 else None,
+                "filed_by": users[(i + 1) % n]["id"] if i % 2 else None,
+                "note": COMMENT_EMOJI,
+                "status": "open" if i % 2 else "closed",
+                "outcome_id": None if i % 2 else decision["id"],
+                "created_at": 1_700_000_001_400 + i,
+                "closed_at": None if i % 2 else 1_700_000_001_500 + i,
+            }
+        )
     return {
         "users": users,
         "sessions": sessions,
@@ -175,6 +240,10 @@ def dataset(n: int = 6, seed: int = 7) -> Rows:
         "comments": comments,
         "events": events,
         "video_stats": stats,
+        "moderation_banks": banks,
+        "moderation_bank_hashes": bank_hashes,
+        "moderation_decisions": decisions,
+        "moderation_reviews": reviews,
     }
 
 

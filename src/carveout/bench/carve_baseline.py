@@ -1,4 +1,5 @@
-"""The copy baselines: SQLite's online backup API and a raw file copy of the source cell's file.
+"""The SQLite copy baselines: the online backup API and a raw file copy of the source cell's file
+(PostgreSQL's, `pg_dump | psql`, is in carve_pg.py).
 
 Both copy the whole database (every jurisdiction, indexes included) where the carve copies J's
 rows only, so rates per row and per byte are what compare."""
@@ -8,7 +9,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ class CopyRate:
     rows: int
     bytes: int
     seconds: float
+    extra: dict[str, int | str] = field(default_factory=dict)
 
     @property
     def rows_per_s(self) -> float:
@@ -40,6 +42,7 @@ class CopyRate:
             "seconds": round(self.seconds, 3),
             "rows_per_s": round(self.rows_per_s, 1),
             "mb_per_s": round(self.mb_per_s, 2),
+            **self.extra,
         }
 
 

@@ -3,7 +3,9 @@
 A fresh one-cell deployment holds the real KuaiRec data and is served by uvicorn in its own
 process; a client process writes to it at a fixed rate, half for the moving jurisdictions, and
 keeps a ledger of what was acknowledged; the carve runs meanwhile (in this process, or as CLI
-subprocesses SIGKILLed and resumed). The ledger is then checked against the cells."""
+subprocesses SIGKILLed and resumed). The ledger is then checked against the cells. On PostgreSQL
+the source cell and the carve's target are databases of one private local server (started here
+unless one is given), dropped afterwards."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import httpx
 import sqlalchemy as sa
 
 from carveout import carve
+from carveout.bench import carve_pg
 from carveout.bench.api import (
     CARVEOUT_APP,
     DATA_LABEL,
@@ -37,13 +40,24 @@ from carveout.cells import Deployment, init_data_dir
 from carveout.core.settings import DATA_ENV
 from carveout.datamap import TABLES
 from carveout.datasets import load_kuairec
+from carveout.storage import PgCluster
+from carveout.storage.pgcluster import DURABILITY
 
 __all__ = ["BACKENDS", "DATA_LABEL", "CarveBenchConfig", "CarveBenchResult", "run_carve_bench"]
 
 BACKENDS = ("sqlite", "postgresql")
-SUPPORTED = ("sqlite",)
-NOT_SUPPORTED = "not yet supported by the carve (SQLite → SQLite only for now)"
 SOURCE = "global"
+POLICY = """\
+version = 1
+[sites.us]
+[sites.sg]
+[cells.global]
+jurisdictions = ["*"]
+primary_site = "us"
+backup_site = "sg"
+content_exchange = true
+storage = "{storage}"
+"""
 TICK_S = 0.25
 
 
@@ -82,6 +96,7 @@ class CarveBenchConfig:
 class BackendRun:
     backend: str
     skipped: str = ""
+    server: str = ""  # PostgreSQL: version and settings of the private server
     data: dict[str, int] = field(default_factory=dict)
     writers: int = 0
     load: LoadResult | None = None
@@ -100,27 +115,64 @@ class CarveBenchResult:
     seconds: float = 0.0
 
 
-def run_carve_bench(config: CarveBenchConfig, progress: Progress | None = None) -> CarveBenchResult:
-    """Every backend in turn; the server, the client process and the temp dir are gone after."""
+def run_carve_bench(
+    config: CarveBenchConfig, progress: Progress | None = None, pg: PgCluster | None = None
+) -> CarveBenchResult:
+    """Every backend in turn; the server, the client process, the temp dir, the PostgreSQL
+    databases (and the PostgreSQL server unless `pg` was given) are gone after."""
     report = progress or _no_progress
     began = time.perf_counter()
     result = CarveBenchResult(config)
     for backend in config.backends:
         run = BackendRun(backend)
         result.runs.append(run)
-        if backend not in SUPPORTED:
-            run.skipped = NOT_SUPPORTED
-            continue
         with tempfile.TemporaryDirectory(prefix="carveout-bench-carve-") as tmp:
-            _Bench(config, run, Path(tmp), report).run()
+            if backend == "sqlite":
+                _Bench(config, run, Path(tmp), report).run()
+            else:
+                _run_postgresql(config, run, Path(tmp), report, pg)
     result.seconds = time.perf_counter() - began
     return result
 
 
+def _run_postgresql(
+    config: CarveBenchConfig,
+    run: BackendRun,
+    root: Path,
+    progress: Progress,
+    given: PgCluster | None,
+) -> None:
+    progress("start PostgreSQL", 0, 1)
+    cluster = given or PgCluster()
+    try:
+        if given is None:
+            cluster.start()
+        progress("start PostgreSQL", 1, 1)
+        run.server = f"PostgreSQL {cluster.version()}, private local server, {DURABILITY}"
+        urls = [cluster.fresh_url("carvebench_src"), cluster.fresh_url("carvebench_tgt")]
+        try:
+            _Bench(config, run, root, progress, cluster, *urls).run()
+        finally:
+            carve_pg.drop_all(cluster, urls)
+    finally:
+        if given is None:
+            cluster.stop()
+
+
 class _Bench:
     def __init__(
-        self, config: CarveBenchConfig, run: BackendRun, root: Path, progress: Progress
+        self,
+        config: CarveBenchConfig,
+        run: BackendRun,
+        root: Path,
+        progress: Progress,
+        pg: PgCluster | None = None,
+        source_storage: str = "sqlite",
+        target_storage: str = "sqlite",
     ) -> None:
+        self.pg = pg
+        self.source_storage = source_storage
+        self.target_storage = target_storage
         self.config = config
         self.info = run
         self.root = root
@@ -169,7 +221,8 @@ class _Bench:
     def _seed(self) -> dict[bool, tuple[tuple[str, ...], tuple[str, ...]]]:
         """Load KuaiRec; return, per side (True: moving), the videos and users writes target."""
         step = "load KuaiRec"
-        deployment = init_data_dir(self.data_dir)  # the default policy: one `global` cell
+        # One `global` cell on the backend measured.
+        deployment = init_data_dir(self.data_dir, POLICY.format(storage=self.source_storage))
         try:
             load_kuairec(
                 deployment,
@@ -235,6 +288,11 @@ class _Bench:
 
     def _baselines(self) -> list[CopyRate]:
         """Under the same write load, right before the carve: the copies a user would script."""
+        if self.pg is not None:
+            self.progress("copy baseline: pg_dump | psql", 0, 1)
+            dump = carve_pg.pg_dump_psql(self.pg, self.source_storage)
+            self.progress("copy baseline: pg_dump | psql", 1, 1)
+            return [dump]
         self.progress("copy baselines", 0, 2)
         source = self.data_dir / "cells" / SOURCE / "cell.db"
         deployment = Deployment.open(self.data_dir)
@@ -270,8 +328,10 @@ class _Bench:
     def _clean(self) -> CarveMeasure:
         deployment = Deployment.open(self.data_dir)
         try:
-            spec = carve.start(deployment, self.config.moving, self.config.target)
-            return measure_in_process(deployment, spec, self.progress)
+            spec = carve.start(
+                deployment, self.config.moving, self.config.target, storage=self.target_storage
+            )
+            return measure_in_process(deployment, spec, self.progress, self.info.rows_to_copy)
         finally:
             deployment.close()
 
@@ -286,6 +346,7 @@ class _Bench:
             n,
             self.config.seed,
             self.config.kill_max_s,
+            self.target_storage,
             lambda attempt, kills, phase: self.progress(
                 step, kills, n, f"attempt {attempt} killed in {phase or 'start-up'}"
             ),

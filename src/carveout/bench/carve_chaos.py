@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from carveout.bench import carve_pg
 from carveout.carve.capture import carved_tables
 from carveout.cells import FenceBoard
 
@@ -123,8 +124,10 @@ class _FenceWatch:
         self.thread.join(5)
 
 
-def _target_rows(data_dir: Path, target: str) -> int | None:
+def _target_rows(data_dir: Path, target: str, storage: str) -> int | None:
     """The target's carved rows, or None once the copy is done (apply changes them then)."""
+    if storage != "sqlite":
+        return carve_pg.target_rows(storage)
     db = data_dir / "cells" / target / "cell.db"
     if not db.is_file():
         return 0
@@ -141,7 +144,9 @@ def _target_rows(data_dir: Path, target: str) -> int | None:
         conn.close()
 
 
-def read_state(data_dir: Path, target: str) -> dict[str, Any]:
+def read_state(data_dir: Path, target: str, storage: str = "sqlite") -> dict[str, Any]:
+    if storage != "sqlite":
+        return carve_pg.read_state(storage)
     db = data_dir / "cells" / target / "cell.db"
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
@@ -157,16 +162,19 @@ def run_with_kills(
     kills: int,
     seed: int,
     kill_max_s: float,
+    storage: str = "sqlite",
     on_attempt: Callable[[int, int, str], None] = lambda _a, _k, _p: None,
 ) -> ChaosReport:
-    """Run the carve, SIGKILL it `kills` times at seeded instants, resume each time, finish."""
+    """Run the carve (its target on `storage`), SIGKILL it `kills` times at seeded instants,
+    resume each time, finish."""
     rng = random.Random(seed)  # noqa: S311 - reproducible chaos, not secrets
     cli = [sys.executable, "-m", "carveout.cli.main", "carve"]
     tail = ["--data-dir", str(data_dir)]
     report = ChaosReport(requested=kills)
     began = time.monotonic()
     with _FenceWatch(data_dir) as fences:
-        attempt = _Attempt([*cli, "run", "-j", ",".join(jurisdictions), "--to", target, *tail])
+        first = [*cli, "run", "-j", ",".join(jurisdictions), "--to", target, "--storage", storage]
+        attempt = _Attempt([*first, *tail])
         report.attempts = 1
         try:
             while len(report.kills) < kills:
@@ -183,7 +191,7 @@ def run_with_kills(
                         attempt=report.attempts,
                         phase=attempt.phase or "start-up",
                         after_s=round(time.monotonic() - attempt.first_step_at, 3),
-                        committed_rows=_target_rows(data_dir, target),
+                        committed_rows=_target_rows(data_dir, target, storage),
                     )
                 )
                 on_attempt(report.attempts, len(report.kills), attempt.phase)
@@ -202,6 +210,6 @@ def run_with_kills(
         finally:
             attempt.kill()
     report.fence_windows = fences.windows
-    report.state = read_state(data_dir, target)
+    report.state = read_state(data_dir, target, storage)
     report.seconds = time.monotonic() - began
     return report

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from carveout import carve
 from carveout.bench.api import Progress
 from carveout.bench.carve_baseline import CopyRate, db_bytes
+from carveout.bench.carve_pg import table_bytes
 from carveout.carve import Phase
 from carveout.cells import Cell, Deployment
 from carveout.datamap import TABLES
@@ -28,9 +29,25 @@ class CarveMeasure:
     fence: tuple[float, float] = (0.0, 0.0)
     captured_seq: dict[str, int] = field(default_factory=dict)  # carve_changes head per phase end
     target_bytes_after_copy: int = 0
+    # Logical replication (PostgreSQL to PostgreSQL): the subscription copies and streams, so
+    # the carve counts no rows or changes of its own; the copy is J's rows at the start.
+    replication: bool = False
+    rows_to_copy: int = 0
 
     @property
     def copy(self) -> CopyRate:
+        if self.replication:
+            return CopyRate(
+                "carve copy (J only; subscription's initial copy)",
+                self.rows_to_copy,
+                self.target_bytes_after_copy,
+                self.outcome.seconds.get("copy", 0.0),
+                {
+                    "rows_basis": "J's rows in the carved tables when the carve started",
+                    "seconds_basis": "the copy phase: waiting for the subscription's initial "
+                    "copy, which starts when capture creates the subscription",
+                },
+            )
         return CopyRate(
             "carve copy (J only)",
             self.outcome.copy.rows,
@@ -39,14 +56,16 @@ class CarveMeasure:
         )
 
     def source_change_rate(self) -> float:
-        """Changes of J the source captured per second while the copy ran."""
+        """Changes of J the source captured per second while the copy ran (triggers only)."""
         a, b = self.phase_ended.get("capture"), self.phase_ended.get("copy")
-        if a is None or b is None or b <= a:
+        if self.replication or a is None or b is None or b <= a:
             return 0.0
         return (self.captured_seq["copy"] - self.captured_seq["capture"]) / (b - a)
 
     def apply_rate(self) -> tuple[int, float]:
         """(changes, changes/s) of the catch-up phase: the backlog the copy left, applied."""
+        if self.replication:
+            return 0, 0.0
         cut = self.outcome.cutover
         changes = self.outcome.apply.changes - (cut.final_changes if cut else 0)
         seconds = self.outcome.seconds.get("catch-up", 0.0)
@@ -72,6 +91,8 @@ class CarveMeasure:
                 "blob_files": out.copy.blob_files,
             },
             "apply": {
+                "method": "subscription streaming" if self.replication else "carve catch-up",
+                "catch_up_seconds": out.seconds.get("catch-up", 0.0),
                 "catch_up_changes": changes,
                 "changes_per_s": round(apply_per_s, 1),
                 "source_changes_per_s_during_copy": round(self.source_change_rate(), 1),
@@ -92,9 +113,18 @@ class CarveMeasure:
 class _Hooks:
     """Reporter and after_phase callback of carve.run in one."""
 
-    def __init__(self, source: Cell, target_db: Path, progress: Progress) -> None:
+    def __init__(
+        self,
+        source: Cell,
+        target_db: Path,
+        target_url: str | None,
+        replicating: bool,
+        progress: Progress,
+    ) -> None:
+        self.replicating = replicating
         self.source = source
         self.target_db = target_db
+        self.target_url = target_url
         self.progress = progress
         self.started: dict[str, float] = {}
         self.ended: dict[str, float] = {}
@@ -121,13 +151,17 @@ class _Hooks:
 
     def after(self, phase: Phase) -> None:
         self.ended[phase.value] = time.monotonic()
-        if phase in (Phase.CAPTURE, Phase.COPY):
+        if phase in (Phase.CAPTURE, Phase.COPY) and not self.replicating:
             changes = TABLES["carve_changes"]
             with self.source.store.connect() as conn:
                 head = conn.execute(sa.select(sa.func.coalesce(sa.func.max(changes.c.seq), 0)))
                 self.seq[phase.value] = int(head.scalar_one())
         if phase is Phase.COPY:
-            self.target_bytes = db_bytes(self.target_db)
+            self.target_bytes = (
+                db_bytes(self.target_db)
+                if self.target_url is None
+                else table_bytes(self.target_url)
+            )
         self.progress("carve", phase.number - 1, len(carve.PHASES), f"{phase.value} done")
 
 
@@ -136,11 +170,13 @@ def phase_index(name: str) -> int:
 
 
 def measure_in_process(
-    deployment: Deployment, spec: carve.CarveSpec, progress: Progress
+    deployment: Deployment, spec: carve.CarveSpec, progress: Progress, rows_to_copy: int = 0
 ) -> CarveMeasure:
     source = deployment.cell(spec.source)
     target_db = deployment.data_dir / "cells" / spec.target / "cell.db"
-    hooks = _Hooks(source, target_db, progress)
+    target_url = None if spec.storage == "sqlite" else spec.storage
+    replicating = target_url is not None and source.store.backend == "postgresql"
+    hooks = _Hooks(source, target_db, target_url, replicating, progress)
     outcome = carve.run(deployment, spec, reporter=hooks, after_phase=hooks.after)
     pause_s = outcome.cutover.pause_ms / 1000 if outcome.cutover else 0.0
     return CarveMeasure(
@@ -150,4 +186,6 @@ def measure_in_process(
         fence=(hooks.released - pause_s, hooks.released),
         captured_seq=hooks.seq,
         target_bytes_after_copy=hooks.target_bytes,
+        replication=replicating,
+        rows_to_copy=rows_to_copy,
     )

@@ -59,8 +59,18 @@ def run_json(run: BackendRun) -> dict[str, Any]:
         "ledger": run.ledger.as_json() if run.ledger else None,
         "rows_to_copy_at_start": run.rows_to_copy,
     }
+    if run.server:
+        out["server"] = run.server
     if run.measure is not None:
         out["carve"] = run.measure.as_json()
+        if run.measure.replication:
+            # No capture log to count: the source's rate is the client's moving writes.
+            a_copy = run.measure.phase_ended.get("capture", a)
+            b_copy = run.measure.phase_ended.get("copy", b)
+            moving = [r for r in reqs if r[2]]
+            out["carve"]["apply"]["source_j_write_requests_per_s_during_copy"] = round(
+                rate(moving, a_copy, b_copy), 1
+            )
     if run.chaos is not None:
         c = run.chaos
         out["chaos"] = {
@@ -145,26 +155,39 @@ def rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     if "carve" in data:
         c = data["carve"]
         copy = c["copy"]
-        for name in ("SQLite backup API", "raw file copy"):
+        streaming = c["apply"].get("method") == "subscription streaming"
+        how = " (subscription's initial copy: J rows ÷ copy phase)" if streaming else ""
+        for name in ("pg_dump | psql", "SQLite backup API", "raw file copy"):
             b = base.get(name)
             if b:
                 ratio = copy["rows_per_s"] / b["rows_per_s"] if b["rows_per_s"] else 0.0
                 out.append(
                     (
                         f"copy rows/s, MB/s vs {name}",
-                        f"{copy['rows_per_s']:,.0f}, {copy['mb_per_s']:.1f}",
+                        f"{copy['rows_per_s']:,.0f}, {copy['mb_per_s']:.1f}{how}",
                         f"{b['rows_per_s']:,.0f}, {b['mb_per_s']:.1f} (× {ratio:.3f} rows/s)",
                     )
                 )
         ap = c["apply"]
-        src = ap["source_changes_per_s_during_copy"]
-        out.append(
-            (
-                "change apply vs source's J changes/s",
-                f"{ap['changes_per_s']:,.0f} ({ap['catch_up_changes']:,} changes)",
-                f"{src:,.0f}" + (f" (× {ap['changes_per_s'] / src:.0f})" if src else ""),
+        if streaming:
+            src = ap["source_j_write_requests_per_s_during_copy"]
+            out.append(
+                (
+                    "change apply: subscription streaming",
+                    f"caught up to the source's LSN in {ap['catch_up_seconds']:.2f} s "
+                    "(changes not counted)",
+                    f"source's J write requests/s during copy: {src:,.0f}",
+                )
             )
-        )
+        else:
+            src = ap["source_changes_per_s_during_copy"]
+            out.append(
+                (
+                    "change apply vs source's J changes/s",
+                    f"{ap['changes_per_s']:,.0f} ({ap['catch_up_changes']:,} changes)",
+                    f"{src:,.0f}" + (f" (× {ap['changes_per_s'] / src:.0f})" if src else ""),
+                )
+            )
         v = c["verify"]
         out.append(
             (
@@ -209,6 +232,7 @@ def carve_table(data: dict[str, Any]) -> list[Table]:
         table = Table(
             title=f"carve {','.join(data['parameters']['moving'])} → "
             f"{data['parameters']['target']} under live writes ({run['backend']})",
+            caption=run.get("server"),
         )
         table.add_column("measure")
         table.add_column("carveout", justify="right")
@@ -222,9 +246,11 @@ def carve_table(data: dict[str, Any]) -> list[Table]:
 def carve_markdown(data: dict[str, Any]) -> str:
     out = []
     for run in data["runs"]:
-        out.append(f"**{run['backend']}**\n\n| measure | carveout | baseline / reference |")
+        server = f" ({run['server']})" if run.get("server") else ""
+        out.append(f"**{run['backend']}**{server}\n\n| measure | carveout | baseline / reference |")
         out.append("|---|--:|--:|")
-        out += [f"| {a} | {b} | {c} |" for a, b, c in rows(run)]
+        cells = [tuple(x.replace("|", "\\|") for x in row) for row in rows(run)]
+        out += [f"| {a} | {b} | {c} |" for a, b, c in cells]
         out.append("")
     return "\n".join(out)
 

@@ -83,9 +83,9 @@ def cutover(
         retrying(seal)
         if replicating:
             # Sealed: nothing of J changes any more; once the subscriber has everything up to
-            # here, replication is over.
+            # here the target is complete. Dropping the subscription waits until after the
+            # fence is down: it only carries the source's (now frozen) rows of J.
             replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
-            replication.stop(source, target, spec.target, restore_identity=False)
             copy_missing_blobs(source, target)
         else:
             catch_up(source, target, codes, stats, sealed=True)
@@ -100,5 +100,7 @@ def cutover(
     finally:
         fences.release()
     pause_ms = (time.monotonic() - raised) * 1000
+    if replicating and spec.target in deployment.policy.names:
+        replication.stop(source, target, spec.target, restore_identity=False)
     say(f"write pause {pause_ms:.0f} ms; {stats.changes - before} changes applied while fenced")
     return CutoverReport(pause_ms=pause_ms, final_changes=stats.changes - before, pre_fence_lag=0)

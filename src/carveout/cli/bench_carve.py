@@ -23,8 +23,10 @@ BENCH_CARVE_HELP = (
     "writers' in the same window), errors, copy rows/s and MB/s next to SQLite's backup API and "
     "a raw file copy of the same file in the same run, change-apply rate next to the source's, "
     "verify rows/s, and lost/duplicated writes from the ledger. --kill-at-random N runs the "
-    "carve as `carveout carve run|resume` subprocesses and SIGKILLs it N times. PostgreSQL is "
-    "reported as not yet supported by the carve."
+    "carve as `carveout carve run|resume` subprocesses and SIGKILLs it N times. With "
+    "postgresql, a private local PostgreSQL server holds the source cell and the carve's target "
+    "(PostgreSQL → PostgreSQL by logical replication), and the copy baseline is `pg_dump | psql` "
+    "of the carved tables into a fresh database of the same server."
 )
 
 

@@ -13,6 +13,7 @@ from carveout.cli.carve import carve_app
 from carveout.cli.common import DataDirOpt, fail_on_errors
 from carveout.cli.demo import demo_command
 from carveout.cli.load import load_app
+from carveout.cli.moderation import moderation_app
 from carveout.cli.recommend import recommend_app
 from carveout.cli.status import status_command
 
@@ -25,6 +26,7 @@ app.add_typer(load_app, name="load", help="Import a real dataset into the cells.
 app.add_typer(recommend_app, name="recommend", help="Train each cell's recommender.")
 app.add_typer(backup_app, name="backup", help="Backups at each cell's designated backup site.")
 app.add_typer(carve_app, name="carve", help="Carve jurisdictions out into a new cell.")
+app.add_typer(moderation_app, name="moderation", help="Hash banks, text classifier, review.")
 app.add_typer(bench_app, name="bench", help="Benchmarks against the baseline a user would pick.")
 app.command("demo", help="The whole story on real data: load, serve, carve live, verify.")(
     demo_command

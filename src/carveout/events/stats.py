@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from carveout.datamap import TABLES
 from carveout.events.models import COUNTER, EventKind
@@ -65,6 +66,12 @@ def _increment() -> sa.Update:
 _INCREMENT = _increment()
 
 
+def _insert_if_absent(conn: sa.Connection) -> sa.Insert:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(STATS).on_conflict_do_nothing(index_elements=["video_id"])
+    return sqlite.insert(STATS).on_conflict_do_nothing(index_elements=["video_id"])
+
+
 def apply_deltas(
     conn: sa.Connection,
     changes: Mapping[str, StatsDelta],
@@ -84,7 +91,9 @@ def apply_deltas(
     }
     missing = [zero_row(v, domiciles[v], now) for v in ids if v not in have]
     if missing:
-        conn.execute(sa.insert(STATS), missing)
+        # Two writers may both find a row missing (right after a carve's cutover, before the
+        # target's counters are rebuilt): the second insert must not fail the write.
+        conn.execute(_insert_if_absent(conn), missing)
     params = []
     for vid in ids:
         delta = changes[vid]
@@ -153,6 +162,10 @@ def recompute_all(store: Store, now: int) -> int:
         "updated_at",
     ]
     with store.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Writers' counter updates wait for the rebuild instead of racing its DELETE and
+            # INSERT: an event committed before it is counted by it, one after it adds its delta.
+            conn.exec_driver_sql("LOCK TABLE video_stats IN SHARE ROW EXCLUSIVE MODE")
         conn.execute(sa.delete(STATS))
         conn.execute(sa.insert(STATS).from_select(cols, agg))
         conn.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -45,9 +46,19 @@ def check_new_video(new: NewVideo) -> NewVideo:
     return NewVideo(caption=new.caption, hashtags=tags, category=new.category.strip())
 
 
-def upload(cell: Cell, creator: User, new: NewVideo, path: Path) -> Video:
+def upload(
+    cell: Cell,
+    creator: User,
+    new: NewVideo,
+    path: Path,
+    *,
+    status: VideoStatus = VideoStatus.PUBLISHED,
+    on_stored: Callable[[sa.Connection, Video], None] | None = None,
+) -> Video:
     """Validate metadata and media, store the blob, then write blob and video rows in one
-    transaction. If the transaction fails, a blob file this call created is removed again."""
+    transaction. If the transaction fails, a blob file this call created is removed again.
+    `on_stored` runs inside that transaction (moderation writes its decision there, so a video
+    and the decision about it are stored together or not at all)."""
     new = check_new_video(new)
     info = probe(path)
     sha, size, created = cell.blobs.put_file(path)
@@ -64,8 +75,7 @@ def upload(cell: Cell, creator: User, new: NewVideo, path: Path) -> Video:
         "width": info.width,
         "height": info.height,
         "blob_id": "",
-        # No moderation pipeline yet: uploads publish at once (the moderation issue holds them).
-        "status": VideoStatus.PUBLISHED.value,
+        "status": status.value,
         "external_ref": None,
         "created_at": now,
     }
@@ -93,6 +103,8 @@ def upload(cell: Cell, creator: User, new: NewVideo, path: Path) -> Video:
             conn.execute(sa.insert(VIDEOS).values(**video_row))
             # A zero counter row from the start: event ingest then only ever UPDATEs it.
             conn.execute(sa.insert(STATS).values(zero_row(video_id, creator.domicile, now)))
+            if on_stored is not None:
+                on_stored(conn, Video.from_row(video_row))
     except BaseException:
         if created:
             cell.blobs.delete(sha)

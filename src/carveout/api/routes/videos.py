@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi.responses import FileResponse
 
-from carveout import videos
+from carveout import moderation, videos
 from carveout.api.deps import CallerDep
 from carveout.api.schemas import PageOut, VideoOut
 from carveout.core import InvalidInput
@@ -26,7 +26,9 @@ def upload(
     hashtags: Annotated[str, Form(description="comma-separated")] = "",
     category: Annotated[str, Form(max_length=100)] = "",
 ) -> VideoOut:
-    """Upload a video (multipart). The media is checked with PyAV before anything is stored."""
+    """Upload a video (multipart). The media is checked with PyAV, its frames hashed against the
+    cell's banks and its caption classified before anything is stored; `status` says the outcome
+    (published, processing = held for review, rejected)."""
     tags = [t.strip() for t in hashtags.split(",") if t.strip()]
     new = videos.NewVideo(caption=caption, hashtags=tags, category=category)
     with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
@@ -35,7 +37,7 @@ def upload(
             shutil.copyfileobj(file.file, out, 1 << 20)
         if path.stat().st_size == 0:
             raise InvalidInput("the uploaded file is empty")
-        video = videos.upload(caller.cell, caller.user, new, path)
+        video = moderation.upload_video(caller.cell, caller.user, new, path).video
     return VideoOut.of(video)
 
 

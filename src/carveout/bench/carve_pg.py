@@ -1,0 +1,170 @@
+"""PostgreSQL for the carve bench: the `pg_dump | psql` baseline, sizes, state and clean-up.
+
+The baseline dumps the source database's carved tables (every jurisdiction: pg_dump cannot filter
+rows) and pipes the dump into psql loading a fresh empty database of the same server, under the
+same write load. Its rows are counted in the loaded database and its bytes are the loaded tables'
+heap and TOAST (`pg_table_size`), the same measure the carve's target gets after its copy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from psycopg import sql
+
+from carveout.backup.pgtools import libpq_url, pg_tool
+from carveout.bench.api import BenchError
+from carveout.bench.carve_baseline import CopyRate
+from carveout.carve.capture import carved_tables
+from carveout.storage import PgCluster
+
+PG_DUMP_PSQL = "pg_dump | psql"
+PIPE_CHUNK = 1 << 20
+
+
+def _connect(url: str) -> psycopg.Connection[tuple[Any, ...]]:
+    return psycopg.connect(libpq_url(url), autocommit=True)
+
+
+def _tables() -> list[str]:
+    return [t.name for t in carved_tables()]
+
+
+def table_bytes(url: str) -> int:
+    """Heap and TOAST bytes of the carved tables in the database at `url`."""
+    with _connect(url) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(pg_table_size(c.oid)), 0) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relname = ANY(%s)",
+            (_tables(),),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def table_rows(url: str) -> int:
+    with _connect(url) as conn:
+        total = 0
+        for name in _tables():
+            row = conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))
+            ).fetchone()
+            total += int(row[0]) if row else 0
+    return total
+
+
+def pg_dump_psql(cluster: PgCluster, source_url: str) -> CopyRate:
+    """`pg_dump -t <carved tables> source | psql fresh_db`, timed end to end; the fresh
+    database is dropped afterwards."""
+    dest = cluster.create_database("carvebench_dump")
+    dump_argv = [str(pg_tool("pg_dump")), "--no-owner", "--no-privileges"]
+    for name in _tables():
+        dump_argv += ["-t", f"public.{name}"]
+    dump_argv.append(libpq_url(source_url))
+    psql_argv = [str(pg_tool("psql")), "-X", "-q", "-v", "ON_ERROR_STOP=1", libpq_url(dest)]
+    streamed = 0
+    try:
+        began = time.perf_counter()
+        dump = subprocess.Popen(  # noqa: S603 - PostgreSQL's own tools, fixed argv
+            dump_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        load = subprocess.Popen(  # noqa: S603
+            psql_argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        assert dump.stdout is not None and load.stdin is not None
+        # Pumped here (not a shell pipe) to count the dump's bytes; 1 MB reads cost little.
+        while chunk := dump.stdout.read(PIPE_CHUNK):
+            streamed += len(chunk)
+            load.stdin.write(chunk)
+        load.stdin.close()
+        dump_err = dump.stderr.read() if dump.stderr else b""
+        load_err = load.stderr.read() if load.stderr else b""
+        dump.wait()
+        load.wait()
+        seconds = time.perf_counter() - began
+        if dump.returncode or load.returncode:
+            raise BenchError(
+                f"pg_dump | psql failed ({dump.returncode}/{load.returncode}): "
+                f"{dump_err.decode(errors='replace')[-800:]}"
+                f"{load_err.decode(errors='replace')[-800:]}"
+            )
+        rows = table_rows(dest)
+        size = table_bytes(dest)
+    finally:
+        cluster.drop_database(sa.make_url(dest).database or "")
+    return CopyRate(PG_DUMP_PSQL, rows, size, seconds, {"dump_stream_bytes": streamed})
+
+
+def target_rows(url: str) -> int | None:
+    """The target's carved rows, or None once the copy phase is recorded (or 0 if not there)."""
+    try:
+        with _connect(url) as conn:
+            if conn.execute("SELECT 1 FROM carve_state WHERE key = 'phase:copy'").fetchone():
+                return None
+            total = 0
+            for name in _tables():
+                row = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))
+                ).fetchone()
+                total += int(row[0]) if row else 0
+            return total
+    except psycopg.Error:  # the database or its schema is not there yet
+        return 0
+
+
+def read_state(url: str) -> dict[str, Any]:
+    with _connect(url) as conn:
+        return {
+            str(k): json.loads(str(v))
+            for k, v in conn.execute("SELECT key, value FROM carve_state")
+        }
+
+
+def drop_all(cluster: PgCluster, urls: list[str]) -> None:
+    """Subscriptions, replication slots and the databases: what a run (even a failed one) left."""
+    names = [sa.make_url(u).database or "" for u in urls]
+    with cluster.admin() as admin:
+        existing = {str(r[0]) for r in admin.execute("SELECT datname FROM pg_database")}
+    for url, name in zip(urls, names, strict=True):
+        if name not in existing:
+            continue
+        with _connect(url) as conn:
+            for (sub,) in conn.execute(
+                "SELECT subname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid "
+                "WHERE d.datname = current_database()"
+            ).fetchall():
+                ident = sql.Identifier(str(sub))
+                conn.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(ident))
+                conn.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(ident))
+                conn.execute(sql.SQL("DROP SUBSCRIPTION {}").format(ident))
+    with cluster.admin() as admin:
+        for _ in range(100):  # a walsender may take a moment to let go of its slot
+            slots = admin.execute(
+                "SELECT slot_name, active FROM pg_replication_slots WHERE database = ANY(%s)",
+                (names,),
+            ).fetchall()
+            if not slots:
+                break
+            for slot, active in slots:
+                if not active:
+                    admin.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+            time.sleep(0.05)
+    for name in names:
+        cluster.drop_database(name)
+
+
+def leftovers(cluster: PgCluster, urls: list[str]) -> list[str]:
+    """Databases and slots of these URLs still on the server (clean-up check)."""
+    names = [sa.make_url(u).database or "" for u in urls]
+    with cluster.admin() as admin:
+        dbs = admin.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", (names,))
+        out = [f"database {r[0]}" for r in dbs]
+        slots = admin.execute(
+            "SELECT slot_name FROM pg_replication_slots WHERE database = ANY(%s)", (names,)
+        )
+        out += [f"slot {r[0]}" for r in slots]
+    return out

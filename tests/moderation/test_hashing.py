@@ -1,0 +1,80 @@
+"""PDQ and vPDQ conformance on ThreatExchange's published media, and bad media refused."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from carveout.core import InvalidInput
+from carveout.core.settings import datasets_dir
+from carveout.moderation import hamming, hash_image, hash_video, parse_hash_list
+from carveout.moderation.index import LinearIndex, MultiIndex, pack
+from media import make_video
+
+PDQ = datasets_dir() / "pdq-threatexchange"
+needs_data = pytest.mark.skipif(not PDQ.is_dir(), reason="ThreatExchange media not present")
+TOLERANCE = 10  # the data README: pdqhash 0.2.8 lands within 0-10 bits of published hashes
+
+
+@needs_data
+def test_image_hashes_match_published_ones() -> None:
+    rows = list(csv.reader((PDQ / "expected_pdq_cpp_readme_dih.csv").open()))
+    assert len(rows) == 8
+    for expected, rel in rows:
+        got = hash_image(PDQ / "images/reg-test-input/dih" / Path(rel).name)
+        assert got.quality == 100
+        assert hamming(got.hex, expected) <= TOLERANCE, rel
+
+
+@needs_data
+def test_video_frame_hashes_match_vpdq_samples() -> None:
+    name = "chair-19-sd-bar"
+    published = {}
+    for line in (PDQ / "vpdq-sample-hashes" / f"{name}.txt").read_text().splitlines():
+        _, _, hexdigest, seconds = line.split(",")
+        published[round(float(seconds), 3)] = hexdigest
+    video = hash_video(PDQ / "videos" / f"{name}.mp4")
+    assert len(video.frames) == 19  # 18.8 s at 1 frame per second
+    for frame in video.frames:
+        nearest = min(published, key=lambda t: abs(t - frame.seconds))
+        assert hamming(frame.hex, published[nearest]) <= TOLERANCE
+
+
+def test_bad_media_is_refused_with_reasons(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"\xff\xd8\xff" + b"\x00" * 100)
+    clip = make_video(tmp_path / "clip.mp4", seconds=2, seed=1)
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 3])
+    for path in (empty, truncated):
+        with pytest.raises(InvalidInput):
+            hash_video(path)
+    with pytest.raises(InvalidInput, match=r"corrupt|not an image"):
+        hash_image(garbage)
+
+
+def test_malformed_hash_lists_are_refused_whole() -> None:
+    good = "f" * 64
+    assert [h.pdq for h in parse_hash_list(f"# comment\n{good.upper()},100,x.jpg\n")] == [good]
+    for bad in (f"{good}\nxyz\n", f"{good[:-1]}g\n", f"{good}\x07\n", "\n\n"):
+        with pytest.raises(InvalidInput):
+            parse_hash_list(bad)
+
+
+def test_multi_index_agrees_with_linear_scan() -> None:
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 2**64 - 1, (5000, 4), dtype=np.uint64, endpoint=True)
+    queries = codes[:40].copy()
+    for i, flips in enumerate(rng.integers(0, 40, 40)):  # 0-39 flipped bits around the threshold
+        for bit in rng.choice(256, int(flips), replace=False):
+            queries[i, bit // 64] ^= np.uint64(1) << np.uint64(bit % 64)
+    multi = {(h.query, h.row, h.distance) for h in MultiIndex(codes).search(queries)}
+    linear = {(h.query, h.row, h.distance) for h in LinearIndex(codes).search(queries)}
+    assert multi == linear
+    assert 0 < len(multi) < 40
+    assert pack(["0" * 63 + "1"]).tolist() == [[0, 0, 0, 1]]
