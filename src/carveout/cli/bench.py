@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -14,11 +10,11 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
-    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
 
+from carveout.cli.bench_common import Bars, DatasetsOpt, MarkdownOpt, exit_on_sigterm
 from carveout.core import CarveoutError, settings
 
 bench_app = typer.Typer(
@@ -38,36 +34,6 @@ API_HELP = (
     "The ratio is the figure; absolute numbers depend on the machine. PostgreSQL runs in a "
     "private throwaway cluster and is skipped, with the reason, where its binaries are missing."
 )
-
-
-@contextmanager
-def _exit_on_sigterm() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so the finally blocks stop every server the bench started."""
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        # KeyboardInterrupt, not SIGINT re-sent: a background job may ignore SIGINT. (During
-        # a load, the load generator takes SIGTERM over and stops its workers first.)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-class _Bars:
-    """One Rich bar per bench step, created when the step first reports."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.tasks: dict[str, TaskID] = {}
-
-    def __call__(self, step: str, done: float, total: float, detail: str = "") -> None:
-        if step not in self.tasks:
-            self.tasks[step] = self.progress.add_task(step, total=total)
-        description = f"{step} [dim]{detail}[/]" if detail else step
-        self.progress.update(self.tasks[step], completed=done, total=total, description=description)
 
 
 @bench_app.command("api", help=API_HELP)
@@ -92,19 +58,9 @@ def api(
     json_path: Annotated[
         Path, typer.Option("--json", help="Where to write the results as JSON.")
     ] = DEFAULT_JSON,
-    datasets: Annotated[
-        Path | None,
-        typer.Option(
-            "--datasets",
-            envvar=settings.DATASETS_ENV,
-            help="Folder of the public datasets. (default: ../shared/data beside the checkout)",
-            show_default=False,
-        ),
-    ] = None,
+    datasets: DatasetsOpt = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the data and the requests.")] = 7,
-    markdown: Annotated[
-        bool, typer.Option("--markdown", help="Also print the table as Markdown.")
-    ] = False,
+    markdown: MarkdownOpt = False,
 ) -> None:
     from carveout.bench import ApiBenchConfig, run_api_bench
     from carveout.bench.report import (
@@ -141,10 +97,10 @@ def api(
             TimeElapsedColumn(),
         )
         with (
-            _exit_on_sigterm(),
+            exit_on_sigterm(),
             Progress(*columns, console=err, refresh_per_second=4) as progress,
         ):
-            result = run_api_bench(config, _Bars(progress))
+            result = run_api_bench(config, Bars(progress))
     except CarveoutError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -213,13 +169,13 @@ def recommend(
     folder = settings.datasets_dir(datasets)
     try:
         columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-        with _exit_on_sigterm(), Progress(*columns, console=err) as progress:
+        with exit_on_sigterm(), Progress(*columns, console=err) as progress:
             result = run_recommend_bench(
                 data or folder / "kuairec" / "watch_ratio.csv",
                 folder,
                 seeds,
                 foldin,
-                _Bars(progress),
+                Bars(progress),
             )
     except CarveoutError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -274,7 +230,7 @@ def feed(
     err = Console(stderr=True)
     try:
         columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-        with _exit_on_sigterm(), Progress(*columns, console=err) as progress:
+        with exit_on_sigterm(), Progress(*columns, console=err) as progress:
             result = run_feed_bench(
                 settings.datasets_dir(datasets),
                 videos,
@@ -282,7 +238,7 @@ def feed(
                 requests,
                 rps,
                 seed,
-                _Bars(progress),
+                Bars(progress),
             )
     except CarveoutError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from carveout.cli.bench_common import Bars, DatasetsOpt, MarkdownOpt, exit_on_sigterm
 from carveout.core import CarveoutError, settings
 
 DEFAULT_JSON = Path("benchmarks/results/backup.json")
@@ -24,18 +25,6 @@ BENCH_BACKUP_HELP = (
 )
 
 
-class _Bars:
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.tasks: dict[str, TaskID] = {}
-
-    def __call__(self, step: str, done: float, total: float, detail: str = "") -> None:
-        if step not in self.tasks:
-            self.tasks[step] = self.progress.add_task(step, total=total)
-        text = f"{step} [dim]{detail}[/]" if detail else step
-        self.progress.update(self.tasks[step], completed=done, total=total, description=text)
-
-
 def bench_backup_command(
     backends: Annotated[
         str, typer.Option(help="Comma-separated storage backends: sqlite, postgresql.")
@@ -46,19 +35,9 @@ def bench_backup_command(
     json_path: Annotated[
         Path, typer.Option("--json", help="Where to write the results as JSON.")
     ] = DEFAULT_JSON,
-    datasets: Annotated[
-        Path | None,
-        typer.Option(
-            "--datasets",
-            envvar=settings.DATASETS_ENV,
-            help="Folder of the public datasets. (default: ../shared/data beside the checkout)",
-            show_default=False,
-        ),
-    ] = None,
+    datasets: DatasetsOpt = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the jurisdiction assignment.")] = 7,
-    markdown: Annotated[
-        bool, typer.Option("--markdown", help="Also print the table as Markdown.")
-    ] = False,
+    markdown: MarkdownOpt = False,
 ) -> None:
     from carveout.bench.backup import BackupBenchConfig, run_backup_bench
     from carveout.bench.backup_report import (
@@ -68,7 +47,6 @@ def bench_backup_command(
         breakdown_lines,
     )
     from carveout.bench.report import machine, machine_line, write_json
-    from carveout.cli.bench import _exit_on_sigterm  # SIGTERM still stops the PostgreSQL bench
 
     out = Console() if Console().is_terminal else Console(width=140)
     err = Console(stderr=True)
@@ -81,10 +59,10 @@ def bench_backup_command(
         )
         columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
         with (
-            _exit_on_sigterm(),
+            exit_on_sigterm(),
             Progress(*columns, console=err, refresh_per_second=4) as progress,
         ):
-            result = run_backup_bench(config, _Bars(progress))
+            result = run_backup_bench(config, Bars(progress))
     except CarveoutError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from carveout.cli.bench_common import Bars, DatasetsOpt, MarkdownOpt, exit_on_sigterm
 from carveout.core import CarveoutError, settings
 
 DEFAULT_JSON = Path("benchmarks/results/carve.json")
@@ -28,18 +29,6 @@ BENCH_CARVE_HELP = (
     "(PostgreSQL → PostgreSQL by logical replication), and the copy baseline is `pg_dump | psql` "
     "of the carved tables into a fresh database of the same server."
 )
-
-
-class _Bars:
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.tasks: dict[str, TaskID] = {}
-
-    def __call__(self, step: str, done: float, total: float, detail: str = "") -> None:
-        if step not in self.tasks:
-            self.tasks[step] = self.progress.add_task(step, total=total)
-        text = f"{step} [dim]{detail}[/]" if detail else step
-        self.progress.update(self.tasks[step], completed=done, total=total, description=text)
 
 
 def bench_carve_command(
@@ -84,24 +73,13 @@ def bench_carve_command(
     json_path: Annotated[
         Path, typer.Option("--json", help="Where to write the results as JSON.")
     ] = DEFAULT_JSON,
-    datasets: Annotated[
-        Path | None,
-        typer.Option(
-            "--datasets",
-            envvar=settings.DATASETS_ENV,
-            help="Folder of the public datasets. (default: ../shared/data beside the checkout)",
-            show_default=False,
-        ),
-    ] = None,
+    datasets: DatasetsOpt = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the data, the load and the kills.")] = 7,
-    markdown: Annotated[
-        bool, typer.Option("--markdown", help="Also print the table as Markdown.")
-    ] = False,
+    markdown: MarkdownOpt = False,
 ) -> None:
     from carveout.bench.carve_bench import CarveBenchConfig, run_carve_bench
     from carveout.bench.carve_report import carve_json, carve_markdown, carve_table, notes
     from carveout.bench.report import machine, machine_line, write_json
-    from carveout.cli.bench import _exit_on_sigterm  # SIGTERM unwinds: servers stopped
 
     out = Console() if Console().is_terminal else Console(width=140)
     err = Console(stderr=True)
@@ -127,10 +105,10 @@ def bench_carve_command(
         )
         columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
         with (
-            _exit_on_sigterm(),
+            exit_on_sigterm(),
             Progress(*columns, console=err, refresh_per_second=4) as progress,
         ):
-            result = run_carve_bench(config, _Bars(progress))
+            result = run_carve_bench(config, Bars(progress))
     except (CarveoutError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

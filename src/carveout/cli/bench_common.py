@@ -1,0 +1,56 @@
+"""What every `carveout bench` command shares: options, progress bars, SIGTERM handling."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, TaskID
+
+from carveout.core import settings
+
+DatasetsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--datasets",
+        envvar=settings.DATASETS_ENV,
+        help="Folder of the public datasets. (default: ../shared/data beside the checkout)",
+        show_default=False,
+    ),
+]
+MarkdownOpt = Annotated[bool, typer.Option("--markdown", help="Also print the table as Markdown.")]
+
+
+@contextmanager
+def exit_on_sigterm() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so the finally blocks stop every server the bench started."""
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        # KeyboardInterrupt, not SIGINT re-sent: a background job may ignore SIGINT. (During
+        # a load, the load generator takes SIGTERM over and stops its workers first.)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Bars:
+    """One Rich bar per bench step, created when the step first reports."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, step: str, done: float, total: float, detail: str = "") -> None:
+        if step not in self.tasks:
+            self.tasks[step] = self.progress.add_task(step, total=total)
+        description = f"{step} [dim]{detail}[/]" if detail else step
+        self.progress.update(self.tasks[step], completed=done, total=total, description=description)
