@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from carveout.datamap.catalog_moderation import (
+    MODERATION_BANK_HASHES,
+    MODERATION_BANKS,
+    MODERATION_DECISIONS,
+    MODERATION_REVIEWS,
+)
+from carveout.datamap.columns import (
+    KEEP_WHILE_ACCOUNT,
+    OPS,
+    T,
+    created_column,
+    domicile_column,
+    id_column,
+)
 from carveout.datamap.model import (
     Column,
-    ColumnType,
     DataMap,
     DomicileRule,
     ErasureAction,
@@ -12,25 +25,6 @@ from carveout.datamap.model import (
     Table,
     TableKind,
 )
-
-T = ColumnType
-OPS = "system.operations"
-KEEP_WHILE_ACCOUNT = Retention(None, "kept while the account exists; erased with it")
-
-
-def _id(description: str = "row id (UUIDv7)") -> Column:
-    return Column("id", T.ID, OPS, description)
-
-
-def _domicile(rule: DomicileRule) -> Column:
-    return Column(
-        "domicile", T.TEXT, "user.location.country", f"jurisdiction: {rule.value}", max_length=2
-    )
-
-
-def _created() -> Column:
-    return Column("created_at", T.TIMESTAMP, OPS, "when the row was written (Unix ms)")
-
 
 USERS = Table(
     name="users",
@@ -41,7 +35,7 @@ USERS = Table(
     retention=KEEP_WHILE_ACCOUNT,
     columns=(
         Column("id", T.ID, "user.unique_id", "user id (UUIDv7)"),
-        _domicile(DomicileRule.OWN_COUNTRY),
+        domicile_column(DomicileRule.OWN_COUNTRY),
         Column(
             "handle",
             T.TEXT,
@@ -69,7 +63,7 @@ USERS = Table(
             "argon2id hash; empty for imported accounts that cannot log in",
         ),
         Column("status", T.TEXT, OPS, "active | erased", max_length=16),
-        _created(),
+        created_column(),
     ),
     indexes=(("domicile",),),
 )
@@ -82,8 +76,8 @@ SESSIONS = Table(
     subject="user_id",
     retention=Retention(30, "deleted 30 days after expiry"),
     columns=(
-        _id(),
-        _domicile(DomicileRule.ACTOR),
+        id_column(),
+        domicile_column(DomicileRule.ACTOR),
         Column("user_id", T.ID, "user.unique_id", "session owner", references="users.id"),
         Column(
             "token_hash",
@@ -93,7 +87,7 @@ SESSIONS = Table(
             unique=True,
             max_length=64,
         ),
-        _created(),
+        created_column(),
         Column("expires_at", T.TIMESTAMP, OPS, "expiry (Unix ms)"),
     ),
     indexes=(("user_id",),),
@@ -108,8 +102,8 @@ BLOBS = Table(
     subject="owner_id",
     retention=KEEP_WHILE_ACCOUNT,
     columns=(
-        _id(),
-        _domicile(DomicileRule.CREATOR),
+        id_column(),
+        domicile_column(DomicileRule.CREATOR),
         Column(
             "sha256",
             T.TEXT,
@@ -121,7 +115,7 @@ BLOBS = Table(
         Column("size_bytes", T.BIGINT, OPS, "file size"),
         Column("content_type", T.TEXT, OPS, "MIME type", max_length=100),
         Column("owner_id", T.ID, "user.unique_id", "uploader", references="users.id"),
-        _created(),
+        created_column(),
     ),
     uniques=(("sha256", "domicile"),),
     indexes=(("owner_id",),),
@@ -135,8 +129,8 @@ VIDEOS = Table(
     subject="creator_id",
     retention=KEEP_WHILE_ACCOUNT,
     columns=(
-        _id(),
-        _domicile(DomicileRule.CREATOR),
+        id_column(),
+        domicile_column(DomicileRule.CREATOR),
         Column("creator_id", T.ID, "user.unique_id", "creator", references="users.id"),
         Column("caption", T.TEXT, "user.content.public", "caption text", max_length=2200),
         Column("hashtags", T.JSON, "user.content.public", "JSON list of hashtags"),
@@ -156,7 +150,7 @@ VIDEOS = Table(
             nullable=True,
             max_length=64,
         ),
-        _created(),
+        created_column(),
     ),
     indexes=(("creator_id",), ("status", "created_at"), ("external_ref",)),
 )
@@ -168,12 +162,12 @@ VIDEO_RESTRICTIONS = Table(
     domicile_rule=DomicileRule.CONTENT,
     retention=Retention(None, "kept while the video exists"),
     columns=(
-        _id(),
-        _domicile(DomicileRule.CONTENT),
+        id_column(),
+        domicile_column(DomicileRule.CONTENT),
         Column("video_id", T.ID, OPS, "restricted video", references="videos.id"),
         Column("jurisdiction", T.TEXT, OPS, "where it is unavailable", max_length=2),
         Column("reason", T.TEXT, OPS, "why", max_length=500),
-        _created(),
+        created_column(),
     ),
     uniques=(("video_id", "jurisdiction"),),
 )
@@ -188,13 +182,13 @@ FOLLOWS = Table(
     other_subjects=("followee_id",),
     retention=KEEP_WHILE_ACCOUNT,
     columns=(
-        _id(),
-        _domicile(DomicileRule.ACTOR),
+        id_column(),
+        domicile_column(DomicileRule.ACTOR),
         Column("follower_id", T.ID, "user.unique_id", "who follows", references="users.id"),
         Column(
             "followee_id", T.ID, "user.social.connection", "who is followed", references="users.id"
         ),
-        _created(),
+        created_column(),
     ),
     uniques=(("follower_id", "followee_id"),),
     indexes=(("followee_id",),),
@@ -208,11 +202,11 @@ LIKES = Table(
     subject="user_id",
     retention=KEEP_WHILE_ACCOUNT,
     columns=(
-        _id(),
-        _domicile(DomicileRule.ACTOR),
+        id_column(),
+        domicile_column(DomicileRule.ACTOR),
         Column("user_id", T.ID, "user.unique_id", "who liked", references="users.id"),
         Column("video_id", T.ID, "user.behavior.like", "liked video", references="videos.id"),
-        _created(),
+        created_column(),
     ),
     uniques=(("user_id", "video_id"),),
     indexes=(("video_id",),),
@@ -227,13 +221,13 @@ COMMENTS = Table(
     erasure=ErasureAction.ANONYMISE,
     retention=KEEP_WHILE_ACCOUNT,
     columns=(
-        _id(),
-        _domicile(DomicileRule.ACTOR),
+        id_column(),
+        domicile_column(DomicileRule.ACTOR),
         Column("user_id", T.ID, "user.unique_id", "author", references="users.id"),
         Column("video_id", T.ID, OPS, "video commented on", references="videos.id"),
         Column("body", T.TEXT, "user.content.public", "comment text", max_length=2000),
         Column("status", T.TEXT, OPS, "visible | hidden | removed", max_length=16),
-        _created(),
+        created_column(),
     ),
     indexes=(("video_id", "id"), ("user_id",)),
 )
@@ -247,8 +241,8 @@ EVENTS = Table(
     subject="user_id",
     retention=Retention(365, "raw events deleted after 365 days; aggregates kept"),
     columns=(
-        _id(),
-        _domicile(DomicileRule.ACTOR),
+        id_column(),
+        domicile_column(DomicileRule.ACTOR),
         Column("user_id", T.ID, "user.unique_id", "acting user", references="users.id"),
         Column("video_id", T.ID, "user.behavior.watch", "video acted on", references="videos.id"),
         Column(
@@ -265,7 +259,7 @@ EVENTS = Table(
             "milliseconds watched (watch only)",
             nullable=True,
         ),
-        _created(),
+        created_column(),
     ),
     indexes=(("user_id", "kind", "video_id"), ("video_id",), ("created_at",)),
 )
@@ -280,7 +274,7 @@ VIDEO_STATS = Table(
     retention=Retention(None, "kept while the video exists"),
     columns=(
         Column("video_id", T.ID, OPS, "the video", references="videos.id"),
-        _domicile(DomicileRule.CONTENT),
+        domicile_column(DomicileRule.CONTENT),
         Column("impressions", T.BIGINT, OPS, "impression events"),
         Column("watches", T.BIGINT, OPS, "watch events"),
         Column("watched_ms", T.BIGINT, OPS, "sum of watched milliseconds"),
@@ -326,148 +320,6 @@ CARVE_STATE = Table(
         Column("value", T.TEXT, OPS, "JSON value"),
         Column("updated_at", T.TIMESTAMP, OPS, "last change (Unix ms)"),
     ),
-)
-
-# A bank belongs to the jurisdiction whose law or terms it enforces; no DomicileRule names that
-# yet, so CONTENT (the nearest: it describes content) is used and the column says exactly what.
-_BANK_DOMICILE = Column(
-    "domicile",
-    T.TEXT,
-    "user.location.country",
-    "jurisdiction: the jurisdiction whose rules the bank enforces",
-    max_length=2,
-)
-
-MODERATION_BANKS = Table(
-    name="moderation_banks",
-    description="Hash banks: named lists of PDQ hashes of media that must not be published "
-    "(everywhere, or in the bank's jurisdiction when its action is restrict).",
-    kind=TableKind.CONTENT,
-    domicile_rule=DomicileRule.CONTENT,
-    retention=Retention(None, "kept until an operator deletes the bank"),
-    columns=(
-        _id(),
-        _BANK_DOMICILE,
-        Column("name", T.TEXT, OPS, "bank name, unique in the cell", unique=True, max_length=64),
-        Column("description", T.TEXT, OPS, "what the bank holds", max_length=500),
-        Column("action", T.TEXT, OPS, "reject | hold | restrict on a match", max_length=16),
-        Column("ground", T.TEXT, OPS, "illegal | terms (DSA decision ground)", max_length=16),
-        Column("category", T.TEXT, OPS, "DSA statement category", max_length=80),
-        Column("enabled", T.BOOL, OPS, "whether uploads are matched against it"),
-        _created(),
-        Column("updated_at", T.TIMESTAMP, OPS, "last change (Unix ms)"),
-    ),
-)
-
-MODERATION_BANK_HASHES = Table(
-    name="moderation_bank_hashes",
-    description="PDQ hashes held by a bank; domiciled with their bank.",
-    kind=TableKind.CONTENT,
-    domicile_rule=DomicileRule.CONTENT,
-    retention=Retention(None, "kept while the bank exists"),
-    columns=(
-        _id(),
-        Column(
-            "domicile",
-            T.TEXT,
-            "user.location.country",
-            "jurisdiction: the bank's",
-            max_length=2,
-        ),
-        Column("bank_id", T.ID, OPS, "bank", references="moderation_banks.id"),
-        Column("pdq", T.TEXT, OPS, "PDQ hash, 64 lower-case hex digits", max_length=64),
-        Column("note", T.TEXT, OPS, "provenance, e.g. a ThreatExchange id", max_length=200),
-        Column("enabled", T.BOOL, OPS, "disabled hashes no longer match"),
-        _created(),
-    ),
-    uniques=(("bank_id", "pdq"),),
-)
-
-MODERATION_DECISIONS = Table(
-    name="moderation_decisions",
-    description="Moderation decisions with the EU DSA statement-of-reasons fields; about the "
-    "content's creator, domiciled with the content.",
-    kind=TableKind.USER_DATA,
-    domicile_rule=DomicileRule.CONTENT,
-    subject="subject_id",
-    retention=KEEP_WHILE_ACCOUNT,
-    columns=(
-        _id(),
-        _domicile(DomicileRule.CONTENT),
-        Column(
-            "subject_id", T.ID, "user.unique_id", "creator of the content", references="users.id"
-        ),
-        Column("target_kind", T.TEXT, OPS, "video | comment", max_length=16),
-        Column("target_id", T.ID, OPS, "the video or comment decided on"),
-        Column(
-            "visibility",
-            T.TEXT,
-            OPS,
-            "published | restricted | held | rejected (DSA decision_visibility)",
-            max_length=16,
-        ),
-        Column(
-            "ground", T.TEXT, OPS, "none | illegal | terms (DSA decision_ground)", max_length=16
-        ),
-        Column("rule", T.TEXT, OPS, "law or terms clause applied", max_length=200),
-        Column("category", T.TEXT, OPS, "DSA statement category", max_length=80),
-        Column("territorial_scope", T.JSON, OPS, "JSON list of jurisdictions affected"),
-        Column("automated_detection", T.BOOL, OPS, "found by automated means"),
-        Column("automated_decision", T.BOOL, OPS, "decided without a human"),
-        Column("source", T.TEXT, OPS, "automated | report | appeal | reviewer", max_length=16),
-        Column("facts", T.TEXT, "user.content.public", "facts and circumstances relied on"),
-        Column("signals", T.JSON, OPS, "JSON: bank matches, classifier scores, thresholds"),
-        Column(
-            "reviewer_id",
-            T.ID,
-            "user.unique_id",
-            "moderator who decided",
-            nullable=True,
-            references="users.id",
-        ),
-        Column("supersedes", T.ID, OPS, "decision this one replaces", nullable=True),
-        Column("content_date", T.TIMESTAMP, OPS, "when the content was posted (Unix ms)"),
-        _created(),
-    ),
-    indexes=(("target_id", "created_at"),),
-)
-
-MODERATION_REVIEWS = Table(
-    name="moderation_reviews",
-    description="The human review queue: held uploads, user reports and creator appeals; "
-    "domiciled with the content, about its creator and whoever filed the item.",
-    kind=TableKind.USER_DATA,
-    domicile_rule=DomicileRule.CONTENT,
-    subject="subject_id",
-    other_subjects=("filed_by",),
-    retention=KEEP_WHILE_ACCOUNT,
-    columns=(
-        _id(),
-        _domicile(DomicileRule.CONTENT),
-        Column(
-            "subject_id", T.ID, "user.unique_id", "creator of the content", references="users.id"
-        ),
-        Column("origin", T.TEXT, OPS, "automated | report | appeal", max_length=16),
-        Column("target_kind", T.TEXT, OPS, "video | comment", max_length=16),
-        Column("target_id", T.ID, OPS, "the video or comment to review"),
-        Column("decision_id", T.ID, OPS, "decision under review", nullable=True),
-        Column(
-            "filed_by",
-            T.ID,
-            "user.unique_id",
-            "reporter or appellant",
-            nullable=True,
-            references="users.id",
-        ),
-        Column(
-            "note", T.TEXT, "user.content.public", "reason given by who filed it", max_length=1000
-        ),
-        Column("status", T.TEXT, OPS, "open | closed", max_length=16),
-        Column("outcome_id", T.ID, OPS, "the reviewer's decision", nullable=True),
-        _created(),
-        Column("closed_at", T.TIMESTAMP, OPS, "when a reviewer closed it", nullable=True),
-    ),
-    indexes=(("status", "created_at"), ("target_id",)),
 )
 
 DATA_MAP = DataMap(
