@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from carveout.accounts import sealed_user_rows
 from carveout.cells import Cell, Deployment
 from carveout.core import new_id, now_ms
 from carveout.datamap import TABLES
@@ -46,19 +47,18 @@ def add_users(cell: Cell, n: int, country: str = "CA") -> list[str]:
         uid = new_id()
         tag = secrets.token_hex(6)
         with cell.store.begin() as conn:
-            conn.execute(
-                sa.insert(TABLES["users"]).values(
-                    id=uid,
-                    domicile=country,
-                    handle=f"u{tag}",
-                    display_name=f"User {tag}",
-                    email=f"u{tag}@example.com",
-                    birth_year=1990,
-                    password_hash="",
-                    status="active",
-                    created_at=now_ms(),
-                )
-            )
+            plain = {
+                "id": uid,
+                "domicile": country,
+                "handle": f"u{tag}",
+                "display_name": f"User {tag}",
+                "email": f"u{tag}@example.com",
+                "birth_year": 1990,
+                "password_hash": "",
+                "status": "active",
+                "created_at": now_ms(),
+            }
+            conn.execute(sa.insert(TABLES["users"]), sealed_user_rows(cell.vault, [plain]))
             conn.execute(
                 sa.insert(TABLES["sessions"]).values(
                     id=new_id(),

@@ -15,7 +15,8 @@ from carveout.backup import list_backups, restore_backup, run_backup, verify_bac
 from carveout.backup.restore import compare
 from carveout.cells import POLICY_FILE, Deployment
 from carveout.core import Conflict
-from carveout.datamap import TABLES
+from carveout.datamap import DATA_MAP, TABLES
+from carveout.privacy import erase
 from carveout.storage import fingerprint
 
 
@@ -49,15 +50,23 @@ def test_backup_verifies_and_restores_exactly(make_env: MakeEnv, backend: str) -
 
 
 def _emails(env: Env) -> list[str]:
+    """Plaintext emails (opened from their sealed form)."""
     with env.cell.store.connect() as conn:
-        return list(conn.execute(sa.select(TABLES["users"].c.email)).scalars())
+        rows = conn.execute(sa.select(TABLES["users"])).all()
+    return [u["email"] for u in env.cell.vault.open_rows(DATA_MAP.table("users"), rows)]
 
 
 def test_keys_live_apart_from_data_with_owner_only_permissions(env: Env) -> None:
     run_backup(env.deployment, "global")
     keys = env.data_dir / "keys" / "global"
     files = sorted(p.name for p in keys.iterdir())
-    assert files == ["backup-signing.key", "backup.key"]
+    assert files == [
+        "backup-signing.key",
+        "backup.key",
+        "lookup.key",
+        "user-kek.key",
+        "user-keys.db",
+    ]
     assert stat.S_IMODE(keys.stat().st_mode) == 0o700
     assert all(stat.S_IMODE((keys / f).stat().st_mode) == 0o600 for f in files)
     assert not list(env.cell.root.rglob("*.key"))
@@ -130,3 +139,41 @@ def test_compare_names_the_table_that_differs(env: Env) -> None:
     add_users(env.cell, 1)
     problems = compare(m, env.cell.store, env.cell.blobs)
     assert [p.split(":")[0] for p in problems] == ["table sessions", "table users"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_users_erased_after_a_backup_stay_erased_after_its_restore(
+    make_env: MakeEnv, backend: str
+) -> None:
+    """Take a backup, erase a user, restore the backup: nothing of that user is readable, and
+    the erasure is re-applied from the key store's tombstone."""
+    env = make_env(backend, users=4, blobs=2)
+    owners = _user_ids(env)
+    gone, kept = owners[0], owners[1]  # `gone` owns a blob file (add_blob round-robin)
+    backup_id = run_backup(env.deployment, "global").manifest.backup_id
+    receipt = erase(env.cell, gone, requested_by="privacy-officer", purpose="Art. 17 request")
+    assert {line.store: line.records for line in receipt.lines}["key store"] == 1
+
+    env.deployment.close()
+    restore_backup(env.data_dir, env.deployment.policy, "global", backup_id, replace=True)
+    cell = env.cell
+    users = DATA_MAP.table("users")
+    with cell.store.connect() as conn:
+        rows = {r.id: r for r in conn.execute(sa.select(TABLES["users"]))}
+        sessions = conn.execute(
+            sa.select(sa.func.count()).where(TABLES["sessions"].c.user_id == gone)
+        ).scalar_one()
+    assert rows[gone].status == "erased" and sessions == 0
+    opened = {u["id"]: u for u in cell.vault.open_rows(users, rows.values())}
+    assert opened[gone]["email"] is None and opened[gone]["handle"] is None
+    assert opened[kept]["email"] is not None  # everyone else restored and readable
+    assert rows[kept].status == "active"
+
+
+def _user_ids(env: Env) -> list[str]:
+    with env.cell.store.connect() as conn:
+        blobs = TABLES["blobs"]
+        owners = list(conn.execute(sa.select(blobs.c.owner_id).order_by(blobs.c.id)).scalars())
+        users = TABLES["users"]
+        others = conn.execute(sa.select(users.c.id).where(users.c.id.not_in(owners))).scalars()
+        return owners + list(others)

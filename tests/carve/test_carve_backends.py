@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from carveout import carve
 from carveout.api import create_app
 from carveout.cells import init_data_dir
-from carveout.datamap import TABLES
+from carveout.datamap import DATA_MAP, TABLES
 from carveout.storage import PgCluster, table_digest
 
 POLICY = """
@@ -131,16 +131,14 @@ def test_carve_into_postgresql_under_writes(
         comments = TABLES["comments"]
         for name, cell in (("u0", target), ("u2", source)):
             with cell.store.connect() as conn:
-                bodies: Any = (
-                    conn.execute(
-                        sa.select(comments.c.body).where(
-                            comments.c.user_id == users[name]["id"],
-                            comments.c.body.like(f"{name}-%"),
-                        )
+                rows = conn.execute(
+                    sa.select(comments.c.user_id, comments.c.body).where(
+                        comments.c.user_id == users[name]["id"]
                     )
-                    .scalars()
-                    .all()
-                )
+                ).all()
+            # Sealed bodies open only where the author's key is: the carved user's key moved.
+            opened = cell.vault.open_rows(DATA_MAP.table("comments"), rows)
+            bodies: Any = [c["body"] for c in opened if c["body"].startswith(f"{name}-")]
             assert sorted(bodies) == sorted(f"{name}-{i}" for i in range(acked[name])), name
         users_tbl = TABLES["users"]
         assert table_digest(source.store, "users", users_tbl.c.domicile.in_(moving))[0] == 0

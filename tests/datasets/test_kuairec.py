@@ -19,10 +19,11 @@ import typer
 from click.testing import Result
 from typer.testing import CliRunner
 
+from carveout.accounts import sealed_user_rows
 from carveout.cells import Cell, Deployment, init_data_dir
 from carveout.cli.load import load_app
 from carveout.core import Conflict, NotFound, settings
-from carveout.datamap import DATA_MAP
+from carveout.datamap import DATA_MAP, TABLES
 from carveout.datasets import (
     JURISDICTION_WEIGHTS,
     KUAIREC_FILES,
@@ -220,22 +221,18 @@ def test_cli_with_missing_datasets_fails_cleanly(tmp_path: Path) -> None:
 def test_a_taken_handle_is_refused_before_any_write(tmp_path: Path) -> None:
     deployment = init_data_dir(tmp_path / "data")
     cell = deployment.cell("global")
-    cell.store.bulk_insert(
-        "users",
-        [
-            {
-                "id": "0190a000-0000-7000-8000-000000000001",
-                "domicile": "FR",
-                "handle": "kr42",
-                "display_name": "someone",
-                "email": "someone@example.org",
-                "birth_year": 1990,
-                "password_hash": "",
-                "status": "active",
-                "created_at": 1,
-            }
-        ],
-    )
+    someone = {
+        "id": "0190a000-0000-7000-8000-000000000001",
+        "domicile": "FR",
+        "handle": "kr42",
+        "display_name": "someone",
+        "email": "someone@example.org",
+        "birth_year": 1990,
+        "password_hash": "",
+        "status": "active",
+        "created_at": 1,
+    }
+    cell.store.bulk_insert("users", sealed_user_rows(cell.vault, [someone]))
     before = fingerprint(cell.store, cell.blobs)
     with pytest.raises(Conflict, match="kr42"):
         load_kuairec(deployment, DATASETS)
@@ -309,7 +306,7 @@ def test_every_row_follows_the_domicile_rules(loaded: tuple[Deployment, LoadRepo
 def test_users_get_the_seeded_jurisdictions(loaded: tuple[Deployment, LoadReport]) -> None:
     cell = loaded[0].cell("global")
     expected = assign_jurisdictions(7176, seed=7)
-    got = {int(handle[2:]): dom for handle, dom in q(cell, "SELECT handle, domicile FROM users")}
+    got = {int(u["handle"][2:]): u["domicile"] for u in _users(cell)}
     assert [got[i] for i in range(7176)] == expected
     assert set(loaded[1].rows["users"]) >= CARVE_EXAMPLE
 
@@ -318,10 +315,9 @@ def test_users_get_the_seeded_jurisdictions(loaded: tuple[Deployment, LoadReport
 def test_imported_fields(loaded: tuple[Deployment, LoadReport]) -> None:
     cell = loaded[0].cell("global")
     year = datetime.fromtimestamp(loaded[1].reference_ms / 1000, UTC).year
-    for uid, handle, name, email, birth, password, status in q(
-        cell,
-        "SELECT id, handle, display_name, email, birth_year, password_hash, status FROM users",
-    ):
+    for u in _users(cell):
+        uid, handle, name, email = u["id"], u["handle"], u["display_name"], u["email"]
+        birth, password, status = u["birth_year"], u["password_hash"], u["status"]
         number = handle.removeprefix("kr")
         assert name == f"KuaiRec user {number}" and email == f"kr{number}@kuairec.invalid"
         assert year - 70 <= birth <= year - 13
@@ -370,11 +366,11 @@ def test_watches_match_the_csv(
     cell = loaded[0].cell("global")
     rows = q(
         cell,
-        "SELECT u.handle, v.external_ref, e.watched_ms, v.duration_ms FROM events e "
-        "JOIN users u ON e.user_id = u.id JOIN videos v ON e.video_id = v.id "
-        "WHERE e.kind = 'watch'",
+        "SELECT e.user_id, v.external_ref, e.watched_ms, v.duration_ms FROM events e "
+        "JOIN videos v ON e.video_id = v.id WHERE e.kind = 'watch'",
     )
-    got = {(h[2:], ref.removeprefix("kuairec:")): (w, d) for h, ref, w, d in rows}
+    handle = {u["id"]: u["handle"] for u in _users(cell)}
+    got = {(handle[u][2:], ref.removeprefix("kuairec:")): (w, d) for u, ref, w, d in rows}
     assert len(got) == len(watch_csv)
     for r in watch_csv:
         watched, duration = got[(r["user_id"], r["video_id"])]
@@ -501,3 +497,10 @@ def test_two_cells_hold_exactly_their_jurisdictions(
     assert cross > 0
     assert f"{cross:,} events reference a video in another cell" in " ".join(output.split())
     assert "na-anz" in output and "global" in output
+
+
+def _users(cell: Cell) -> list[dict[str, Any]]:
+    """The cell's users with their sealed fields opened."""
+    with cell.store.connect() as conn:
+        rows = conn.execute(sa.select(TABLES["users"])).all()
+    return cell.vault.open_rows(DATA_MAP.table("users"), rows)

@@ -9,6 +9,7 @@ import logging
 import pytest
 from world import World
 
+from carveout.accounts import consent
 from carveout.core import NotFound
 from carveout.recommend import FALLBACK_SOURCE, artefact, for_you, train_cell
 from carveout.recommend.artefact import MANIFEST_FILE, RANKER_FILE, ArtefactRefused
@@ -126,3 +127,15 @@ def test_star_cell_refuses_jurisdictions_named_by_another_cell(trained_world: Wo
     policy = trained_world.deployment.policy
     assert artefact.foreign_jurisdictions(("GB", "US"), spec, policy) == ["US"]
     assert artefact.foreign_jurisdictions(("GB",), spec, policy) == []
+
+
+def test_withdrawn_training_consent_keeps_events_out_of_the_next_run(
+    trained_world: World,
+) -> None:
+    before = train_cell(trained_world.cell).rows["watch_events"]
+    leaver = trained_world.users[3]
+    consent.record(trained_world.cell.store, leaver, "training", False, "2026-11")
+    after = train_cell(trained_world.cell).rows["watch_events"]
+    assert before - after == 6  # each world user watched six videos
+    consent.record(trained_world.cell.store, leaver, "training", True, "2026-12")
+    assert train_cell(trained_world.cell).rows["watch_events"] == before

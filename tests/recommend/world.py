@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from carveout import events
-from carveout.accounts import User
+from carveout.accounts import User, sealed_user_rows
 from carveout.cells import Cell, Deployment
 from carveout.core import new_id, now_ms
 from carveout.datamap import TABLES
@@ -48,7 +48,7 @@ class World:
             "created_at": now_ms(),
         }
         with self.cell.store.begin() as conn:
-            conn.execute(sa.insert(TABLES["users"]), [row])
+            conn.execute(sa.insert(TABLES["users"]), sealed_user_rows(self.cell.vault, [row]))
         user = User.from_row(row)
         self.users.append(user)
         return user

@@ -1,9 +1,14 @@
-"""Sign-up, login, bearer sessions and profiles, within one cell's store."""
+"""Sign-up, login, bearer sessions and profiles, within one cell.
+
+Handle, display name, email and birth year are sealed under the user's data key (see
+carveout.storage.sealing); login and clash checks go through their keyed lookup hashes."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -17,11 +22,13 @@ from carveout.accounts.validation import (
     check_handle,
     check_password,
 )
+from carveout.cells import Cell
 from carveout.core import Conflict, NotFound, Unauthenticated, new_id, now_ms, parse_jurisdiction
-from carveout.datamap import TABLES
-from carveout.storage import Store
+from carveout.datamap import DATA_MAP, TABLES
+from carveout.storage import Store, Vault
 
 USERS = TABLES["users"]
+USERS_MAP = DATA_MAP.table("users")
 SESSIONS = TABLES["sessions"]
 SESSION_TTL_MS = 30 * 24 * 3600 * 1000
 TOKEN_PREFIX = "co1"  # noqa: S105 - a format marker, not a secret
@@ -52,25 +59,45 @@ def validate_new_user(new: NewUser) -> NewUser:
     )
 
 
-def taken(store: Store, handle: str, email: str) -> str | None:
+def taken(cell: Cell, handle: str, email: str) -> str | None:
     """Which of handle/email this cell already holds, if any."""
-    with store.connect() as conn:
+    handle_key, email_key = cell.vault.lookup(handle), cell.vault.lookup(email)
+    with cell.store.connect() as conn:
         row = conn.execute(
-            sa.select(USERS.c.handle, USERS.c.email).where(
-                sa.or_(USERS.c.handle == handle, USERS.c.email == email)
+            sa.select(USERS.c.handle_lookup).where(
+                sa.or_(USERS.c.handle_lookup == handle_key, USERS.c.email_lookup == email_key)
             )
         ).first()
     if row is None:
         return None
-    return "handle" if row.handle == handle else "email"
+    return "handle" if row.handle_lookup == handle_key else "email"
 
 
-def create_user(store: Store, new: NewUser) -> User:
+def sealed_user_rows(vault: Vault, users: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Rows ready to insert for new users given in plaintext: a data key per user, personal
+    fields sealed under it, lookup hashes for handle and email. Every path that creates users
+    (sign-up, dataset loads, demos, benchmarks) goes through here."""
+    keys = vault.keys.create_many((str(u["id"]), str(u["domicile"])) for u in users)
+    rows = []
+    for u in users:
+        row = vault.seal_row(USERS_MAP, u, keys[str(u["id"])])
+        row["handle_lookup"] = vault.lookup(str(u["handle"]))
+        row["email_lookup"] = vault.lookup(str(u["email"]))
+        rows.append(row)
+    return rows
+
+
+def open_users(vault: Vault, rows: Sequence[Any]) -> list[User]:
+    """Users from stored rows, their sealed fields opened."""
+    return [User.from_row(r) for r in vault.open_rows(USERS_MAP, rows)]
+
+
+def create_user(cell: Cell, new: NewUser) -> User:
     """Insert a validated user; the caller (the gateway) has checked other cells for clashes."""
-    clash = taken(store, new.handle, new.email)
+    clash = taken(cell, new.handle, new.email)
     if clash:
         raise Conflict(f"that {clash} is already registered")
-    row = {
+    plain: dict[str, object] = {
         "id": new_id(),
         "domicile": new.country,
         "handle": new.handle,
@@ -81,22 +108,24 @@ def create_user(store: Store, new: NewUser) -> User:
         "status": "active",
         "created_at": now_ms(),
     }
+    (row,) = sealed_user_rows(cell.vault, [plain])
     try:
-        with store.begin() as conn:
+        with cell.store.begin() as conn:
             conn.execute(sa.insert(USERS).values(**row))
     except sa.exc.IntegrityError as exc:  # lost a race with a concurrent sign-up
         raise Conflict("that handle or email is already registered") from exc
-    return User.from_row(row)
+    return User.from_row(plain)
 
 
-def find_by_login(store: Store, login: str) -> tuple[User, str] | None:
+def find_by_login(cell: Cell, login: str) -> tuple[User, str] | None:
     login = login.strip().lower()
-    col = USERS.c.email if "@" in login else USERS.c.handle
-    with store.connect() as conn:
-        row = conn.execute(sa.select(USERS).where(col == login)).first()
+    col = USERS.c.email_lookup if "@" in login else USERS.c.handle_lookup
+    with cell.store.connect() as conn:
+        row = conn.execute(sa.select(USERS).where(col == cell.vault.lookup(login))).first()
     if row is None or row.status != "active":
         return None
-    return User.from_row(row), row.password_hash
+    (user,) = open_users(cell.vault, [row])
+    return user, row.password_hash
 
 
 def password_matches(password_hash: str, password: str) -> bool:
@@ -126,8 +155,8 @@ def issue_session(store: Store, user: User) -> IssuedSession:
     return IssuedSession(token=token, user=user, expires_at=expires)
 
 
-def authenticate(store: Store, token: str) -> User:
-    with store.connect() as conn:
+def authenticate(cell: Cell, token: str) -> User:
+    with cell.store.connect() as conn:
         row = conn.execute(
             sa.select(USERS, SESSIONS.c.expires_at)
             .join(SESSIONS, SESSIONS.c.user_id == USERS.c.id)
@@ -137,7 +166,8 @@ def authenticate(store: Store, token: str) -> User:
         raise Unauthenticated("invalid or revoked bearer token")
     if row.expires_at <= now_ms():
         raise Unauthenticated("bearer token expired: log in again")
-    return User.from_row(row)
+    (user,) = open_users(cell.vault, [row])
+    return user
 
 
 def revoke_session(store: Store, token: str) -> None:
@@ -145,16 +175,25 @@ def revoke_session(store: Store, token: str) -> None:
         conn.execute(sa.delete(SESSIONS).where(SESSIONS.c.token_hash == token_hash(token)))
 
 
-def get_user(store: Store, user_id: str) -> User:
+def require_user(store: Store, user_id: str) -> None:
+    """NotFound unless the user exists here and is not erased (no personal field is read)."""
     with store.connect() as conn:
+        status = conn.execute(sa.select(USERS.c.status).where(USERS.c.id == user_id)).scalar()
+    if status != "active":
+        raise NotFound(f"no user {user_id}")
+
+
+def get_user(cell: Cell, user_id: str) -> User:
+    with cell.store.connect() as conn:
         row = conn.execute(sa.select(USERS).where(USERS.c.id == user_id)).first()
     if row is None or row.status != "active":
         raise NotFound(f"no user {user_id}")
-    return User.from_row(row)
+    (user,) = open_users(cell.vault, [row])
+    return user
 
 
 def update_profile(
-    store: Store, user: User, *, display_name: str | None, birth_year: int | None
+    cell: Cell, user: User, *, display_name: str | None, birth_year: int | None
 ) -> User:
     values: dict[str, object] = {}
     if display_name is not None:
@@ -162,6 +201,10 @@ def update_profile(
     if birth_year is not None:
         values["birth_year"] = check_birth_year(birth_year)
     if values:
-        with store.begin() as conn:
-            conn.execute(sa.update(USERS).where(USERS.c.id == user.id).values(**values))
-    return get_user(store, user.id)
+        key = cell.vault.keys.keys([user.id]).get(user.id)
+        if key is None:
+            raise NotFound(f"no user {user.id}")
+        sealed = {k: cell.vault.seal_value(key, "users", k, user.id, v) for k, v in values.items()}
+        with cell.store.begin() as conn:
+            conn.execute(sa.update(USERS).where(USERS.c.id == user.id).values(**sealed))
+    return get_user(cell, user.id)

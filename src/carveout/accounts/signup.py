@@ -22,16 +22,16 @@ def sign_up(gateway: Gateway, new: NewUser) -> IssuedSession:
     home = gateway.route_write(new.country)
     with gateway.signup_lock:
         for cell in gateway.cells():
-            clash = taken(cell.store, new.handle, new.email)
+            clash = taken(cell, new.handle, new.email)
             if clash:
                 raise Conflict(f"that {clash} is already registered")
-        user = create_user(home.store, new)
+        user = create_user(home, new)
     return issue_session(home.store, user)
 
 
 def log_in(gateway: Gateway, login: str, password: str) -> IssuedSession:
     for cell in gateway.cells():
-        found = find_by_login(cell.store, login)
+        found = find_by_login(cell, login)
         if found is None:
             continue
         user, password_hash = found

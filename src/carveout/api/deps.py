@@ -42,7 +42,7 @@ def get_caller(
         cell = gateway.route(jurisdiction) if is_read else gateway.route_write(jurisdiction)
     except (PolicyError, InvalidInput) as exc:
         raise Unauthenticated("token names a jurisdiction no cell serves") from exc
-    user = authenticate(cell.store, token)
+    user = authenticate(cell, token)
     return Caller(user=user, cell=cell, token=token)
 
 

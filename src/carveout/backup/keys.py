@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +10,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from carveout.cells.registry import key_dir
 from carveout.core import NotFound
+from carveout.storage.keystore import write_secret
 
 BACKUP_KEY = "backup.key"  # 32 random bytes: AES-256-GCM, one derived key per backup
 SIGNING_KEY = "backup-signing.key"  # Ed25519 private key (raw 32 bytes)
@@ -20,11 +20,6 @@ SIGNING_KEY = "backup-signing.key"  # Ed25519 private key (raw 32 bytes)
 
 class KeyMissing(NotFound):
     """The cell's key store lacks a key a backup needs."""
-
-
-def key_dir(data_dir: Path, cell: str) -> Path:
-    # Not under cells/<cell>/: a data backup must never carry the key that decrypts it.
-    return data_dir / "keys" / cell
 
 
 @dataclass(frozen=True)
@@ -44,21 +39,6 @@ class CellKeys:
 
     def verifier(self) -> Ed25519PublicKey:
         return self.signing.public_key()
-
-
-def _write_secret(path: Path, data: bytes) -> None:
-    """Create a 0600 file atomically; if another process created it first, keep theirs."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)  # link, not rename: never replaces a key that exists
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _read(path: Path, cell: str, what: str) -> bytes:
@@ -89,7 +69,7 @@ def load_or_create_keys(data_dir: Path, cell: str) -> CellKeys:
     folder = key_dir(data_dir, cell)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not (folder / BACKUP_KEY).exists():
-        _write_secret(folder / BACKUP_KEY, secrets.token_bytes(32))
+        write_secret(folder / BACKUP_KEY, secrets.token_bytes(32))
     if not (folder / SIGNING_KEY).exists():
-        _write_secret(folder / SIGNING_KEY, secrets.token_bytes(32))
+        write_secret(folder / SIGNING_KEY, secrets.token_bytes(32))
     return load_keys(data_dir, cell)

@@ -27,8 +27,9 @@ from carveout.backup.run import scratch_dir
 from carveout.backup.sites import backup_site
 from carveout.backup.target import cell_exists, is_sqlite
 from carveout.cells import CellSpec, Policy
-from carveout.cells.registry import cell_root
+from carveout.cells.registry import cell_root, open_cell
 from carveout.core import Conflict, now_ms
+from carveout.privacy import reapply_tombstones
 from carveout.storage import LocalBlobStore, PostgresStore, SqliteStore, Store, fingerprint
 
 DUMP = "cell.dump"
@@ -175,6 +176,13 @@ def restore_backup(
         _swap_folder(staging, root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    # Users erased after the backup was taken stay erased: the key store (never in a backup)
+    # has their tombstones; their sealed fields were unreadable already, the rest goes now.
+    restored = open_cell(data_dir, spec)
+    try:
+        reapply_tombstones(restored)
+    finally:
+        restored.store.dispose()
     return found.manifest
 
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from carveout.bench.carve_load import Ledger, Writer
 from carveout.cells import Deployment
-from carveout.datamap import TABLES
+from carveout.datamap import DATA_MAP, TABLES
 
 
 @dataclass
@@ -78,9 +78,18 @@ def _stored(
     if extra is not None:
         stmt = stmt.where(tbl.c[extra[0]] == extra[1])
     out: dict[str, Counter[Any]] = {u: Counter() for u in users}
-    with deployment.cell(cell).store.connect() as conn:
-        for user, value in conn.execute(stmt):
-            out[user][value] += 1
+    home = deployment.cell(cell)
+    with home.store.connect() as conn:
+        rows: list[tuple[Any, Any]] = [(u, v) for u, v in conn.execute(stmt)]
+    if DATA_MAP.table(table).column(column).sealed:
+        # Sealed text is opened with the cell's keys; a row whose key is not here reads None
+        # and still counts (a stray row is a stray whatever it says).
+        mapped = home.vault.open_rows(
+            DATA_MAP.table(table), [{"user_id": u, column: v} for u, v in rows]
+        )
+        rows = [(m["user_id"], m[column]) for m in mapped]
+    for user, value in rows:
+        out[user][value] += 1
     return out
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from carveout import events
-from carveout.accounts import User
+from carveout.accounts import User, sealed_user_rows
 from carveout.bench.feed_catalogue import (
     LABEL,
     Progress,
@@ -90,7 +90,7 @@ def _user(cell: Cell) -> User:
         "created_at": now_ms(),
     }
     with cell.store.begin() as conn:
-        conn.execute(TABLES["users"].insert(), [row])
+        conn.execute(TABLES["users"].insert(), sealed_user_rows(cell.vault, [row]))
     return User.from_row(row)
 
 

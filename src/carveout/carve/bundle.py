@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 import zstandard
 
-from carveout.carve import state
+from carveout.carve import keys, state
 from carveout.carve.bundle_crypto import (
     BundleError,
     check_key,
@@ -145,6 +145,9 @@ def export_bundle(
         with source.blobs.open(sha) as fh:
             write_chunk("blob", fh.read(), sha256_plain=sha)
         progress("blobs", 1)
+    # J's user keys travel too (sealed to the recipient like everything else): without them
+    # the users' sealed fields could not be read on the other side.
+    write_chunk("keys", keys.export_keys(deployment.data_dir, source, codes))
     root = hashlib.sha256("".join(c["sha256"] for c in chunks).encode()).hexdigest()
     manifest = {
         "format": FORMAT,
@@ -246,6 +249,14 @@ def import_bundle(
         content_exchange=False,
         storage=storage,
     )
+    key_chunks = [c for c in manifest["chunks"] if c["kind"] == "keys"]
+    handed: keys.KeyHandover | None = None
+    if key_chunks:
+        chunk = key_chunks[0]
+        sealed = (bundle / chunk["file"]).read_bytes()
+        plain_keys = open_sealed(cipher, chunk["index"], sealed, f"chunk {chunk['index']:06d}")
+        handed = keys.parse_keys(zstandard.ZstdDecompressor().decompress(plain_keys), codes)
+        keys.adopt_lookup_bytes(deployment.data_dir, target, handed.lookup_key)
     cell = _open_import_target(deployment, spec, manifest["bundle_id"])
     with cell.store.connect() as conn:
         start = int(state.get(conn, "import:next_chunk", 1))
@@ -263,6 +274,13 @@ def import_bundle(
                 f"chunk {chunk['index']:06d}",
             )
         )
+        if chunk["kind"] == "keys":
+            assert handed is not None
+            cell.vault.keys.accept(handed.records, handed.tombstones)
+            with cell.store.begin() as conn:
+                state.put(conn, "import:next_chunk", chunk["index"] + 1)
+            progress("keys", len(handed.records))
+            continue
         if chunk["kind"] == "blob":
             sha, _size, _new = cell.blobs.put_stream(BytesIO(plain))
             if sha != chunk["sha256_plain"]:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from carveout.carve import replication, state
+from carveout.carve import keys, replication, state
 from carveout.carve.apply import ApplyStats, catch_up
 from carveout.carve.capture import install_capture, install_seal
 from carveout.carve.ddl import prefer_to_lose, retrying
@@ -89,6 +89,7 @@ def cutover(
             copy_missing_blobs(source, target)
         else:
             catch_up(source, target, codes, stats, sealed=True)
+        keys.hand_over(source, target, codes)  # users who signed up during the carve
         with target.store.begin() as conn:
             # From here on the target takes writes the sealed source never sees; its own
             # capture log lets verify tell them from copy errors.

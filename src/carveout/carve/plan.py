@@ -168,7 +168,9 @@ def make_plan(
         refs = _cross_refs(conn, codes, source, target, cell.spec.content_exchange)
     notes = (
         "model artefacts: none copied; the target's recommender is retrained from its own data",
-        "keys: per-cell keys are created fresh for the target; none are copied",
+        f"keys: {cell.vault.keys.count(codes):,} user data keys move with their users (re-wrapped "
+        "under the target's own key-encryption key) and the lookup key is adopted; removed "
+        "from the source at purge. Backup keys are created fresh for the target",
     )
     return CarvePlan(
         jurisdictions=codes,

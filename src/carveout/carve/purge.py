@@ -22,6 +22,7 @@ class PurgeReport:
     blob_files: int = 0
     models: list[str] = field(default_factory=list)
     remaining: dict[str, int] = field(default_factory=dict)
+    user_keys: int = 0  # J's user keys destroyed: J's rows in older backups become unreadable
 
     @property
     def remaining_rows(self) -> int:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from carveout.carve import replication, state
+from carveout.carve import keys, replication, state
 from carveout.carve.apply import ApplyStats, catch_up, lag
 from carveout.carve.capture import install_capture, remove_triggers
 from carveout.carve.copy import CopyStats, copy_all
@@ -130,6 +130,7 @@ def load_spec(deployment: Deployment, target: str) -> CarveSpec:
 
 
 def open_target(deployment: Deployment, spec: CarveSpec) -> Cell:
+    keys.adopt_lookup_key(deployment.data_dir, spec.source, spec.target)
     return open_cell(deployment.data_dir, target_spec(spec))
 
 
@@ -208,6 +209,7 @@ def run(
             details = {
                 "method": "subscription initial copy",
                 "blob_files": copy_missing_blobs(source, target),
+                "user_keys": keys.hand_over(source, target, codes),
             }
         elif phase is Phase.CATCHUP and uses_replication(source, target):
             replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
@@ -218,6 +220,7 @@ def run(
                 "rows": out.copy.rows,
                 "chunks": out.copy.chunks,
                 "blob_files": out.copy.blob_files,
+                "user_keys": keys.hand_over(source, target, codes),
             }
         elif phase is Phase.CATCHUP:
             catch_up(source, target, codes, out.apply, until_lag=PRE_FENCE_LAG, max_seconds=300)
@@ -276,6 +279,7 @@ def run(
             out.purge = purge(source, codes, spec.target)
             # Models that learned from J leave with J's rows; the source retrains without them.
             out.purge.models = purge_models(source, codes)
+            out.purge.user_keys = source.vault.keys.purge(codes)
             forget(source)
             if out.purge.models:
                 train_cell(source)
@@ -284,6 +288,7 @@ def run(
                 "rows": out.purge.rows,
                 "remaining": out.purge.remaining_rows,
                 "blob_files": out.purge.blob_files,
+                "user_keys": out.purge.user_keys,
             }
         _mark(target, phase, began, details)
         out.seconds[phase.value] = round(time.monotonic() - began, 3)

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from carveout.carve import state
+from carveout.carve import keys, state
 from carveout.carve.capture import carved_tables
 from carveout.cells import Cell
 from carveout.datamap import DATA_MAP, TABLES, Table
@@ -41,6 +41,7 @@ class LeakReport:
     stray_blob_files: list[str] = field(default_factory=list)
     missing_blob_files: list[str] = field(default_factory=list)
     foreign_models: list[str] = field(default_factory=list)
+    foreign_keys: list[str] = field(default_factory=list)  # jurisdictions owning user keys
     leftover_changes: int = 0
 
     @property
@@ -49,6 +50,7 @@ class LeakReport:
             sum(self.foreign_rows.values())
             + len(self.stray_blob_files)
             + len(self.foreign_models)
+            + len(self.foreign_keys)
             + self.leftover_changes
         )
 
@@ -175,6 +177,7 @@ def leak_scan(target: Cell, codes: tuple[str, ...]) -> LeakReport:
     report.stray_blob_files = sorted(files - shas)
     report.missing_blob_files = sorted(shas - files)
     report.foreign_models = model_lineage_leaks(target.root, codes)
+    report.foreign_keys = keys.foreign_keys(target, codes)
     return report
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from carveout.cells.policy import DEFAULT_POLICY, CellSpec, Policy, load_policy, parse_policy
-from carveout.storage import LocalBlobStore, PostgresStore, SqliteStore, Store
+from carveout.storage import LocalBlobStore, PostgresStore, SqliteStore, Store, Vault
+from carveout.storage.sealing import seal_legacy_rows
 
 POLICY_FILE = "policy.toml"
 
@@ -18,6 +19,7 @@ class Cell:
     store: Store
     blobs: LocalBlobStore
     root: Path
+    vault: Vault  # per-user data keys and the lookup key, kept apart from the data
 
     @property
     def name(self) -> str:
@@ -28,6 +30,11 @@ def cell_root(data_dir: Path, name: str) -> Path:
     return data_dir / "cells" / name
 
 
+def key_dir(data_dir: Path, name: str) -> Path:
+    # Not under cells/<cell>/: a data backup must never carry the keys that decrypt it.
+    return data_dir / "keys" / name
+
+
 def open_cell(data_dir: Path, spec: CellSpec) -> Cell:
     root = cell_root(data_dir, spec.name)
     store: Store
@@ -36,7 +43,11 @@ def open_cell(data_dir: Path, spec: CellSpec) -> Cell:
     else:
         store = PostgresStore(spec.storage)
     store.migrate()
-    return Cell(spec=spec, store=store, blobs=LocalBlobStore(root / "blobs"), root=root)
+    vault = Vault(key_dir(data_dir, spec.name))
+    seal_legacy_rows(store, vault)
+    return Cell(
+        spec=spec, store=store, blobs=LocalBlobStore(root / "blobs"), root=root, vault=vault
+    )
 
 
 class Deployment:

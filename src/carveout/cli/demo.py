@@ -24,7 +24,7 @@ from carveout.cli.carve import RichReporter, _progress
 from carveout.cli.common import fail_on_errors
 from carveout.cli.demo_traffic import Traffic, Writer
 from carveout.core import CarveoutError, settings
-from carveout.datamap import TABLES
+from carveout.datamap import DATA_MAP, TABLES
 
 MARKER = ".carveout-demo"
 MOVING = ("AU", "CA", "NZ", "US")
@@ -106,11 +106,12 @@ def _ledger(deployment: Deployment, writers: list[Writer]) -> tuple[int, int]:
     for w in writers:
         home = deployment.cell_for(w.country)
         with home.store.connect() as conn:
-            bodies = list(
-                conn.execute(
-                    sa.select(comments.c.body).where(comments.c.user_id == w.user_id)
-                ).scalars()
-            )
+            rows = conn.execute(
+                sa.select(comments.c.user_id, comments.c.body).where(
+                    comments.c.user_id == w.user_id
+                )
+            ).all()
+        bodies = [r["body"] for r in home.vault.open_rows(DATA_MAP.table("comments"), rows)]
         for n in range(w.acked):
             found = bodies.count(f"{w.name}-{n}")
             lost += found == 0

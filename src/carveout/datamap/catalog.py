@@ -8,6 +8,12 @@ from carveout.datamap.catalog_moderation import (
     MODERATION_DECISIONS,
     MODERATION_REVIEWS,
 )
+from carveout.datamap.catalog_privacy import (
+    CONSENTS,
+    PRIVACY_REQUESTS,
+    STAFF_ACCESS_LOG,
+    STAFF_ROLES,
+)
 from carveout.datamap.columns import (
     KEEP_WHILE_ACCOUNT,
     OPS,
@@ -26,6 +32,21 @@ from carveout.datamap.model import (
     TableKind,
 )
 
+
+def _lookup_column(of: str, category: str) -> Column:
+    # Sealed values are randomised, so equality lookups (login, "is this handle taken") go
+    # through a keyed hash under the cell's lookup key; it is cleared when the user is erased.
+    return Column(
+        f"{of}_lookup",
+        T.TEXT,
+        category,
+        f"HMAC-SHA256 of the normalised {of} under the cell's lookup key; NULL once erased",
+        nullable=True,
+        unique=True,
+        max_length=64,
+    )
+
+
 USERS = Table(
     name="users",
     description="Accounts. The user's country is their domicile.",
@@ -40,21 +61,36 @@ USERS = Table(
             "handle",
             T.TEXT,
             "user.account.username",
-            "public handle, unique in every cell",
-            unique=True,
+            "public handle (sealed); NULL once erased",
+            nullable=True,
             max_length=30,
+            sealed=True,
         ),
-        Column("display_name", T.TEXT, "user.name", "name shown on the profile", max_length=80),
+        Column(
+            "display_name",
+            T.TEXT,
+            "user.name",
+            "name shown on the profile (sealed); NULL once erased",
+            nullable=True,
+            max_length=80,
+            sealed=True,
+        ),
         Column(
             "email",
             T.TEXT,
             "user.contact.email",
-            "login and contact address",
-            unique=True,
+            "login and contact address (sealed); NULL once erased",
+            nullable=True,
             max_length=254,
+            sealed=True,
         ),
         Column(
-            "birth_year", T.INT, "user.demographic.date_of_birth", "year of birth", nullable=True
+            "birth_year",
+            T.INT,
+            "user.demographic.date_of_birth",
+            "year of birth (sealed)",
+            nullable=True,
+            sealed=True,
         ),
         Column(
             "password_hash",
@@ -62,8 +98,11 @@ USERS = Table(
             "user.authorization.credentials",
             "argon2id hash; empty for imported accounts that cannot log in",
         ),
-        Column("status", T.TEXT, OPS, "active | erased", max_length=16),
+        Column("status", T.TEXT, OPS, "active | erasing | erased", max_length=16),
         created_column(),
+        # Last: revision 0004 appended them, and the carve compares column order.
+        _lookup_column("handle", "user.account.username"),
+        _lookup_column("email", "user.contact.email"),
     ),
     indexes=(("domicile",),),
 )
@@ -225,7 +264,15 @@ COMMENTS = Table(
         domicile_column(DomicileRule.ACTOR),
         Column("user_id", T.ID, "user.unique_id", "author", references="users.id"),
         Column("video_id", T.ID, OPS, "video commented on", references="videos.id"),
-        Column("body", T.TEXT, "user.content.public", "comment text", max_length=2000),
+        Column(
+            "body",
+            T.TEXT,
+            "user.content.public",
+            "comment text (sealed: free text the user wrote); NULL once anonymised",
+            nullable=True,
+            max_length=2000,
+            sealed=True,
+        ),
         Column("status", T.TEXT, OPS, "visible | hidden | removed", max_length=16),
         created_column(),
     ),
@@ -338,6 +385,9 @@ DATA_MAP = DataMap(
         MODERATION_BANK_HASHES,
         MODERATION_DECISIONS,
         MODERATION_REVIEWS,
+        CONSENTS,
+        PRIVACY_REQUESTS,
+        STAFF_ACCESS_LOG,
     ),
-    system=(CARVE_CHANGES, CARVE_STATE),
+    system=(CARVE_CHANGES, CARVE_STATE, STAFF_ROLES),
 )

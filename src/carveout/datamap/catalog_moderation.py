@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from carveout.datamap.columns import (
-    KEEP_WHILE_ACCOUNT,
     OPS,
     T,
     created_column,
@@ -13,6 +12,7 @@ from carveout.datamap.columns import (
 from carveout.datamap.model import (
     Column,
     DomicileRule,
+    ErasureAction,
     Retention,
     Table,
     TableKind,
@@ -80,7 +80,10 @@ MODERATION_DECISIONS = Table(
     kind=TableKind.USER_DATA,
     domicile_rule=DomicileRule.CONTENT,
     subject="subject_id",
-    retention=KEEP_WHILE_ACCOUNT,
+    # Statements of reasons must stay on record (DSA Art. 17, 24(5)): erasure unlinks them from
+    # the subject and strips the facts instead of deleting them.
+    erasure=ErasureAction.ANONYMISE,
+    retention=Retention(None, "kept, anonymised once the subject is erased (DSA Art. 17)"),
     columns=(
         id_column(),
         domicile_column(DomicileRule.CONTENT),
@@ -130,7 +133,8 @@ MODERATION_REVIEWS = Table(
     domicile_rule=DomicileRule.CONTENT,
     subject="subject_id",
     other_subjects=("filed_by",),
-    retention=KEEP_WHILE_ACCOUNT,
+    erasure=ErasureAction.ANONYMISE,
+    retention=Retention(None, "kept with its decision; anonymised once a party is erased"),
     columns=(
         id_column(),
         domicile_column(DomicileRule.CONTENT),

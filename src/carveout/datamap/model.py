@@ -24,6 +24,7 @@ class DomicileRule(StrEnum):
     ACTOR = "the acting user's domicile"
     CREATOR = "the creator's domicile"
     CONTENT = "the domicile of the video it describes"
+    SUBJECT = "the domicile of the user it is about"
 
 
 class TableKind(StrEnum):
@@ -38,6 +39,7 @@ class TableKind(StrEnum):
 class ErasureAction(StrEnum):
     DELETE = "delete"
     ANONYMISE = "anonymise"  # keep the row for others' integrity, strip what identifies the subject
+    RETAIN = "retain"  # kept because the law requires it (proof of erasure, access accountability)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ class Column:
     references: str | None = None  # "table.column"; may point into another cell after a carve
     blob_ref: bool = False  # value is a sha256 naming a file in the cell's blob store
     max_length: int | None = None
+    # Stored encrypted with the subject's data key (crypto-shredding): erasing the key makes
+    # every copy unreadable, backups included. The stored value is text whatever `type` says.
+    sealed: bool = False
 
     @property
     def personal(self) -> bool:
@@ -92,6 +97,15 @@ class Table:
     @property
     def blob_columns(self) -> tuple[Column, ...]:
         return tuple(c for c in self.columns if c.blob_ref)
+
+    @property
+    def sealed_columns(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.sealed)
+
+    @property
+    def subject_columns(self) -> tuple[str, ...]:
+        """Every column naming a user the row is about, the main subject first."""
+        return ((self.subject,) if self.subject else ()) + self.other_subjects
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from carveout.datamap.model import Column, ColumnType, DataMap, Table
 
 def sa_type(column: Column) -> sa.types.TypeEngine[Any]:
     kind = column.type
+    if column.sealed:
+        return sa.Text()  # ciphertext: longer than the value, and text whatever the value's type
     if kind in (ColumnType.ID,):
         return sa.String(36)
     if kind is ColumnType.TEXT:

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from carveout.accounts import sealed_user_rows
 from carveout.cells import Cell, Deployment
 from carveout.core import Conflict, InvalidInput, now_ms
 from carveout.datamap import TABLES
@@ -153,16 +154,17 @@ def _refuse_clashes(deployment: Deployment, plan: Plan) -> None:
     """Handles and emails are unique in every cell: refuse before writing if one is taken."""
     users = TABLES["users"]
     for column in ("handle", "email"):
-        wanted = [row[column] for row in plan.rows["users"]]
+        lookup = users.c[f"{column}_lookup"]
         for cell in deployment.cells():
+            # Sealed values are compared through the cell's keyed lookup hash.
+            wanted = {cell.vault.lookup(row[column]): row[column] for row in plan.rows["users"]}
+            hashes = list(wanted)
             with cell.store.connect() as conn:
                 taken = [
-                    str(value)
-                    for start in range(0, len(wanted), 500)
+                    wanted[str(value)]
+                    for start in range(0, len(hashes), 500)
                     for value in conn.execute(
-                        sa.select(users.c[column]).where(
-                            users.c[column].in_(wanted[start : start + 500])
-                        )
+                        sa.select(lookup).where(lookup.in_(hashes[start : start + 500]))
                     ).scalars()
                 ]
             if taken:
@@ -202,10 +204,12 @@ class _Writer:
         done = 0
         self.report(table, 0, total)
         for name, rows in rows_by_cell.items():
-            store = self.cells[name].store
+            cell = self.cells[name]
             for start in range(0, len(rows), CHUNK_ROWS):
                 chunk = rows[start : start + CHUNK_ROWS]
-                store.bulk_insert(table, chunk)
+                if table == "users":
+                    chunk = sealed_user_rows(cell.vault, chunk)
+                cell.store.bulk_insert(table, chunk)
                 self.written[name][table].extend(row["id"] for row in chunk)
                 done += len(chunk)
                 self.report(table, done, total)
@@ -224,6 +228,7 @@ class _Writer:
                         conn.execute(
                             sa.delete(TABLES[table]).where(column.in_(ids[start : start + 500]))
                         )
+            self.cells[name].vault.keys.discard(tables.get("users", []))
         for name, shas in self.new_files.items():
             for sha in shas:
                 self.cells[name].blobs.delete(sha)

@@ -11,10 +11,11 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
-from carveout.accounts import User
+from carveout.accounts import User, consent
 from carveout.cells import Cell
 from carveout.cells.policy import Policy
 from carveout.core import NotFound, now_ms
@@ -22,7 +23,7 @@ from carveout.core.pagination import Page, check_limit, decode_cursor, encode_cu
 from carveout.datamap import TABLES
 from carveout.recommend import artefact, candidates
 from carveout.recommend.artefact import ArtefactRefused, Manifest
-from carveout.recommend.candidates import CandidateModel, Viewer
+from carveout.recommend.candidates import CandidateModel, Viewer, centroid
 from carveout.recommend.catalogue import Catalogue
 from carveout.recommend.models import FeedItem
 from carveout.recommend.popular import feed as popular_feed
@@ -37,6 +38,7 @@ USERS = TABLES["users"]
 FOLLOWS = TABLES["follows"]
 EXPLORE_SHARE = 0.1
 FALLBACK_SOURCE = "popular (no model)"
+NOT_PERSONAL_SOURCE = "popular (personalisation withdrawn)"
 MAX_FOLLOWEES = 500
 
 
@@ -177,12 +179,16 @@ def for_you(
         status = conn.execute(sa.select(USERS.c.status).where(USERS.c.id == user.id)).scalar()
     if status is None or status == "erased":
         raise NotFound("unknown user")
+    personal = consent.allows(cell.store, user.id, consent.Purpose.PERSONALISATION)
     rec = recommender(cell, policy)
     with rec.lock:
         rec.refresh_model()
-        if rec.ranker is None:
+        if not personal:
+            rec.users.pop(user.id, None)  # nothing personal is kept while it is withdrawn
+        if rec.ranker is None or not personal:
             page = popular_feed(cell.store, user, cursor, limit)
-            items = [FeedItem(i.video, FALLBACK_SOURCE, i.score) for i in page.items]
+            why = FALLBACK_SOURCE if personal else NOT_PERSONAL_SOURCE
+            items = [FeedItem(i.video, why, i.score) for i in page.items]
             return Page(items, page.next_cursor)
         after = decode_cursor(cursor, "foryou")
         offset = int(after[0]) if after else 0
@@ -199,3 +205,37 @@ def for_you(
     ]
     more = len(picked) > offset + limit
     return Page(items, encode_cursor("foryou", offset + limit) if more else None)
+
+
+def forget_user(cell: Cell, user_id: str) -> bool:
+    """Drop one user's in-memory state (erasure): True if this process held any."""
+    with _REGISTRY_LOCK:
+        rec = _REGISTRY.get(cell.root)
+    if rec is None:
+        return False
+    with rec.lock:
+        return rec.users.pop(user_id, None) is not None
+
+
+def describe_user(cell: Cell, user: User, top: int = 20) -> dict[str, Any]:
+    """What the recommender holds about a user, for their access export: the model serving
+    them, the videos it knows they watched, inferred interests (mean watch-ratio residual per
+    category, creator or tag: above 0 = watched longer than typical) and their taste vector."""
+    rec = recommender(cell)
+    with rec.lock:
+        rec.refresh_model()
+        if rec.ranker is None or rec.manifest is None:
+            return {"model": None, "note": "no model: the feed is by popularity, not personal"}
+        state = rec.state(user)
+        vec = centroid(rec.model, state) if rec.model is not None else None
+        interests = sorted(
+            ((k, state.residual[k] / state.count[k]) for k in state.residual if state.count[k]),
+            key=lambda kv: -abs(kv[1]),
+        )[:top]
+        return {
+            "model": rec.manifest.version,
+            "watch_events_seen": state.events,
+            "watched_videos": sorted(state.watched),
+            "inferred_interests": {k: round(v, 4) for k, v in interests},
+            "taste_vector": [round(float(x), 5) for x in vec] if vec is not None else None,
+        }

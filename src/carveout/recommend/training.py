@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from carveout.accounts import consent
 from carveout.cells import Cell
 from carveout.core import InvalidInput, new_id, now_ms
 from carveout.datamap import TABLES
@@ -40,6 +41,8 @@ def _read(cell: Cell) -> tuple[list[Any], dict[str, dict[str, tuple[str, ...]]],
         )
         .select_from(EVENTS.join(VIDEOS, VIDEOS.c.id == EVENTS.c.video_id))
         .where(EVENTS.c.kind == "watch", VIDEOS.c.duration_ms > 0)
+        # Users who withdrew consent to training are left out of every run from now on.
+        .where(EVENTS.c.user_id.not_in(consent.withdrawn(consent.Purpose.TRAINING)))
         .order_by(EVENTS.c.id)
     )
     digest = hashlib.sha256()

@@ -6,7 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from carveout.accounts import User, get_user
+from carveout.accounts import User, open_users, require_user
+from carveout.cells import Cell
 from carveout.core import InvalidInput, new_id, now_ms
 from carveout.core.pagination import Page, check_limit, decode_cursor, encode_cursor
 from carveout.datamap import TABLES
@@ -22,7 +23,7 @@ def follow(store: Store, follower: User, followee_id: str) -> bool:
     """True when a new follow was written, False when it already existed."""
     if followee_id == follower.id:
         raise InvalidInput("you cannot follow yourself")
-    get_user(store, followee_id)  # NotFound for unknown users
+    require_user(store, followee_id)  # NotFound for unknown users
     with store.begin() as conn:
         exists = conn.execute(
             sa.select(FOLLOWS.c.id).where(
@@ -44,7 +45,7 @@ def follow(store: Store, follower: User, followee_id: str) -> bool:
 
 
 def unfollow(store: Store, follower: User, followee_id: str) -> bool:
-    get_user(store, followee_id)
+    require_user(store, followee_id)
     with store.begin() as conn:
         deleted = conn.execute(
             sa.delete(FOLLOWS).where(
@@ -55,12 +56,12 @@ def unfollow(store: Store, follower: User, followee_id: str) -> bool:
 
 
 def _list(
-    store: Store, user_id: str, *, followers: bool, cursor: str | None, limit: int
+    cell: Cell, user_id: str, *, followers: bool, cursor: str | None, limit: int
 ) -> Page[User]:
     limit = check_limit(limit)
     kind = "followers" if followers else "following"
     after = decode_cursor(cursor, kind)
-    get_user(store, user_id)
+    require_user(cell.store, user_id)
     mine, theirs = (
         (FOLLOWS.c.followee_id, FOLLOWS.c.follower_id)
         if followers
@@ -74,19 +75,19 @@ def _list(
     if after:
         stmt = stmt.where(FOLLOWS.c.id < after[0])
     stmt = stmt.order_by(FOLLOWS.c.id.desc()).limit(limit + 1)
-    with store.connect() as conn:
+    with cell.store.connect() as conn:
         rows = conn.execute(stmt).all()
-    items = [User.from_row(r) for r in rows[:limit]]
+    items = open_users(cell.vault, rows[:limit])
     nxt = encode_cursor(kind, rows[limit - 1].follow_id) if len(rows) > limit else None
     return Page(items, nxt)
 
 
-def followers(store: Store, user_id: str, cursor: str | None, limit: int) -> Page[User]:
-    return _list(store, user_id, followers=True, cursor=cursor, limit=limit)
+def followers(cell: Cell, user_id: str, cursor: str | None, limit: int) -> Page[User]:
+    return _list(cell, user_id, followers=True, cursor=cursor, limit=limit)
 
 
-def following(store: Store, user_id: str, cursor: str | None, limit: int) -> Page[User]:
-    return _list(store, user_id, followers=False, cursor=cursor, limit=limit)
+def following(cell: Cell, user_id: str, cursor: str | None, limit: int) -> Page[User]:
+    return _list(cell, user_id, followers=False, cursor=cursor, limit=limit)
 
 
 def counts(store: Store, user_id: str) -> ProfileCounts:

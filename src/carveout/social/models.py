@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -14,11 +13,6 @@ class Comment:
     author_handle: str
     body: str
     created_at: int
-
-    @classmethod
-    def from_row(cls, row: Any) -> Comment:
-        m = row._mapping
-        return cls(m["id"], m["video_id"], m["user_id"], m["handle"], m["body"], m["created_at"])
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from carveout.accounts import User
+from carveout.cells import Cell
 from carveout.core import Forbidden, InvalidInput, NotFound, new_id, now_ms
 from carveout.core.pagination import Page, check_limit, decode_cursor, encode_cursor
-from carveout.datamap import TABLES
+from carveout.datamap import DATA_MAP, TABLES
 from carveout.events import EventKind, record_in
 from carveout.social.models import Comment
 from carveout.storage import Store
@@ -16,6 +17,7 @@ from carveout.videos import get_video
 LIKES = TABLES["likes"]
 COMMENTS = TABLES["comments"]
 USERS = TABLES["users"]
+COMMENTS_MAP, USERS_MAP = DATA_MAP.table("comments"), DATA_MAP.table("users")
 MAX_COMMENT = 2000
 
 
@@ -50,13 +52,17 @@ def unlike(store: Store, user: User, video_id: str) -> bool:
     return bool(deleted)
 
 
-def add_comment(store: Store, user: User, video_id: str, body: str) -> Comment:
+def add_comment(cell: Cell, user: User, video_id: str, body: str) -> Comment:
     text = body.strip()
     if not text:
         raise InvalidInput("comment body is empty")
     if len(text) > MAX_COMMENT:
         raise InvalidInput(f"comment longer than {MAX_COMMENT} characters")
+    store = cell.store
     get_video(store, video_id, user)
+    key = cell.vault.keys.keys([user.id]).get(user.id)
+    if key is None:
+        raise NotFound(f"no user {user.id}")
     now = now_ms()
     comment_id = new_id()
     row = {
@@ -64,7 +70,7 @@ def add_comment(store: Store, user: User, video_id: str, body: str) -> Comment:
         "domicile": user.domicile,
         "user_id": user.id,
         "video_id": video_id,
-        "body": text,
+        "body": cell.vault.seal_value(key, "comments", "body", user.id, text),
         "status": "visible",
         "created_at": now,
     }
@@ -87,21 +93,33 @@ def delete_comment(store: Store, user: User, comment_id: str) -> None:
 
 
 def comments(
-    store: Store, viewer: User, video_id: str, cursor: str | None, limit: int
+    cell: Cell, viewer: User, video_id: str, cursor: str | None, limit: int
 ) -> Page[Comment]:
     limit = check_limit(limit)
-    get_video(store, video_id, viewer)
+    get_video(cell.store, video_id, viewer)
     after = decode_cursor(cursor, "comments")
-    stmt = (
-        sa.select(COMMENTS, USERS.c.handle)
-        .join(USERS, USERS.c.id == COMMENTS.c.user_id)
-        .where(COMMENTS.c.video_id == video_id, COMMENTS.c.status == "visible")
+    stmt = sa.select(COMMENTS).where(
+        COMMENTS.c.video_id == video_id,
+        COMMENTS.c.status == "visible",
+        COMMENTS.c.body.is_not(None),  # anonymised after the author's erasure
     )
     if after:
         stmt = stmt.where(COMMENTS.c.id > after[0])
     stmt = stmt.order_by(COMMENTS.c.id).limit(limit + 1)
-    with store.connect() as conn:
+    with cell.store.connect() as conn:
         rows = conn.execute(stmt).all()
-    items = [Comment.from_row(r) for r in rows[:limit]]
-    nxt = encode_cursor("comments", items[-1].id) if len(rows) > limit else None
+        authors = {r.user_id for r in rows[:limit]}
+        users = conn.execute(
+            sa.select(USERS.c.id, USERS.c.handle).where(USERS.c.id.in_(authors))
+        ).all()
+    handles = {u["id"]: u["handle"] for u in cell.vault.open_rows(USERS_MAP, users)}
+    opened = cell.vault.open_rows(COMMENTS_MAP, rows[:limit])
+    items = [
+        Comment(
+            c["id"], c["video_id"], c["user_id"], handles[c["user_id"]], c["body"], c["created_at"]
+        )
+        for c in opened
+        if c["body"] is not None and handles.get(c["user_id"]) is not None
+    ]
+    nxt = encode_cursor("comments", rows[limit - 1].id) if len(rows) > limit else None
     return Page(items, nxt)

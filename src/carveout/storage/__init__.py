@@ -5,15 +5,18 @@ from pathlib import Path
 from carveout.storage.blobs import BlobStore, LocalBlobStore, sha256_file
 from carveout.storage.engine import TOOLING_TABLES, SqlStore, schema_head
 from carveout.storage.fingerprint import Fingerprint, fingerprint, row_digest, table_digest
+from carveout.storage.keystore import KeyRecord, Tombstone, UserKeyStore
 from carveout.storage.pgcluster import PgCluster, PgClusterError
 from carveout.storage.port import Row, Store
 from carveout.storage.postgres import PostgresStore, drop_database, ensure_database
+from carveout.storage.sealing import Unreadable, Vault
 from carveout.storage.sqlite import SqliteStore
 
 __all__ = [
     "TOOLING_TABLES",
     "BlobStore",
     "Fingerprint",
+    "KeyRecord",
     "LocalBlobStore",
     "PgCluster",
     "PgClusterError",
@@ -22,6 +25,10 @@ __all__ = [
     "SqlStore",
     "SqliteStore",
     "Store",
+    "Tombstone",
+    "Unreadable",
+    "UserKeyStore",
+    "Vault",
     "drop_database",
     "ensure_database",
     "fingerprint",

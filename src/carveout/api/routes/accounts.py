@@ -48,7 +48,7 @@ def me(caller: CallerDep) -> MeOut:
 def update_me(body: ProfilePatch, caller: CallerDep) -> MeOut:
     """Change display name or birth year."""
     user = accounts.update_profile(
-        caller.cell.store, caller.user, display_name=body.display_name, birth_year=body.birth_year
+        caller.cell, caller.user, display_name=body.display_name, birth_year=body.birth_year
     )
     return MeOut.of_cell(user, caller.cell.name)
 
@@ -56,5 +56,5 @@ def update_me(body: ProfilePatch, caller: CallerDep) -> MeOut:
 @router.get("/users/{user_id}", response_model=ProfileOut)
 def profile(user_id: str, caller: CallerDep) -> ProfileOut:
     """A user's public profile with follower, following and video counts."""
-    user = accounts.get_user(caller.cell.store, user_id)
+    user = accounts.get_user(caller.cell, user_id)
     return ProfileOut.with_counts(user, social.counts(caller.cell.store, user_id))

@@ -31,7 +31,7 @@ def followers(
     user_id: str, caller: CallerDep, cursor: str | None = None, limit: Limit = 20
 ) -> PageOut[PublicUserOut]:
     """Who follows this user, most recent first."""
-    page = social.followers(caller.cell.store, user_id, cursor, limit)
+    page = social.followers(caller.cell, user_id, cursor, limit)
     return PageOut(items=[PublicUserOut.of(u) for u in page.items], next_cursor=page.next_cursor)
 
 
@@ -40,7 +40,7 @@ def following(
     user_id: str, caller: CallerDep, cursor: str | None = None, limit: Limit = 20
 ) -> PageOut[PublicUserOut]:
     """Whom this user follows, most recent first."""
-    page = social.following(caller.cell.store, user_id, cursor, limit)
+    page = social.following(caller.cell, user_id, cursor, limit)
     return PageOut(items=[PublicUserOut.of(u) for u in page.items], next_cursor=page.next_cursor)
 
 
@@ -61,7 +61,7 @@ def unlike(video_id: str, caller: CallerDep) -> ChangedOut:
 )
 def comment(video_id: str, body: CommentIn, caller: CallerDep) -> CommentOut:
     """Comment on a video."""
-    return CommentOut.of(social.add_comment(caller.cell.store, caller.user, video_id, body.body))
+    return CommentOut.of(social.add_comment(caller.cell, caller.user, video_id, body.body))
 
 
 @router.get("/videos/{video_id}/comments", response_model=PageOut[CommentOut])
@@ -69,7 +69,7 @@ def comments(
     video_id: str, caller: CallerDep, cursor: str | None = None, limit: Limit = 20
 ) -> PageOut[CommentOut]:
     """A video's visible comments, oldest first."""
-    page = social.comments(caller.cell.store, caller.user, video_id, cursor, limit)
+    page = social.comments(caller.cell, caller.user, video_id, cursor, limit)
     return PageOut(items=[CommentOut.of(c) for c in page.items], next_cursor=page.next_cursor)
 
 
