@@ -226,7 +226,7 @@ COMMENTS = Table(
         Column("user_id", T.ID, "user.unique_id", "author", references="users.id"),
         Column("video_id", T.ID, OPS, "video commented on", references="videos.id"),
         Column("body", T.TEXT, "user.content.public", "comment text", max_length=2000),
-        Column("status", T.TEXT, OPS, "visible | hidden | removed", max_length=16),
+        Column("status", T.TEXT, OPS, "visible | restricted | hidden | removed", max_length=16),
         created_column(),
     ),
     indexes=(("video_id", "id"), ("user_id",)),

@@ -14,11 +14,21 @@ class Comment:
     author_handle: str
     body: str
     created_at: int
+    status: str = "visible"  # visible | restricted | hidden | removed (moderation decides)
+    decision_id: str | None = None  # the statement of reasons, when moderation acted on it
 
     @classmethod
     def from_row(cls, row: Any) -> Comment:
         m = row._mapping
-        return cls(m["id"], m["video_id"], m["user_id"], m["handle"], m["body"], m["created_at"])
+        return cls(
+            m["id"],
+            m["video_id"],
+            m["user_id"],
+            m["handle"],
+            m["body"],
+            m["created_at"],
+            m["status"],
+        )
 
 
 @dataclass(frozen=True)
