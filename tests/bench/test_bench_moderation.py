@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
-from test_bench_api import bench_dirs, children
+from test_bench_api import children
 from typer.testing import CliRunner
 
 from carveout.bench.moderation_media import NEEDED
@@ -39,15 +40,21 @@ def _figures(data: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:
     return {f["name"].strip(): f for f in data["sections"][section]["figures"]}
 
 
-def test_quick_bench_moderation_reports_every_section_sanely(tmp_path: Path) -> None:
+def test_quick_bench_moderation_reports_every_section_sanely(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "moderation.json"
-    dirs_before, children_before = bench_dirs(), set(children(os.getpid()))
+    # A private temp folder: other benches on a shared machine write carveout-bench-* to /tmp.
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    children_before = set(children(os.getpid()))
 
     result = CliRunner().invoke(_app(), ["bench", "moderation", "--quick", "--json", str(out)])
 
     assert result.exit_code == 0, result.output
     assert "carveout moderation next to same-run baselines" in result.output
-    assert bench_dirs() <= dirs_before, "the bench left a temp dir behind"
+    assert list(private.iterdir()) == [], "the bench left a temp file or folder behind"
     assert set(children(os.getpid())) <= children_before
     data = json.loads(out.read_text())
     assert data["benchmark"] == "moderation" and data["parameters"]["quick"] is True
