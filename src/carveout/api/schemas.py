@@ -145,6 +145,13 @@ class CommentOut(BaseModel):
     author_handle: str
     body: str
     created_at: int
+    status: str = Field(
+        description="visible | restricted (not shown in the decision's jurisdictions) | hidden "
+        "(held for review: shown to its author only) | removed"
+    )
+    decision_id: str | None = Field(
+        default=None, description="the statement of reasons, when moderation acted on posting"
+    )
 
     @classmethod
     def of(cls, c: Comment) -> CommentOut:
@@ -155,6 +162,8 @@ class CommentOut(BaseModel):
             author_handle=c.author_handle,
             body=c.body,
             created_at=c.created_at,
+            status=c.status,
+            decision_id=c.decision_id,
         )
 
 

@@ -257,3 +257,10 @@ bench_app.command("backup", help=BENCH_BACKUP_HELP)(bench_backup_command)
 from carveout.cli.bench_carve import BENCH_CARVE_HELP, bench_carve_command  # noqa: E402
 
 bench_app.command("carve", help=BENCH_CARVE_HELP)(bench_carve_command)
+
+from carveout.cli.bench_moderation import (  # noqa: E402
+    BENCH_MODERATION_HELP,
+    bench_moderation_command,
+)
+
+bench_app.command("moderation", help=BENCH_MODERATION_HELP)(bench_moderation_command)

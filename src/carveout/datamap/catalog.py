@@ -273,7 +273,7 @@ COMMENTS = Table(
             max_length=2000,
             sealed=True,
         ),
-        Column("status", T.TEXT, OPS, "visible | hidden | removed", max_length=16),
+        Column("status", T.TEXT, OPS, "visible | restricted | hidden | removed", max_length=16),
         created_column(),
     ),
     indexes=(("video_id", "id"), ("user_id",)),

@@ -11,6 +11,12 @@ from carveout.moderation.banks import (
     set_enabled,
 )
 from carveout.moderation.classifier import TextModel, cell_model, load_model
+from carveout.moderation.comments import (
+    CommentScreening,
+    comment_restricted_in,
+    record_comment_decision,
+    screen_comment,
+)
 from carveout.moderation.hashlist import ListedHash, parse_hash_list
 from carveout.moderation.models import (
     Action,
@@ -43,6 +49,7 @@ __all__ = [
     "Bank",
     "BankMatch",
     "BankMatcher",
+    "CommentScreening",
     "Decision",
     "FrameHash",
     "Ground",
@@ -60,6 +67,7 @@ __all__ = [
     "add_hashes",
     "appeal",
     "cell_model",
+    "comment_restricted_in",
     "create_bank",
     "decisions_about",
     "disable_hash",
@@ -75,9 +83,11 @@ __all__ = [
     "parse_hash_list",
     "parse_hex",
     "queue",
+    "record_comment_decision",
     "report",
     "require_moderator",
     "resolve",
+    "screen_comment",
     "screen_text",
     "set_enabled",
     "upload_video",

@@ -27,7 +27,8 @@ VIDEO_STATUS = {
 }
 COMMENT_STATUS = {
     Visibility.PUBLISHED: "visible",
-    Visibility.RESTRICTED: "visible",
+    # shown, except where its decision's territorial scope says not (moderation.comments)
+    Visibility.RESTRICTED: "restricted",
     Visibility.HELD: "hidden",
     Visibility.REJECTED: "removed",
 }

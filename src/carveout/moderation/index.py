@@ -88,6 +88,12 @@ class MultiIndex:
         self._order = [np.argsort(chunks[:, k], kind="stable").astype(np.int32) for k in range(16)]
         self._sorted = [chunks[self._order[k], k] for k in range(CHUNKS)]
 
+    @property
+    def nbytes(self) -> int:
+        """Memory the index holds: the packed hashes and the 16 sorted chunk tables."""
+        tables = sum(a.nbytes for a in self._order) + sum(a.nbytes for a in self._sorted)
+        return int(self.codes.nbytes + tables)
+
     def search(self, queries: U64, radius: int = MATCH_DISTANCE) -> list[Hit]:
         if radius > 2 * CHUNKS - 1:
             raise ValueError(f"multi-index search is exact only for radius <= {2 * CHUNKS - 1}")

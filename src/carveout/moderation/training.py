@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,10 +95,15 @@ def _fit(x: Any, y: npt.NDArray[np.int64]) -> LogisticRegression:
 
 
 def train(datasets: Path, *, seed: int = 0) -> TextModel:
-    """Train every label on its own dataset; thresholds from the calibration split; an automatic
-    threshold is kept only if the untouched test split confirms precision >= 0.95 there too."""
-    labels = list(textdata.LABELS)
-    data = {label: textdata.load(datasets, label) for label in labels}
+    """Train every label on its own dataset in `datasets` (see `fit`)."""
+    return fit({label: textdata.load(datasets, label) for label in textdata.LABELS}, seed=seed)
+
+
+def fit(data: Mapping[str, textdata.Labelled], *, seed: int = 0) -> TextModel:
+    """Train every label on its own labelled texts; thresholds from the calibration split; an
+    automatic threshold is kept only if the untouched test split confirms precision >= 0.95
+    there too. `split(labels, seed)` gives back the same test rows (benchmarks score them)."""
+    labels = list(data)
     corpus = [t for d in data.values() for t in d.texts]
     idf = idf_of(counts(corpus))
     coefs, intercepts, thresholds, metrics, sources = [], [], {}, {}, {}

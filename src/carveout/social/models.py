@@ -13,6 +13,8 @@ class Comment:
     author_handle: str
     body: str
     created_at: int
+    status: str = "visible"  # visible | restricted | hidden | removed (moderation decides)
+    decision_id: str | None = None  # the statement of reasons, when moderation acted on it
 
 
 @dataclass(frozen=True)

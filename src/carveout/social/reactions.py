@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from carveout import moderation
 from carveout.accounts import User
 from carveout.cells import Cell
 from carveout.core import Forbidden, InvalidInput, NotFound, new_id, now_ms
@@ -19,6 +20,8 @@ COMMENTS = TABLES["comments"]
 USERS = TABLES["users"]
 COMMENTS_MAP, USERS_MAP = DATA_MAP.table("comments"), DATA_MAP.table("users")
 MAX_COMMENT = 2000
+SHOWN = frozenset({"visible", "restricted"})
+OWN_ONLY = ("hidden", "restricted")
 
 
 def like(store: Store, user: User, video_id: str) -> bool:
@@ -53,16 +56,19 @@ def unlike(store: Store, user: User, video_id: str) -> bool:
 
 
 def add_comment(cell: Cell, user: User, video_id: str, body: str) -> Comment:
+    """Screen the comment with the cell's text moderation, then store it with the status the
+    screening chose, its decision and review item (if any), and its event, in one transaction.
+    Only a comment shown to others counts as a `comment` event."""
     text = body.strip()
     if not text:
         raise InvalidInput("comment body is empty")
     if len(text) > MAX_COMMENT:
         raise InvalidInput(f"comment longer than {MAX_COMMENT} characters")
-    store = cell.store
-    get_video(store, video_id, user)
+    get_video(cell.store, video_id, user)
     key = cell.vault.keys.keys([user.id]).get(user.id)
     if key is None:
         raise NotFound(f"no user {user.id}")
+    screening = moderation.screen_comment(cell, text)
     now = now_ms()
     comment_id = new_id()
     row = {
@@ -71,13 +77,31 @@ def add_comment(cell: Cell, user: User, video_id: str, body: str) -> Comment:
         "user_id": user.id,
         "video_id": video_id,
         "body": cell.vault.seal_value(key, "comments", "body", user.id, text),
-        "status": "visible",
+        "status": screening.status,
         "created_at": now,
     }
-    with store.begin() as conn:
+    with cell.store.begin() as conn:
         conn.execute(sa.insert(COMMENTS).values(**row))
-        record_in(conn, user, video_id, EventKind.COMMENT, now)
-    return Comment(comment_id, video_id, user.id, user.handle, text, now)
+        decision = moderation.record_comment_decision(
+            conn,
+            screening,
+            comment_id=comment_id,
+            domicile=user.domicile,
+            author_id=user.id,
+            posted_at=now,
+        )
+        if screening.status in SHOWN:
+            record_in(conn, user, video_id, EventKind.COMMENT, now)
+    return Comment(
+        comment_id,
+        video_id,
+        user.id,
+        user.handle,
+        text,
+        now,
+        screening.status,
+        decision.id if decision is not None else None,
+    )
 
 
 def delete_comment(store: Store, user: User, comment_id: str) -> None:
@@ -92,6 +116,19 @@ def delete_comment(store: Store, user: User, comment_id: str) -> None:
         )
 
 
+def _shown_to(viewer: User) -> sa.ColumnElement[bool]:
+    """Others see visible comments, and restricted ones outside the restriction's scope; the
+    author also sees their own comments held for review or restricted. Removed: nobody."""
+    return sa.or_(
+        COMMENTS.c.status == "visible",
+        sa.and_(
+            COMMENTS.c.status == "restricted",
+            ~moderation.comment_restricted_in(COMMENTS.c.id, viewer.domicile),
+        ),
+        sa.and_(COMMENTS.c.user_id == viewer.id, COMMENTS.c.status.in_(OWN_ONLY)),
+    )
+
+
 def comments(
     cell: Cell, viewer: User, video_id: str, cursor: str | None, limit: int
 ) -> Page[Comment]:
@@ -100,7 +137,7 @@ def comments(
     after = decode_cursor(cursor, "comments")
     stmt = sa.select(COMMENTS).where(
         COMMENTS.c.video_id == video_id,
-        COMMENTS.c.status == "visible",
+        _shown_to(viewer),
         COMMENTS.c.body.is_not(None),  # anonymised after the author's erasure
     )
     if after:
@@ -116,7 +153,13 @@ def comments(
     opened = cell.vault.open_rows(COMMENTS_MAP, rows[:limit])
     items = [
         Comment(
-            c["id"], c["video_id"], c["user_id"], handles[c["user_id"]], c["body"], c["created_at"]
+            c["id"],
+            c["video_id"],
+            c["user_id"],
+            handles[c["user_id"]],
+            c["body"],
+            c["created_at"],
+            c["status"],
         )
         for c in opened
         if c["body"] is not None and handles.get(c["user_id"]) is not None

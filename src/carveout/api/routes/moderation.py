@@ -197,6 +197,13 @@ def decisions(video_id: str, caller: CallerDep) -> list[DecisionOut]:
     return [DecisionOut.of(d) for d in found]
 
 
+@router.get("/comments/{comment_id}/decisions", response_model=list[DecisionOut])
+def comment_decisions(comment_id: str, caller: CallerDep) -> list[DecisionOut]:
+    """Statements of reasons about a comment, oldest first (its author and moderators)."""
+    found = moderation.decisions_about(caller.cell, caller.user, comment_id)
+    return [DecisionOut.of(d) for d in found]
+
+
 @router.post(
     "/moderation/decisions/{decision_id}/appeal",
     status_code=status.HTTP_201_CREATED,

@@ -60,7 +60,7 @@ def unlike(video_id: str, caller: CallerDep) -> ChangedOut:
     "/videos/{video_id}/comments", status_code=status.HTTP_201_CREATED, response_model=CommentOut
 )
 def comment(video_id: str, body: CommentIn, caller: CallerDep) -> CommentOut:
-    """Comment on a video."""
+    """Comment on a video; text moderation decides first whether it is shown (`status`)."""
     return CommentOut.of(social.add_comment(caller.cell, caller.user, video_id, body.body))
 
 
@@ -68,7 +68,7 @@ def comment(video_id: str, body: CommentIn, caller: CallerDep) -> CommentOut:
 def comments(
     video_id: str, caller: CallerDep, cursor: str | None = None, limit: Limit = 20
 ) -> PageOut[CommentOut]:
-    """A video's visible comments, oldest first."""
+    """A video's comments the caller may see, oldest first."""
     page = social.comments(caller.cell, caller.user, video_id, cursor, limit)
     return PageOut(items=[CommentOut.of(c) for c in page.items], next_cursor=page.next_cursor)
 
