@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from carveout import __version__
+from carveout.api.housekeeping import lifespan
 from carveout.api.limits import BodyLimit
 from carveout.api.replay import MOVED_HEADER, ReplayMoved
 from carveout.api.routes import accounts, feed, moderation, privacy, social, videos
@@ -24,8 +25,14 @@ class HealthOut(BaseModel):
     cells: dict[str, list[str]]
 
 
-def create_app(deployment: Deployment, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
+def create_app(
+    deployment: Deployment,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    housekeeping: bool = False,
+) -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan(deployment) if housekeeping else None,
         title="carveout",
         version=__version__,
         summary="A short-video backend in which every record knows its jurisdiction.",

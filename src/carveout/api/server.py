@@ -6,4 +6,5 @@ from carveout.api.app import create_app
 from carveout.cells import Deployment
 from carveout.core.settings import data_dir
 
-app = create_app(Deployment.open(data_dir()))
+# The served app finishes interrupted erasures at start-up and enforces retention hourly.
+app = create_app(Deployment.open(data_dir()), housekeeping=True)

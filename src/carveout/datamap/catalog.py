@@ -113,7 +113,7 @@ SESSIONS = Table(
     kind=TableKind.USER_DATA,
     domicile_rule=DomicileRule.ACTOR,
     subject="user_id",
-    retention=Retention(30, "deleted 30 days after expiry"),
+    retention=Retention(30, "deleted 30 days after expiry", column="expires_at"),
     columns=(
         id_column(),
         domicile_column(DomicileRule.ACTOR),

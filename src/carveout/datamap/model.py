@@ -46,6 +46,7 @@ class ErasureAction(StrEnum):
 class Retention:
     days: int | None  # None: kept while the account exists
     basis: str
+    column: str = "created_at"  # the timestamp `days` counts from (the retention job uses it)
 
 
 @dataclass(frozen=True)
