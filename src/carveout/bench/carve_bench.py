@@ -106,6 +106,9 @@ class BackendRun:
     baselines: list[CopyRate] = field(default_factory=list)
     ledger: LedgerCheck | None = None
     rows_to_copy: int = 0  # J's rows in the carved tables when the carve started
+    # The server's log, kept when any request got a 5xx: its tracebacks say why (the log file
+    # itself goes with the server).
+    server_log: str = ""
 
 
 @dataclass
@@ -210,6 +213,8 @@ class _Bench:
             self.info.carve_window = (carve_began, time.monotonic())
             self._wait("load after the carve", self.config.after, load)
             self.info.load = load.stop()
+            if self.info.load.server_errors:
+                self.info.server_log = server.log_text()
         deployment = Deployment.open(self.data_dir)
         try:
             self.info.ledger = check_ledger(deployment, writers, self.info.load.ledger)

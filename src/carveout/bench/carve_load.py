@@ -85,6 +85,11 @@ class LoadResult:
     def errors(self) -> int:
         return sum(1 for r in self.requests if not 200 <= r[4] < 300)
 
+    @property
+    def server_errors(self) -> int:
+        """Requests answered 5xx: the server's log has their story."""
+        return sum(1 for r in self.requests if r[4] >= 500)
+
 
 class _Client:
     def __init__(self, plan: LoadPlan) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -11,6 +12,7 @@ from carveout import __version__
 from carveout.bench.carve_bench import DATA_LABEL, BackendRun, CarveBenchResult
 from carveout.bench.carve_load import KINDS, MIX
 from carveout.bench.carve_windows import Request, overlapping, rate, started_in, stats
+from carveout.bench.servers import server_errors, tracebacks
 
 TARGET_WRITES_S = 400.0
 WARMUP_S = 1.0  # the first second of load (connections opening) is not the quiet reference
@@ -37,7 +39,10 @@ def run_json(run: BackendRun) -> dict[str, Any]:
         "load": {
             "requests": len(reqs),
             "errors": load.errors,
+            "server_errors": load.server_errors,
             "first_error": load.first_error or None,
+            # The server's tracebacks when it answered 5xx (the whole log: save_server_logs).
+            "server_tracebacks": server_errors(run.server_log) if run.server_log else None,
             "skipped_at_in_flight_cap": load.skipped,
             "acked_rows": load.ledger.acked(),
             "writes_per_s_before_carve": round(rate(reqs, quiet_from, a), 1),
@@ -85,6 +90,19 @@ def run_json(run: BackendRun) -> dict[str, Any]:
             "copy_work": c.copy_work(run.rows_to_copy),
         }
     return out
+
+
+def save_server_logs(result: CarveBenchResult, json_path: Path) -> dict[str, Path]:
+    """Each backend's server log, when it answered any 5xx, beside the JSON record:
+    `carve.json` -> `carve.postgresql.server.log`. Returns {backend: path}."""
+    saved = {}
+    for run in result.runs:
+        if run.server_log:
+            path = json_path.with_name(f"{json_path.stem}.{run.backend}.server.log")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(run.server_log, encoding="utf-8")
+            saved[run.backend] = path
+    return saved
 
 
 def carve_json(result: CarveBenchResult, info: dict[str, Any]) -> dict[str, Any]:
@@ -272,4 +290,11 @@ def notes(data: dict[str, Any]) -> list[str]:
             )
         if load["errors"]:
             out.append(f"{run['backend']}: {load['errors']} errors; first: {load['first_error']}")
+        if load.get("server_tracebacks"):
+            where = load.get("server_log") or "the JSON record (server_tracebacks)"
+            first = (tracebacks(load["server_tracebacks"]) or [load["server_tracebacks"]])[0]
+            out.append(
+                f"{run['backend']}: the server answered {load['server_errors']} requests with "
+                f"5xx; its log is kept in {where}; the first traceback's end:\n{first[-3000:]}"
+            )
     return out

@@ -123,7 +123,40 @@ class UvicornServer:
             time.sleep(0.1)
         raise ServerFailed(f"{self.app} did not answer {url} in {START_TIMEOUT_S:.0f} s")
 
-    def _tail(self) -> str:
+    def log_text(self) -> str:
+        """Everything the server wrote so far (its tracebacks, at our log level): read it before
+        stop(), which deletes the file."""
         if self._log is None or not self._log.is_file():
             return ""
-        return self._log.read_text(errors="replace")[-4000:]
+        return self._log.read_text(errors="replace")
+
+    def _tail(self) -> str:
+        return self.log_text()[-4000:]
+
+
+ASGI_EXCEPTION = "Exception in ASGI application"
+
+
+def tracebacks(log: str) -> list[str]:
+    """The blocks of a server log that uvicorn opens with "Exception in ASGI application"."""
+    lines = log.splitlines()
+    starts = [i for i, line in enumerate(lines) if ASGI_EXCEPTION in line]
+    if not starts:
+        return []
+    ends = [*starts[1:], len(lines)]
+    return ["\n".join(lines[a:b]) for a, b in zip(starts, ends, strict=True)]
+
+
+def server_errors(log: str, limit: int = 12000) -> str:
+    """The tracebacks in a server log, the first ones up to about `limit` characters; the
+    log's end when it holds no traceback (e.g. only 503s, which are answers, not crashes)."""
+    blocks = tracebacks(log)
+    if not blocks:
+        return log[-limit:]
+    kept = [blocks[0][:limit]]
+    for block in blocks[1:]:
+        if sum(map(len, kept)) + len(block) > limit:
+            kept.append(f"[{len(blocks) - len(kept)} more tracebacks in the full log]")
+            break
+        kept.append(block)
+    return "\n".join(kept)

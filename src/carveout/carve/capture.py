@@ -147,6 +147,8 @@ def install_seal(conn: sa.Connection, codes: tuple[str, ...], target: str) -> No
 
 
 def remove_triggers(conn: sa.Connection, *, capture: bool, seal: bool) -> None:
+    """Drop the carve's triggers. On PostgreSQL this fails with LockNotAvailable, changing
+    nothing, while a writer is busy on one of the tables: run it under ddl.retrying."""
     if conn.dialect.name == "sqlite":
         for table in carved_tables():
             for op in ("insert", "update", "delete"):
@@ -156,11 +158,27 @@ def remove_triggers(conn: sa.Connection, *, capture: bool, seal: bool) -> None:
                     conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_seal_{table.name}_{op}")
         return
     # Only triggers that exist: DROP TRIGGER locks its table ACCESS EXCLUSIVE even when there is
-    # nothing to drop, and that would stall every reader of a serving source.
-    for name, wanted in (("carve_cap", capture), ("carve_seal", seal)):
-        if wanted:
-            for relname in sorted(_pg_triggers(conn, name)):
-                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON {relname}")
+    # nothing to drop, and that would stall every reader of a serving cell.
+    drops = [
+        (name, relname)
+        for name, wanted in (("carve_cap", capture), ("carve_seal", seal))
+        if wanted
+        for relname in sorted(_pg_triggers(conn, name))
+    ]
+    if not drops:
+        return
+    # ACCESS EXCLUSIVE conflicts with the reads inside a writer's transaction too (events.record
+    # reads the videos, then inserts events), so no order of taking these locks is safe if we
+    # wait for them: holding `events` while waiting for `videos` deadlocks that writer, and
+    # PostgreSQL aborts whichever of the two checks first. The carve's short deadlock_timeout
+    # does not settle it: the check runs once per wait, so a writer that starts waiting first
+    # checks first and is aborted, an HTTP 500. Hence NOWAIT: the carve never waits while it
+    # holds a lock, so it is never in a deadlock; a busy table fails this attempt at once with
+    # nothing dropped, writers queued behind a lock it took go on, and the caller retries.
+    tables = ", ".join(sorted({relname for _name, relname in drops}))
+    conn.exec_driver_sql(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE NOWAIT")
+    for name, relname in drops:
+        conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON {relname}")
 
 
 def allow_purge(conn: sa.Connection) -> None:

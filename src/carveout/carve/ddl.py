@@ -1,8 +1,11 @@
-"""The carve's own DDL on a serving PostgreSQL source (triggers, replica identity) must never
-make a user's write fail. Taking a table lock can deadlock with a writer upgrading its lock on
-the same table; PostgreSQL then aborts whichever transaction runs the deadlock check first. The
-carve checks after 20 ms (writers after the default second), so the carve is the one aborted,
-and it simply tries again."""
+"""The carve's own DDL on a serving PostgreSQL cell (triggers, replica identity) must never
+make a user's write fail. Taking a table lock can deadlock with a writer; PostgreSQL then aborts
+whichever transaction runs the deadlock check first. The carve checks after 20 ms (writers after
+the default second), so when the cycle is there as the carve starts waiting, the carve is the
+one aborted, and it simply tries again. The check runs once per wait, though, so DDL whose lock
+a writer can still run into later (ACCESS EXCLUSIVE, which even reads conflict with) does not
+wait at all: it takes its locks NOWAIT and retries here on LockNotAvailable (see
+capture.remove_triggers)."""
 
 from __future__ import annotations
 

@@ -240,9 +240,14 @@ def run(
         elif phase is Phase.VERIFY:
             out.verify = verify(source, target, codes, rep.advance)
             if out.verify.ok:
-                with target.store.begin() as conn:
-                    remove_triggers(conn, capture=True, seal=False)
-                    conn.execute(sa.delete(TABLES["carve_changes"]))
+
+                def end_capture() -> None:
+                    # The target serves J by now: its writers must never wait for this.
+                    with target.store.begin() as conn:
+                        remove_triggers(conn, capture=True, seal=False)
+                        conn.execute(sa.delete(TABLES["carve_changes"]))
+
+                retrying(end_capture)
             out.leaks = leak_scan(target, codes)
             details = {
                 "chunks": out.verify.chunks,
@@ -339,9 +344,14 @@ def abort(deployment: Deployment, spec: CarveSpec) -> None:
         target = open_target(deployment, spec)
         replication.stop(source, target, spec.target)
         target.store.dispose()
-    with source.store.begin() as conn:
-        remove_triggers(conn, capture=True, seal=True)
-        conn.execute(sa.delete(TABLES["carve_changes"]))
+
+    def untrigger() -> None:
+        # The source keeps serving: remove_triggers gives way to its writers (see capture.py).
+        with source.store.begin() as conn:
+            remove_triggers(conn, capture=True, seal=True)
+            conn.execute(sa.delete(TABLES["carve_changes"]))
+
+    retrying(untrigger)
     FenceBoard(deployment.data_dir).release()
     root = deployment.data_dir / "cells" / spec.target
     if spec.storage != "sqlite":

@@ -78,7 +78,13 @@ def bench_carve_command(
     markdown: MarkdownOpt = False,
 ) -> None:
     from carveout.bench.carve_bench import CarveBenchConfig, run_carve_bench
-    from carveout.bench.carve_report import carve_json, carve_markdown, carve_table, notes
+    from carveout.bench.carve_report import (
+        carve_json,
+        carve_markdown,
+        carve_table,
+        notes,
+        save_server_logs,
+    )
     from carveout.bench.report import machine, machine_line, write_json
 
     out = Console() if Console().is_terminal else Console(width=140)
@@ -114,6 +120,10 @@ def bench_carve_command(
         raise typer.Exit(1) from None
     info = machine()
     data = carve_json(result, info)
+    logs = save_server_logs(result, json_path)
+    for run in data["runs"]:
+        if run["backend"] in logs:
+            run["load"]["server_log"] = str(logs[run["backend"]])
     write_json(json_path, data)
     for table in carve_table(data):
         out.print(table)

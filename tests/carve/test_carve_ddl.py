@@ -1,0 +1,147 @@
+"""The carve's DDL on a serving PostgreSQL cell never costs a writer its write.
+
+After the cutover the target serves J while verify drops its capture triggers (purge and abort do
+the same on the source). DROP TRIGGER needs ACCESS EXCLUSIVE, which conflicts with the reads a
+writer makes inside its own transaction: `events.record` reads the videos, then inserts events.
+The interleaving below once ended in a deadlock that PostgreSQL resolved by aborting the writer
+(HTTP 500 on POST /v1/events in `carveout bench carve --backends postgresql`)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from carveout.carve.capture import install_capture, remove_triggers
+from carveout.carve.ddl import retrying
+from carveout.core import new_id, now_ms
+from carveout.datamap import TABLES
+from carveout.storage import Store
+
+pytestmark = pytest.mark.postgres
+
+VIDEOS, EVENTS, LIKES = TABLES["videos"], TABLES["events"], TABLES["likes"]
+HANG_GUARD_S = 60.0  # only so a broken build fails instead of hanging; no step takes long
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.005)
+
+
+def _waiting_pids(store: Store) -> set[int]:
+    """Client backends of this database waiting for a lock right now."""
+    with store.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE NOT l.granted AND a.datname = current_database() "
+            "AND a.backend_type = 'client backend'"
+        )
+        return {int(r[0]) for r in rows}
+
+
+def _pid(conn: sa.Connection) -> int:
+    return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+
+def _capture_triggers(store: Store) -> int:
+    with store.connect() as conn:
+        return int(
+            conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_trigger WHERE tgname = 'carve_cap'"
+            ).scalar_one()
+        )
+
+
+def _row(table: sa.Table, **values: object) -> dict[str, object]:
+    base = {"id": new_id(), "domicile": "US", "created_at": now_ms()}
+    return {c.name: {**base, **values}.get(c.name) for c in table.c}
+
+
+def test_removing_capture_triggers_never_deadlocks_a_writer_mid_transaction(
+    pg_store: Store,
+) -> None:
+    store = pg_store
+    video = _row(
+        VIDEOS,
+        creator_id=new_id(),
+        caption="",
+        hashtags="",
+        category="",
+        duration_ms=1000,
+        width=1,
+        height=1,
+        blob_id=new_id(),
+        status="published",
+    )
+    with store.begin() as conn:
+        conn.execute(sa.insert(VIDEOS).values(video))
+        install_capture(conn, ("US",))
+    assert _capture_triggers(store) > 0
+    outcome: dict[str, BaseException | None] = {}
+
+    def attempt(name: str, work: Callable[[], None]) -> threading.Thread:
+        def run() -> None:
+            try:
+                work()
+                outcome[name] = None
+            except BaseException as exc:  # reported by the test, whatever it is
+                outcome[name] = exc
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    with store.engine.connect() as liker, store.engine.connect() as watcher:
+        # A like, mid-transaction: its row is in, its commit not yet.
+        liker.execute(sa.insert(LIKES).values(_row(LIKES, user_id=new_id(), video_id=video["id"])))
+        # An events batch, mid-transaction: it has read the video, as events.record does first.
+        watcher.execute(sa.select(VIDEOS.c.duration_ms).where(VIDEOS.c.id == video["id"]))
+        watcher_pid = _pid(watcher)
+
+        def remove_once() -> None:
+            with store.begin() as conn:
+                remove_triggers(conn, capture=True, seal=False)
+
+        # One attempt of the removal verify makes, while both writers are mid-transaction: it
+        # either gives up or waits for a lock (the like's).
+        removal = attempt("removal", remove_once)
+        _until(lambda: not removal.is_alive() or bool(_waiting_pids(store)), "removal settled")
+
+        def insert_events() -> None:
+            row = _row(EVENTS, user_id=new_id(), video_id=video["id"], kind="watch")
+            watcher.execute(sa.insert(EVENTS).values(row))
+            watcher.commit()
+
+        # The events batch goes on to its insert: it gets the table, or waits for the removal.
+        inserting = attempt("events", insert_events)
+        _until(
+            lambda: not inserting.is_alive() or watcher_pid in _waiting_pids(store),
+            "events insert settled",
+        )
+        liker.commit()
+        inserting.join()
+        removal.join()
+    # The writer's batch is stored, whatever the removal did; it never paid for the carve's DDL.
+    assert outcome["events"] is None, f"the writer failed: {outcome['events']!r}"
+    with store.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(EVENTS)).scalar_one() == 1
+    # The removal gave up at the busy table instead of waiting there, and nothing was dropped;
+    # tried again (as verify, purge and abort do), it goes through once the writers are done.
+    failed = outcome["removal"]
+    assert isinstance(failed, sa.exc.OperationalError), repr(failed)
+    assert isinstance(failed.orig, psycopg.errors.LockNotAvailable), repr(failed)
+    assert _capture_triggers(store) > 0
+
+    def remove() -> None:
+        with store.begin() as conn:
+            remove_triggers(conn, capture=True, seal=False)
+
+    retrying(remove)
+    assert _capture_triggers(store) == 0
