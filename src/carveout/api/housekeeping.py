@@ -1,5 +1,6 @@
-"""Work `carveout serve` does beside requests: finish interrupted erasures when it starts,
-then enforce retention periodically. Failures are logged, never fatal to serving."""
+"""Work `carveout serve` does beside requests: finish interrupted erasures when it starts, then
+every hour enforce retention and retrain recommenders that are due (CARVEOUT_RETRAIN_HOURS).
+Failures are logged, never fatal to serving."""
 
 from __future__ import annotations
 
@@ -12,35 +13,58 @@ from fastapi import FastAPI
 
 from carveout import privacy
 from carveout.cells import Deployment
+from carveout.core import now_ms
 from carveout.privacy.retention import enforce
+from carveout.recommend import train_cell
+from carveout.recommend.schedule import period_ms, retrain_due
 
 log = logging.getLogger(__name__)
-RETENTION_EVERY_S = 3600.0
+EVERY_S = 3600.0
 
 
-def _loop(deployment: Deployment, stop: threading.Event) -> None:
+def start_up(deployment: Deployment) -> None:
     for cell in deployment.cells():
         try:
             for receipt in privacy.resume_erasures(cell):
                 log.info("privacy: finished interrupted erasure %s", receipt.request_id)
         except Exception:
             log.exception("privacy: resuming erasures of cell %s failed", cell.name)
+
+
+def tick(deployment: Deployment, now: int, retrain_period_ms: int) -> list[str]:
+    """One round of periodic work; returns the cells whose recommender was retrained."""
+    retrained = []
+    deployment.refresh_policy()  # a carve may have added a cell
+    for cell in deployment.cells():
+        try:
+            report = enforce(cell, now)
+            log.info("retention: %s deleted %s", cell.name, report.deleted)
+        except Exception:
+            log.exception("retention: cell %s failed", cell.name)
+        try:
+            if retrain_due(cell, now, retrain_period_ms):
+                manifest = train_cell(cell)
+                log.info("recommend: %s retrained, model %s", cell.name, manifest.version)
+                retrained.append(cell.name)
+        except Exception:
+            log.exception("recommend: retraining cell %s failed", cell.name)
+    return retrained
+
+
+def _loop(deployment: Deployment, stop: threading.Event, period: int) -> None:
+    start_up(deployment)
     while not stop.is_set():
-        for cell in deployment.cells():
-            try:
-                report = enforce(cell)
-                log.info("retention: %s deleted %s", cell.name, report.deleted)
-            except Exception:
-                log.exception("retention: cell %s failed", cell.name)
-        stop.wait(RETENTION_EVERY_S)
+        tick(deployment, now_ms(), period)
+        stop.wait(EVERY_S)
 
 
 def lifespan(deployment: Deployment) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def run(_app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
+        period = period_ms()  # a bad CARVEOUT_RETRAIN_HOURS stops start-up with its reason
         worker = threading.Thread(
-            target=_loop, args=(deployment, stop), name="housekeeping", daemon=True
+            target=_loop, args=(deployment, stop, period), name="housekeeping", daemon=True
         )
         worker.start()
         try:
