@@ -69,6 +69,7 @@ def test_abort_before_cutover_leaves_the_source_as_it_was(
     assert fingerprint(source.store, source.blobs).diff(before) == []
     assert (loaded.data_dir / POLICY_FILE).read_text() == policy
     assert not (loaded.data_dir / "cells" / "na-anz").exists()
+    assert not (loaded.data_dir / "keys" / "na-anz").exists()  # no copy of J's keys left
     assert carve.in_progress(loaded) == []
     with source.store.connect() as conn:
         triggers = conn.exec_driver_sql("SELECT count(*) FROM sqlite_master WHERE type='trigger'")

@@ -68,6 +68,16 @@ def test_full_carve_moves_j_exactly_and_leaves_nothing_behind(loaded: Deployment
         assert conn.exec_driver_sql("SELECT count(*) FROM carve_changes").scalar_one() == 0
     assert triggers and all(t.startswith("carve_seal_") for t in triggers)
     assert carve.in_progress(loaded) == []
+    # Keys moved with their users: the target can open every carved user's sealed fields,
+    # and the source holds no key of J (J's rows in its older backups are unreadable).
+    users = DATA_MAP.table("users")
+    with target.store.connect() as conn:
+        carved = conn.execute(sa.select(TABLES["users"])).all()
+    opened = target.vault.open_rows(users, carved)
+    assert len(opened) == target.vault.keys.count(MOVING) > 0
+    assert all(u["handle"] and u["email"] for u in opened)
+    assert target.vault.keys.domiciles() <= set(MOVING)
+    assert source.vault.keys.count(MOVING) == 0 and source.vault.keys.count() > 0
 
 
 def test_source_refuses_writes_of_j_after_the_carve(loaded: Deployment) -> None:

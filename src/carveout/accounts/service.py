@@ -113,7 +113,11 @@ def create_user(cell: Cell, new: NewUser) -> User:
         with cell.store.begin() as conn:
             conn.execute(sa.insert(USERS).values(**row))
     except sa.exc.IntegrityError as exc:  # lost a race with a concurrent sign-up
+        cell.vault.keys.discard([str(plain["id"])])
         raise Conflict("that handle or email is already registered") from exc
+    except BaseException:
+        cell.vault.keys.discard([str(plain["id"])])  # no user row: no key either
+        raise
     return User.from_row(plain)
 
 

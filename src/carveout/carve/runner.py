@@ -25,6 +25,7 @@ from carveout.carve.purge import PurgeReport, purge, purge_models
 from carveout.carve.sync import copy_missing_blobs, uses_replication
 from carveout.carve.verify import LeakReport, VerifyReport, leak_scan, remove_stray_blobs, verify
 from carveout.cells import Cell, Deployment, FenceBoard, open_cell
+from carveout.cells.registry import key_dir
 from carveout.core import CarveoutError, Conflict, NotFound, now_ms
 from carveout.datamap import DATA_MAP, TABLES
 from carveout.events import recompute_all
@@ -357,4 +358,6 @@ def abort(deployment: Deployment, spec: CarveSpec) -> None:
     if spec.storage != "sqlite":
         drop_database(spec.storage)
     shutil.rmtree(root, ignore_errors=True)
+    # The target's key store holds copies of J's user keys: they go with the target.
+    shutil.rmtree(key_dir(deployment.data_dir, spec.target), ignore_errors=True)
     spec_path(deployment.data_dir, spec.target).unlink(missing_ok=True)
