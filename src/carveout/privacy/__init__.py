@@ -3,7 +3,6 @@
 from carveout.privacy.erasure import (
     STEPS,
     erase,
-    reapply_tombstones,
     resume_erasures,
     run_erasure,
     start_erasure,
@@ -18,6 +17,7 @@ from carveout.privacy.exports import (
     subject_tables,
 )
 from carveout.privacy.models import ErasureGone, Receipt, ReceiptLine
+from carveout.privacy.tombstones import reapply_tombstones
 
 __all__ = [
     "STEPS",
