@@ -30,7 +30,6 @@ from carveout.moderation.review import (
     decisions_about,
     queue,
     report,
-    require_moderator,
     resolve,
 )
 from carveout.moderation.rules import RULES_FILE, Rules, load_rules
@@ -76,7 +75,6 @@ __all__ = [
     "parse_hex",
     "queue",
     "report",
-    "require_moderator",
     "resolve",
     "screen_text",
     "set_enabled",
