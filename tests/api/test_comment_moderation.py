@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from api.staff_helpers import h, make_staff
 from carveout.core import settings
 from carveout.datamap import TABLES
 from carveout.moderation import RULES_FILE, TextModel, textdata
@@ -24,8 +25,6 @@ pytestmark = pytest.mark.skipif(
     reason=f"the labelled moderation text is not in {DATASETS}",
 )
 RULES = """
-moderators = ["{moderator}"]
-
 [[rule]]
 label = "spam"
 action = "reject"
@@ -80,10 +79,10 @@ def texts(model: TextModel) -> dict[str, str]:
 
 
 def _setup(api: Api, model: TextModel) -> tuple[dict[str, str], str]:
-    moderator = api.signup("US")
+    moderator = make_staff(api, "US", "moderator")
     cell = api.deployment.cell("global")
     model.save(cell.root / MODEL_DIR)
-    (cell.root / RULES_FILE).write_text(RULES.format(moderator=moderator["X-User"]))
+    (cell.root / RULES_FILE).write_text(RULES)
     return moderator, cell.name
 
 
@@ -132,7 +131,7 @@ def test_posted_comments_are_removed_held_or_shown_as_the_thresholds_say(
     denied = api.client.get(f"/v1/comments/{spam['id']}/decisions", headers=auth(viewer))
     assert denied.status_code == 403
     # The uncertain one waits in the review queue; the removal does not.
-    queue = api.client.get("/v1/moderation/queue", headers=auth(moderator)).json()
+    queue = api.client.get("/v1/moderation/queue", headers=h(moderator)).json()
     assert [(i["target_kind"], i["target_id"], i["origin"]) for i in queue] == [
         ("comment", held["id"], "automated")
     ]
@@ -157,7 +156,7 @@ def test_posted_comments_are_removed_held_or_shown_as_the_thresholds_say(
         json={"statement": "this is not spam"},
     )
     assert r.status_code == 201, r.text
-    (item,) = api.client.get("/v1/moderation/queue", headers=auth(moderator)).json()
+    (item,) = api.client.get("/v1/moderation/queue", headers=h(moderator)).json()
     assert (item["origin"], item["target_id"]) == ("appeal", spam["id"])
 
 

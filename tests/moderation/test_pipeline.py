@@ -7,14 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from carveout.accounts import staff, verify_chain
 from carveout.api import create_app
 from carveout.cells import Deployment, init_data_dir
+from carveout.datamap import TABLES
 from carveout.moderation import RULES_FILE, hash_video
 from carveout.storage import fingerprint
 from media import make_video
 
+LOG = TABLES["staff_access_log"]
 POLICY = """
 version = 1
 [sites.us]
@@ -53,7 +57,7 @@ class World:
         return {"Authorization": f"Bearer {data['token']}", "id": data["user"]["id"]}
 
     def make_moderator(self, user: dict[str, str]) -> None:
-        (self.cell.root / RULES_FILE).write_text(f'moderators = ["{user["id"]}"]\n')
+        staff.grant(self.cell, user["id"], "moderator", granted_by="tests")
 
     def upload(self, who: dict[str, str], path: Path, caption: str = "a clip") -> Any:
         with path.open("rb") as fh:
@@ -75,8 +79,14 @@ class World:
         return fingerprint(self.cell.store, self.cell.blobs)
 
 
-def h(who: dict[str, str]) -> dict[str, str]:
-    return {"Authorization": who["Authorization"]}
+def h(who: dict[str, str], purpose: str | None = None) -> dict[str, str]:
+    out = {"Authorization": who["Authorization"]}
+    if purpose is not None:
+        out["X-Access-Purpose"] = purpose
+    return out
+
+
+REVIEW = "reviewing reported and held content"
 
 
 @pytest.fixture
@@ -132,7 +142,10 @@ def test_bank_match_rejects_and_a_new_hash_applies_to_the_next_upload(world: Wor
     assert decision["category"] == "STATEMENT_CATEGORY_RISK_FOR_PUBLIC_SECURITY"
     assert decision["territorial_scope"] == ["*"]
     assert "3 of 3 sampled frames" in decision["facts"]
-    assert world.client.get(f"/v1/videos/{vid}/decisions", headers=h(viewer)).status_code == 403
+    assert (
+        world.client.get(f"/v1/videos/{vid}/decisions", headers=h(viewer, REVIEW)).status_code
+        == 403
+    )
     # Disabling the bank is effective for the next upload too.
     r = world.client.patch("/v1/moderation/banks/terror", headers=h(mod), json={"enabled": False})
     assert r.status_code == 200 and r.json()["enabled"] is False
@@ -149,7 +162,7 @@ def test_restricted_in_one_jurisdiction_and_available_elsewhere(world: World) ->
     vid = world.upload(creator, clip).json()["id"]
     assert world.client.get(f"/v1/videos/{vid}", headers=h(us_viewer)).status_code == 451
     assert world.client.get(f"/v1/videos/{vid}", headers=h(ca_viewer)).status_code == 200
-    (decision,) = world.client.get(f"/v1/videos/{vid}/decisions", headers=h(mod)).json()
+    (decision,) = world.client.get(f"/v1/videos/{vid}/decisions", headers=h(mod, REVIEW)).json()
     assert decision["decision_visibility"] == "restricted"
     assert decision["territorial_scope"] == ["US"]
 
@@ -163,8 +176,8 @@ def test_held_upload_is_reviewed_appealed_and_reversed_at_once(world: World) -> 
     vid = world.upload(creator, clip).json()["id"]
     assert world.client.get(f"/v1/videos/{vid}", headers=h(viewer)).status_code == 404
     assert vid not in world.feed_ids(viewer)
-    assert world.client.get("/v1/moderation/queue", headers=h(creator)).status_code == 403
-    (item,) = world.client.get("/v1/moderation/queue", headers=h(mod)).json()
+    assert world.client.get("/v1/moderation/queue", headers=h(creator, REVIEW)).status_code == 403
+    (item,) = world.client.get("/v1/moderation/queue", headers=h(mod, REVIEW)).json()
     assert item["target_id"] == vid and item["origin"] == "automated"
     # The reviewer confirms a rejection; the creator appeals; a second review reverses it.
     r = world.client.post(
@@ -180,7 +193,7 @@ def test_held_upload_is_reviewed_appealed_and_reversed_at_once(world: World) -> 
     assert r.status_code == 200, r.text
     rejected = r.json()
     assert rejected["automated_decision"] is False and rejected["supersedes"]
-    assert world.client.get("/v1/moderation/queue", headers=h(mod)).json() == []
+    assert world.client.get("/v1/moderation/queue", headers=h(mod, REVIEW)).json() == []
     r = world.client.post(
         f"/v1/moderation/decisions/{rejected['id']}/appeal",
         headers=h(creator),
@@ -193,7 +206,7 @@ def test_held_upload_is_reviewed_appealed_and_reversed_at_once(world: World) -> 
         json={"statement": "x"},
     )
     assert other.status_code == 404
-    (appeal,) = world.client.get("/v1/moderation/queue", headers=h(mod)).json()
+    (appeal,) = world.client.get("/v1/moderation/queue", headers=h(mod, REVIEW)).json()
     assert appeal["origin"] == "appeal"
     r = world.client.post(
         f"/v1/moderation/queue/{appeal['id']}/decision",
@@ -247,3 +260,58 @@ def test_bad_input_changes_nothing(world: World) -> None:
     assert world.fingerprint().diff(before) == []
     # Any script is fine in a caption.
     assert world.upload(creator, clip, caption="冲浪 🌊 مرحبا").status_code == 201
+
+
+def _log(w: World) -> list[dict[str, Any]]:
+    with w.cell.store.connect() as conn:
+        rows = conn.execute(sa.select(LOG).order_by(LOG.c.domicile, LOG.c.seq)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def test_moderators_are_staff_and_every_queue_read_is_logged(world: World) -> None:
+    mod, creator, other, reporter = (world.signup(c) for c in ("US", "CA", "GB", "CA"))
+    # The old placeholder grants nothing any more: only a role in the cell's staff_roles does.
+    (world.cell.root / RULES_FILE).write_text(f'moderators = ["{mod["id"]}"]\n')
+    r = world.client.get("/v1/moderation/queue", headers=h(mod, REVIEW))
+    assert r.status_code == 403 and "moderator role" in r.json()["detail"]
+    assert world.client.get("/v1/moderation/banks", headers=h(mod)).status_code == 403
+    world.make_moderator(mod)
+    assert world.client.get("/v1/moderation/banks", headers=h(mod)).status_code == 200
+    clips = [make_video(world.tmp / f"q{n}.mp4", seconds=2, seed=50 + n) for n in range(3)]
+    vids = [
+        world.upload(creator, clips[0]).json()["id"],
+        world.upload(creator, clips[1]).json()["id"],
+    ]
+    vids.append(world.upload(other, clips[2]).json()["id"])
+    for vid in vids:
+        body = {"target_kind": "video", "target_id": vid, "reason": "looks like spam"}
+        assert world.client.post("/v1/reports", headers=h(reporter), json=body).status_code == 201
+    # No purpose (or a blank one): refused after the role check, and nothing is logged.
+    for headers in (h(mod), h(mod, "   ")):
+        r = world.client.get("/v1/moderation/queue", headers=headers)
+        assert r.status_code == 422 and "stated purpose" in r.json()["detail"]
+    r = world.client.get(f"/v1/videos/{vids[0]}/decisions", headers=h(mod))
+    assert r.status_code == 422
+    assert _log(world) == []
+    items = world.client.get("/v1/moderation/queue", headers=h(mod, REVIEW)).json()
+    assert len(items) == 3
+    # One entry per subject shown (the two creators), in each subject's own chain.
+    log = _log(world)
+    assert sorted((e["subject_id"], e["domicile"], e["seq"]) for e in log) == sorted(
+        [(creator["id"], "CA", 1), (other["id"], "GB", 1)]
+    )
+    mine = next(e for e in log if e["subject_id"] == creator["id"])
+    assert mine["action"] == "2 review-queue item(s) about your content"
+    assert (mine["staff_id"], mine["role"], mine["purpose"]) == (mod["id"], "moderator", REVIEW)
+    # A moderator reading statements of reasons about someone's video is logged too; the
+    # creator reading their own is not a staff read.
+    r = world.client.get(f"/v1/videos/{vids[0]}/decisions", headers=h(mod, REVIEW))
+    assert r.status_code == 200 and len(r.json()) == 1
+    assert (
+        world.client.get(f"/v1/videos/{vids[0]}/decisions", headers=h(creator)).status_code == 200
+    )
+    assert len(_log(world)) == 3
+    assert verify_chain(world.cell.store) == []
+    # Revoked: the next request is refused.
+    assert staff.revoke(world.cell, mod["id"], "moderator")
+    assert world.client.get("/v1/moderation/queue", headers=h(mod, REVIEW)).status_code == 403

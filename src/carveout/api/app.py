@@ -11,7 +11,7 @@ from carveout import __version__
 from carveout.api.housekeeping import lifespan
 from carveout.api.limits import BodyLimit
 from carveout.api.replay import MOVED_HEADER, ReplayMoved
-from carveout.api.routes import accounts, feed, moderation, privacy, social, videos
+from carveout.api.routes import accounts, feed, moderation, privacy, social, staff, videos
 from carveout.carve import is_moved_error
 from carveout.cells import Deployment, Gateway
 from carveout.core import CarveoutError, Unauthenticated
@@ -68,6 +68,6 @@ def create_app(
         }
         return HealthOut(status="ok", version=__version__, cells=cells)
 
-    for module in (accounts, videos, social, feed, moderation, privacy):
+    for module in (accounts, videos, social, feed, moderation, privacy, staff):
         app.include_router(module.router, prefix="/v1")
     return app

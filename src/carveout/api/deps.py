@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from carveout.accounts import User, authenticate, token_jurisdiction
@@ -46,5 +46,27 @@ def get_caller(
     return Caller(user=user, cell=cell, token=token)
 
 
+def access_purpose(
+    x_access_purpose: Annotated[
+        str | None,
+        Header(
+            description="why you read this personal data (1-500 characters, UTF-8); "
+            "required for every staff read, recorded in the access log the subject sees",
+            max_length=2000,
+        ),
+    ] = None,
+) -> str | None:
+    """The stated purpose of a staff read. Checked by the domain (a missing one is refused
+    there, after the role check); here only decoded: HTTP carries header bytes as latin-1,
+    and a UTF-8 purpose is recovered from them."""
+    if x_access_purpose is None:
+        return None
+    try:
+        return x_access_purpose.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return x_access_purpose
+
+
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+PurposeDep = Annotated[str | None, Depends(access_purpose)]
 CallerDep = Annotated[Caller, Depends(get_caller)]

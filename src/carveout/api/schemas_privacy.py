@@ -25,6 +25,8 @@ class ReceiptOut(BaseModel):
     subject_id: str
     cell: str
     requested_by: str
+    purpose: str = Field(description="a privacy officer's stated purpose; empty for the subject")
+    verification: str = Field(description="how an officer verified the request; else empty")
     started_at: int
     stores: list[ReceiptLineOut]
     retained: list[ReceiptLineOut]

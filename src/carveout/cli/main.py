@@ -1,4 +1,4 @@
-"""`carveout`: init, serve, status, load, bench."""
+"""`carveout`: init, serve, status, load, staff, bench."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from carveout.cli.load import load_app
 from carveout.cli.moderation import moderation_app
 from carveout.cli.privacy import privacy_app
 from carveout.cli.recommend import recommend_app
+from carveout.cli.staff import staff_app
 from carveout.cli.status import status_command
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(backup_app, name="backup", help="Backups at each cell's designated
 app.add_typer(carve_app, name="carve", help="Carve jurisdictions out into a new cell.")
 app.add_typer(moderation_app, name="moderation", help="Hash banks, text classifier, review.")
 app.add_typer(privacy_app, name="privacy", help="Erasure, retention, byte-level checks.")
+app.add_typer(staff_app, name="staff", help="Staff roles of a cell and its access log.")
 app.add_typer(bench_app, name="bench", help="Benchmarks against the baseline a user would pick.")
 app.command("demo", help="The whole story on real data: load, serve, carve live, verify.")(
     demo_command

@@ -36,7 +36,6 @@ from carveout.moderation.review import (
     decisions_about,
     queue,
     report,
-    require_moderator,
     resolve,
 )
 from carveout.moderation.rules import RULES_FILE, Rules, load_rules
@@ -85,7 +84,6 @@ __all__ = [
     "queue",
     "record_comment_decision",
     "report",
-    "require_moderator",
     "resolve",
     "screen_comment",
     "screen_text",

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from carveout.cells import Cell
+from carveout.core.text import check_text
 from carveout.moderation.decisions import COMMENT_STATUS, DECISIONS, insert_decision, open_review
 from carveout.moderation.models import Decision, Source, TargetKind, Verdict, Visibility
-from carveout.moderation.service import check_text, screen_text
+from carveout.moderation.service import screen_text
 
 
 @dataclass(frozen=True)

@@ -165,9 +165,13 @@ def latest_decision(conn: sa.Connection, target_id: str) -> Decision | None:
 
 def decisions_for(store: Store, target_id: str) -> list[Decision]:
     with store.connect() as conn:
-        rows = conn.execute(
-            sa.select(DECISIONS)
-            .where(DECISIONS.c.target_id == target_id)
-            .order_by(DECISIONS.c.created_at, DECISIONS.c.id)
-        )
-        return [Decision.from_row(r) for r in rows]
+        return decisions_on(conn, target_id)
+
+
+def decisions_on(conn: sa.Connection, target_id: str) -> list[Decision]:
+    rows = conn.execute(
+        sa.select(DECISIONS)
+        .where(DECISIONS.c.target_id == target_id)
+        .order_by(DECISIONS.c.created_at, DECISIONS.c.id)
+    )
+    return [Decision.from_row(r) for r in rows]

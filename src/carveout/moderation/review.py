@@ -1,4 +1,9 @@
-"""Human review: user reports, creator appeals, the moderator queue and reviewer decisions."""
+"""Human review: user reports, creator appeals, the moderator queue and reviewer decisions.
+
+Moderators are staff with the `moderator` role in this cell (carveout.accounts.staff). The
+queue and statements of reasons about someone else's content name subjects and carry what
+people wrote about them: moderators read them through the checked path, with a stated purpose
+and an access-log entry per subject shown."""
 
 from __future__ import annotations
 
@@ -8,8 +13,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from carveout.accounts import User
+from carveout.accounts.access_log import StaffRead, staff_read
+from carveout.accounts.staff import Role, require_role
 from carveout.cells import Cell
-from carveout.core import Conflict, Forbidden, InvalidInput, NotFound, now_ms, parse_jurisdictions
+from carveout.core import Conflict, InvalidInput, NotFound, now_ms, parse_jurisdictions
+from carveout.core.text import check_text
 from carveout.datamap import TABLES
 from carveout.moderation.decisions import (
     DECISIONS,
@@ -17,6 +25,7 @@ from carveout.moderation.decisions import (
     apply_to_comment,
     apply_to_video,
     decisions_for,
+    decisions_on,
     insert_decision,
     latest_decision,
     open_review,
@@ -30,8 +39,7 @@ from carveout.moderation.models import (
     Verdict,
     Visibility,
 )
-from carveout.moderation.rules import load_rules
-from carveout.moderation.service import check_text, served
+from carveout.moderation.service import served
 
 VIDEOS = TABLES["videos"]
 COMMENTS = TABLES["comments"]
@@ -40,6 +48,7 @@ COMMENTS = TABLES["comments"]
 @dataclass(frozen=True)
 class ReviewItem:
     id: str
+    domicile: str
     origin: str
     target_kind: str
     target_id: str
@@ -54,12 +63,6 @@ class ReviewItem:
     @classmethod
     def from_row(cls, row: Any) -> ReviewItem:
         return cls(**{k: getattr(row, k) for k in cls.__dataclass_fields__})
-
-
-def require_moderator(cell: Cell, user: User) -> None:
-    """Minimal role check until staff roles exist: the cell's rules file lists moderators."""
-    if user.id not in load_rules(cell.root).moderators:
-        raise Forbidden("only moderators of this cell may do this")
 
 
 def _target(conn: sa.Connection, kind: TargetKind, target_id: str) -> tuple[str, str, int]:
@@ -161,17 +164,32 @@ def get_item(cell: Cell, review_id: str) -> ReviewItem:
     return ReviewItem.from_row(row)
 
 
-def queue(cell: Cell, moderator: User, limit: int = 50) -> list[ReviewItem]:
-    """Open items, oldest first."""
-    require_moderator(cell, moderator)
-    with cell.store.connect() as conn:
-        rows = conn.execute(
+def queue(cell: Cell, moderator: User, purpose: str | None, limit: int = 50) -> list[ReviewItem]:
+    """Open items, oldest first: a moderator's staff read, logged once per subject shown."""
+
+    def read(r: StaffRead) -> list[ReviewItem]:
+        rows = r.conn.execute(
             sa.select(REVIEWS)
             .where(REVIEWS.c.status == "open")
             .order_by(REVIEWS.c.created_at, REVIEWS.c.id)
             .limit(max(1, min(limit, 200)))
         )
-        return [ReviewItem.from_row(r) for r in rows]
+        items = [ReviewItem.from_row(x) for x in rows]
+        _log_subjects(r, [(i.subject_id, i.domicile) for i in items], "review-queue item(s)")
+        return items
+
+    return staff_read(cell, moderator, (Role.MODERATOR,), purpose, read)
+
+
+def _log_subjects(r: StaffRead, found: list[tuple[str, str]], what: str) -> None:
+    """One entry per subject, in the subject's domicile (the row's own for an anonymised one,
+    whose id is no longer an account)."""
+    counts: dict[str, int] = {}
+    for sid, _ in found:
+        counts[sid] = counts.get(sid, 0) + 1
+    domicile = {**{sid: dom for sid, dom in found}, **r.domiciles(list(counts))}
+    for sid in sorted(counts):
+        r.log(sid, domicile[sid], f"{counts[sid]} {what} about your content")
 
 
 def resolve(
@@ -188,7 +206,7 @@ def resolve(
 ) -> Decision:
     """A reviewer's decision on the item's content: it supersedes the latest decision, takes
     effect in feeds in the same transaction and closes every open item about that content."""
-    require_moderator(cell, moderator)
+    require_role(cell, moderator, Role.MODERATOR)
     try:
         vis, gr = Visibility(visibility), Ground(ground)
     except ValueError as exc:
@@ -240,9 +258,21 @@ def resolve(
     return decision
 
 
-def decisions_about(cell: Cell, user: User, target_id: str) -> list[Decision]:
-    """The statements of reasons about a piece of content: for its creator and moderators."""
+def decisions_about(
+    cell: Cell, user: User, target_id: str, purpose: str | None = None
+) -> list[Decision]:
+    """The statements of reasons about a piece of content of this cell: for its creator, and
+    for moderators as a logged staff read (with a stated purpose). 404 when there are none."""
     found = decisions_for(cell.store, target_id)
-    if found and found[0].subject_id != user.id:
-        require_moderator(cell, user)
-    return found
+    if not found:
+        raise NotFound(f"no statements of reasons about {target_id} in this cell")
+    if found[0].subject_id == user.id:
+        return found
+
+    def read(r: StaffRead) -> list[Decision]:
+        again = decisions_on(r.conn, target_id)  # the read itself, in the logged transaction
+        what = f"statement(s) of reasons on {found[0].target_kind} {target_id}"
+        _log_subjects(r, [(d.subject_id, d.domicile) for d in again], what)
+        return again
+
+    return staff_read(cell, user, (Role.MODERATOR,), purpose, read)

@@ -17,7 +17,6 @@ DEFAULT_MATCH_SHARE = 0.2
 # rule is an example of a jurisdiction-specific rule, not legal advice about any country.
 DEFAULT_TEXT = """
 match_share = 0.2   # share of sampled frames that must match a bank for a video match
-moderators = []     # user ids allowed to review (until staff roles exist)
 
 [[rule]]
 label = "spam"
@@ -63,7 +62,6 @@ class Rule:
 @dataclass(frozen=True)
 class Rules:
     match_share: float
-    moderators: frozenset[str]
     rules: tuple[Rule, ...]
 
     def for_label(self, label: str) -> list[Rule]:
@@ -94,7 +92,9 @@ def parse_rules(text: str) -> Rules:
     if not 0 < share <= 1:
         raise PolicyError(f"{RULES_FILE}: match_share must be in (0, 1]")
     rules = tuple(_rule(r, i + 1) for i, r in enumerate(raw.get("rule", [])))
-    return Rules(share, frozenset(str(m) for m in raw.get("moderators", [])), rules)
+    # A `moderators` list left from before staff roles is ignored, like any unknown key: it
+    # grants nothing (moderators hold the role in the cell's staff_roles), so it fails closed.
+    return Rules(share, rules)
 
 
 def load_rules(cell_root: Path) -> Rules:

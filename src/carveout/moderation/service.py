@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,7 +12,7 @@ import sqlalchemy as sa
 from carveout import videos
 from carveout.accounts import User
 from carveout.cells import Cell
-from carveout.core import InvalidInput
+from carveout.core.text import check_text
 from carveout.moderation.banks import matcher
 from carveout.moderation.classifier import Score, cell_model
 from carveout.moderation.decide import bank_findings, combine, text_findings
@@ -22,10 +21,6 @@ from carveout.moderation.models import Decision, Source, TargetKind, Verdict, Vi
 from carveout.moderation.rules import Rules, load_rules
 from carveout.moderation.vpdq import VideoHash, hash_video
 from carveout.videos.service import check_new_video
-
-# Control characters other than tab and newline have no place in a caption; bidi overrides
-# are refused too, since they can make a caption read differently from what is stored.
-_BAD_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -44,13 +39,6 @@ class Screening:
 def served(cell: Cell) -> tuple[str, ...]:
     """The cell's jurisdictions as a DSA territorial scope ('*': every one it serves)."""
     return tuple(cell.spec.jurisdictions) + (("*",) if cell.spec.serves_rest else ())
-
-
-def check_text(text: str, field: str) -> str:
-    bad = _BAD_CHARS.search(text)
-    if bad:
-        raise InvalidInput(f"{field} contains control character U+{ord(bad.group()):04X}")
-    return text
 
 
 def screen_text(cell: Cell, text: str, field: str, rules: Rules | None = None) -> Screening:

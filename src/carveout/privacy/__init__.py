@@ -2,8 +2,8 @@
 
 from carveout.privacy.erasure import (
     STEPS,
+    claim_erasure,
     erase,
-    reapply_tombstones,
     resume_erasures,
     run_erasure,
     start_erasure,
@@ -18,6 +18,8 @@ from carveout.privacy.exports import (
     subject_tables,
 )
 from carveout.privacy.models import ErasureGone, Receipt, ReceiptLine
+from carveout.privacy.staff import erase_verified, erasure_receipt
+from carveout.privacy.tombstones import reapply_tombstones
 
 __all__ = [
     "STEPS",
@@ -25,8 +27,11 @@ __all__ = [
     "Receipt",
     "ReceiptLine",
     "build_archive",
+    "claim_erasure",
     "collect",
     "erase",
+    "erase_verified",
+    "erasure_receipt",
     "export_dir",
     "export_status",
     "reapply_tombstones",

@@ -75,46 +75,57 @@ class _Job:
 def start_erasure(cell: Cell, user_id: str, requested_by: str, purpose: str = "") -> str:
     """Claim the user for erasure (they can no longer log in or write) and record the request.
     Conflict while another erasure of them runs; ErasureGone once they are erased."""
+    with cell.store.begin() as conn:
+        return claim_erasure(conn, user_id, requested_by, purpose)
+
+
+def claim_erasure(
+    conn: sa.Connection, user_id: str, requested_by: str, purpose: str, verification: str = ""
+) -> str:
+    """start_erasure in the caller's transaction (a privacy officer's request commits together
+    with its access-log entry). `verification`: how the officer verified the request."""
     request_id = new_id()
     now = now_ms()
-    with cell.store.begin() as conn:
-        status = conn.execute(
-            sa.select(USERS.c.status, USERS.c.domicile).where(USERS.c.id == user_id)
-        ).first()
-        if status is None:
-            raise NotFound(f"no user {user_id}")
-        if status.status == "erased":
-            raise ErasureGone(f"user {user_id} is already erased")
-        claimed = conn.execute(
-            sa.update(USERS)
-            .where(USERS.c.id == user_id, USERS.c.status == "active")
-            .values(status="erasing")
-        ).rowcount
-        if not claimed:
-            running = conn.execute(
-                sa.select(REQUESTS.c.id).where(
-                    REQUESTS.c.user_id == user_id,
-                    REQUESTS.c.kind == "erasure",
-                    REQUESTS.c.status == "running",
-                )
-            ).scalar()
-            raise Conflict(f"an erasure of user {user_id} is already running ({running})")
-        conn.execute(
-            sa.insert(REQUESTS).values(
-                id=request_id,
-                domicile=status.domicile,
-                user_id=user_id,
-                kind="erasure",
-                status="running",
-                requested_by=requested_by,
-                purpose=purpose,
-                progress=json.dumps({"counts": {}, "started_at": now}),
-                receipt=None,
-                file=None,
-                created_at=now,
-                updated_at=now,
+    status = conn.execute(
+        sa.select(USERS.c.status, USERS.c.domicile).where(USERS.c.id == user_id)
+    ).first()
+    if status is None:
+        raise NotFound(f"no user {user_id}")
+    if status.status == "erased":
+        raise ErasureGone(f"user {user_id} is already erased")
+    claimed = conn.execute(
+        sa.update(USERS)
+        .where(USERS.c.id == user_id, USERS.c.status == "active")
+        .values(status="erasing")
+    ).rowcount
+    if not claimed:
+        running = conn.execute(
+            sa.select(REQUESTS.c.id).where(
+                REQUESTS.c.user_id == user_id,
+                REQUESTS.c.kind == "erasure",
+                REQUESTS.c.status == "running",
             )
+        ).scalar()
+        raise Conflict(f"an erasure of user {user_id} is already running ({running})")
+    # The verification rides in the job's progress record: it is part of the request, shown
+    # on the receipt, and needs no column of its own.
+    progress = {"counts": {}, "started_at": now, "verification": verification}
+    conn.execute(
+        sa.insert(REQUESTS).values(
+            id=request_id,
+            domicile=status.domicile,
+            user_id=user_id,
+            kind="erasure",
+            status="running",
+            requested_by=requested_by,
+            purpose=purpose,
+            progress=json.dumps(progress),
+            receipt=None,
+            file=None,
+            created_at=now,
+            updated_at=now,
         )
+    )
     return request_id
 
 
@@ -143,7 +154,7 @@ def run_erasure(cell: Cell, request_id: str) -> Receipt:
             action(job)
         else:
             _erase_table(job, DATA_MAP.table(step))
-    receipt = _receipt(job, row.requested_by)
+    receipt = _receipt(job, row.requested_by, row.purpose)
     with cell.store.begin() as conn:
         conn.execute(
             sa.update(REQUESTS)
@@ -329,7 +340,7 @@ def _erase_user(job: _Job) -> None:
         job.save(conn, "user", n)
 
 
-def _receipt(job: _Job, requested_by: str) -> Receipt:
+def _receipt(job: _Job, requested_by: str, purpose: str) -> Receipt:
     counts = job.progress["counts"]
     lines = [ReceiptLine("key store", "data key destroyed (crypto-shredded)", counts["key"])]
     lines.append(ReceiptLine("database: events", "deleted; video_stats reduced", counts["events"]))
@@ -358,38 +369,6 @@ def _receipt(job: _Job, requested_by: str) -> Receipt:
         started_at=int(job.progress["started_at"]),
         lines=lines,
         retained=retained,
+        purpose=purpose,
+        verification=str(job.progress.get("verification", "")),
     )
-
-
-def reapply_tombstones(cell: Cell) -> list[Receipt]:
-    """After a restore: every user the key store says was erased, but whom the restored data
-    still holds, is erased again (their sealed fields were unreadable already: no key)."""
-    dead = {t.user_id: t for t in cell.vault.keys.tombstones()}
-    if not dead:
-        return []
-    with cell.store.connect() as conn:
-        back = [
-            r.id
-            for r in conn.execute(
-                sa.select(USERS.c.id).where(USERS.c.status != "erased", USERS.c.id.in_(list(dead)))
-            )
-        ]
-        # An erasure that was mid-way when the backup was taken comes back as "running".
-        stale = list(
-            conn.execute(
-                sa.select(REQUESTS.c.id).where(
-                    REQUESTS.c.kind == "erasure",
-                    REQUESTS.c.status == "running",
-                    REQUESTS.c.user_id.in_(list(dead)),
-                )
-            ).scalars()
-        )
-    receipts = [run_erasure(cell, rid) for rid in stale]
-    done = {r.subject_id for r in receipts}
-    for uid in back:
-        if uid in done:
-            continue
-        with cell.store.begin() as conn:
-            conn.execute(sa.update(USERS).where(USERS.c.id == uid).values(status="active"))
-        receipts.append(erase(cell, uid, "restore", f"tombstone of {dead[uid].request_id}"))
-    return receipts

@@ -121,7 +121,9 @@ def _summary(
     if not reads:
         lines.append("  nobody")
     for r in reads:
-        lines.append(f"  {r['created_at']}: a {r['role']} read {r['action']}: {r['purpose']}")
+        role = str(r["role"]).replace("_", " ")
+        article = "an" if role[:1] in tuple("aeiou") else "a"
+        lines.append(f"  {r['created_at']}: {article} {role} read {r['action']}: {r['purpose']}")
     return "\n".join(lines) + "\n"
 
 

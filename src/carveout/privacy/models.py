@@ -33,6 +33,9 @@ class Receipt:
     started_at: int
     lines: list[ReceiptLine]
     retained: list[ReceiptLine] = field(default_factory=list)
+    # Empty when the subject erased their own account; a privacy officer states both.
+    purpose: str = ""
+    verification: str = ""
     backups: str = (
         "older backups and copies hold this user's personal fields only sealed under the "
         "destroyed key: unreadable; a restore re-applies this erasure from the key store's "
@@ -45,6 +48,8 @@ class Receipt:
             "subject_id": self.subject_id,
             "cell": self.cell,
             "requested_by": self.requested_by,
+            "purpose": self.purpose,
+            "verification": self.verification,
             "started_at": self.started_at,
             "stores": [vars(line) for line in self.lines],
             "retained": [vars(line) for line in self.retained],
@@ -62,4 +67,7 @@ class Receipt:
             lines=[ReceiptLine(**line) for line in data["stores"]],
             retained=[ReceiptLine(**line) for line in data["retained"]],
             backups=data["backups"],
+            # Receipts written before officers' requests existed have neither.
+            purpose=data.get("purpose", ""),
+            verification=data.get("verification", ""),
         )

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from carveout import moderation
-from carveout.api.deps import CallerDep
+from carveout.accounts import Role, require_role
+from carveout.api.deps import CallerDep, PurposeDep
 
 router = APIRouter(tags=["moderation"])
 
@@ -148,28 +149,28 @@ def _review(item: moderation.ReviewItem) -> ReviewOut:
 @router.post("/moderation/banks", status_code=status.HTTP_201_CREATED, response_model=BankOut)
 def create_bank(body: BankIn, caller: CallerDep) -> BankOut:
     """Create a hash bank in the caller's cell (moderators only)."""
-    moderation.require_moderator(caller.cell, caller.user)
+    require_role(caller.cell, caller.user, Role.MODERATOR)
     return BankOut.of(moderation.create_bank(caller.cell.store, **body.model_dump()))
 
 
 @router.get("/moderation/banks", response_model=list[BankOut])
 def list_banks(caller: CallerDep) -> list[BankOut]:
     """The cell's hash banks with their enabled hash counts (moderators only)."""
-    moderation.require_moderator(caller.cell, caller.user)
+    require_role(caller.cell, caller.user, Role.MODERATOR)
     return [BankOut.of(b) for b in moderation.list_banks(caller.cell.store)]
 
 
 @router.patch("/moderation/banks/{name}", response_model=BankOut)
 def patch_bank(name: str, body: BankPatch, caller: CallerDep) -> BankOut:
     """Enable or disable a bank; the next upload sees the change (moderators only)."""
-    moderation.require_moderator(caller.cell, caller.user)
+    require_role(caller.cell, caller.user, Role.MODERATOR)
     return BankOut.of(moderation.set_enabled(caller.cell.store, name, body.enabled))
 
 
 @router.post("/moderation/banks/{name}/hashes", response_model=AddedOut)
 def add_hashes(name: str, body: HashListIn, caller: CallerDep) -> AddedOut:
     """Import a hash list (ThreatExchange text formats); all lines valid or nothing stored."""
-    moderation.require_moderator(caller.cell, caller.user)
+    require_role(caller.cell, caller.user, Role.MODERATOR)
     entries = moderation.parse_hash_list(body.text, source=body.source)
     added = moderation.add_hashes(caller.cell.store, name, entries)
     return AddedOut(added=added, bank=BankOut.of(moderation.get_bank(caller.cell.store, name)))
@@ -178,7 +179,7 @@ def add_hashes(name: str, body: HashListIn, caller: CallerDep) -> AddedOut:
 @router.delete("/moderation/banks/{name}/hashes/{pdq}", status_code=status.HTTP_204_NO_CONTENT)
 def disable_hash(name: str, pdq: str, caller: CallerDep) -> None:
     """Disable one hash of a bank (moderators only)."""
-    moderation.require_moderator(caller.cell, caller.user)
+    require_role(caller.cell, caller.user, Role.MODERATOR)
     moderation.disable_hash(caller.cell.store, name, moderation.parse_hex(pdq))
 
 
@@ -191,9 +192,10 @@ def report(body: ReportIn, caller: CallerDep) -> ReviewOut:
 
 
 @router.get("/videos/{video_id}/decisions", response_model=list[DecisionOut])
-def decisions(video_id: str, caller: CallerDep) -> list[DecisionOut]:
-    """Statements of reasons about a video, oldest first (its creator and moderators)."""
-    found = moderation.decisions_about(caller.cell, caller.user, video_id)
+def decisions(video_id: str, caller: CallerDep, purpose: PurposeDep) -> list[DecisionOut]:
+    """Statements of reasons about a video, oldest first (its creator; moderators state a
+    purpose and are logged)."""
+    found = moderation.decisions_about(caller.cell, caller.user, video_id, purpose)
     return [DecisionOut.of(d) for d in found]
 
 
@@ -216,10 +218,11 @@ def appeal(decision_id: str, body: AppealIn, caller: CallerDep) -> ReviewOut:
 
 @router.get("/moderation/queue", response_model=list[ReviewOut])
 def review_queue(
-    caller: CallerDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
+    caller: CallerDep, purpose: PurposeDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
 ) -> list[ReviewOut]:
-    """Open review items of the caller's cell, oldest first (moderators only)."""
-    return [_review(i) for i in moderation.queue(caller.cell, caller.user, limit)]
+    """Open review items of the caller's cell, oldest first (moderators, with a stated
+    purpose; one access-log entry per subject shown)."""
+    return [_review(i) for i in moderation.queue(caller.cell, caller.user, purpose, limit)]
 
 
 @router.post("/moderation/queue/{review_id}/decision", response_model=DecisionOut)
