@@ -5,6 +5,7 @@ copy continues from its last committed chunk, change-apply from its last committ
 
 from __future__ import annotations
 
+import errno
 import shutil
 import time
 from collections.abc import Callable
@@ -36,6 +37,16 @@ from carveout.storage import drop_database, schema_head
 
 class CarveFailed(CarveoutError):
     status = 409
+
+
+def disk_full(exc: BaseException) -> bool:
+    """ENOSPC from a file write, SQLite's "database or disk is full", PostgreSQL's 53100."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    orig = getattr(exc, "orig", None)
+    if orig is not None and getattr(orig, "sqlstate", None) == "53100":
+        return True
+    return "disk is full" in str(exc) or "No space left on device" in str(exc)
 
 
 class Reporter(Protocol):
@@ -183,124 +194,135 @@ def run(
     target = open_target(deployment, spec)
     done = set(phases_done(target))
     codes = spec.jurisdictions
-    for phase in PHASES:
-        if phase.value in done:
-            continue
-        rep.step(phase)
-        check_source_schema(source)
-        began = time.monotonic()
-        details: dict[str, Any] = {}
-        if phase is Phase.PREPARE:
-            details = {"target": target.store.url, "spec": spec.to_json()}
-        elif phase is Phase.CAPTURE:
-            if uses_replication(source, target):
-                replication.start(source, target, codes, spec.target)
-                details = {"method": "logical replication (publication with row filters)"}
-            else:
+    current = Phase.PREPARE
+    try:
+        for phase in PHASES:
+            if phase.value in done:
+                continue
+            current = phase
+            rep.step(phase)
+            check_source_schema(source)
+            began = time.monotonic()
+            details: dict[str, Any] = {}
+            if phase is Phase.PREPARE:
+                details = {"target": target.store.url, "spec": spec.to_json()}
+            elif phase is Phase.CAPTURE:
+                if uses_replication(source, target):
+                    replication.start(source, target, codes, spec.target)
+                    details = {"method": "logical replication (publication with row filters)"}
+                else:
 
-                def capture() -> None:
-                    with source.store.begin() as conn:
-                        prefer_to_lose(conn)
-                        install_capture(conn, codes)
+                    def capture() -> None:
+                        with source.store.begin() as conn:
+                            prefer_to_lose(conn)
+                            install_capture(conn, codes)
 
-                retrying(capture)
-                details = {"method": "triggers into carve_changes"}
-        elif phase is Phase.COPY and uses_replication(source, target):
-            replication.wait_synced(target, spec.target)
-            details = {
-                "method": "subscription initial copy",
-                "blob_files": copy_missing_blobs(source, target),
-                "user_keys": keys.hand_over(source, target, codes),
-            }
-        elif phase is Phase.CATCHUP and uses_replication(source, target):
-            replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
-            details = {"method": "subscription streaming"}
-        elif phase is Phase.COPY:
-            out.copy = copy_all(source, target, codes, rep.advance)
-            details = {
-                "rows": out.copy.rows,
-                "chunks": out.copy.chunks,
-                "blob_files": out.copy.blob_files,
-                "user_keys": keys.hand_over(source, target, codes),
-            }
-        elif phase is Phase.CATCHUP:
-            catch_up(source, target, codes, out.apply, until_lag=PRE_FENCE_LAG, max_seconds=300)
-            details = {"changes": out.apply.changes, "lag": lag(source, target)}
-        elif phase is Phase.CUTOVER:
-            if spec.target not in deployment.policy.names:
-                out.cutover = cutover(deployment, spec, source, target, out.apply, rep.say)
+                    retrying(capture)
+                    details = {"method": "triggers into carve_changes"}
+            elif phase is Phase.COPY and uses_replication(source, target):
+                replication.wait_synced(target, spec.target)
                 details = {
-                    "pause_ms": round(out.cutover.pause_ms, 1),
-                    "final_changes": out.cutover.final_changes,
+                    "method": "subscription initial copy",
+                    "blob_files": copy_missing_blobs(source, target),
+                    "user_keys": keys.hand_over(source, target, codes),
                 }
-            FenceBoard(deployment.data_dir).release()
-            # The target's counters come from its own events only, never the source's.
-            recompute_all(target.store, now_ms())
-            details["stray_blobs_removed"] = remove_stray_blobs(target)
-            target.store.analyze()
-        elif phase is Phase.VERIFY:
-            out.verify = verify(source, target, codes, rep.advance)
-            if out.verify.ok:
-
-                def end_capture() -> None:
-                    # The target serves J by now: its writers must never wait for this.
-                    with target.store.begin() as conn:
-                        remove_triggers(conn, capture=True, seal=False)
-                        conn.execute(sa.delete(TABLES["carve_changes"]))
-
-                retrying(end_capture)
-            out.leaks = leak_scan(target, codes)
-            details = {
-                "chunks": out.verify.chunks,
-                "mismatches": out.verify.mismatches,
-                "leaks": out.leaks.leaks,
-            }
-            if not out.verify.ok or out.leaks.leaks:
-                raise CarveFailed(
-                    f"verify found {len(out.verify.mismatches)} mismatching chunks and "
-                    f"{out.leaks.leaks} leaks: {out.verify.mismatches[:3]}"
-                )
-        elif phase is Phase.RETRAIN:
-            with target.store.connect() as conn:
-                trained = state.get(conn, "retrain:model")
-            if trained and (target.root / "models" / trained["model"]).is_dir():
-                details = trained  # trained before a restart: not again
-            else:
+            elif phase is Phase.CATCHUP and uses_replication(source, target):
+                replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
+                details = {"method": "subscription streaming"}
+            elif phase is Phase.COPY:
+                out.copy = copy_all(source, target, codes, rep.advance)
+                details = {
+                    "rows": out.copy.rows,
+                    "chunks": out.copy.chunks,
+                    "blob_files": out.copy.blob_files,
+                    "user_keys": keys.hand_over(source, target, codes),
+                }
+            elif phase is Phase.CATCHUP:
+                catch_up(source, target, codes, out.apply, until_lag=PRE_FENCE_LAG, max_seconds=300)
+                details = {"changes": out.apply.changes, "lag": lag(source, target)}
+            elif phase is Phase.CUTOVER:
+                if spec.target not in deployment.policy.names:
+                    out.cutover = cutover(deployment, spec, source, target, out.apply, rep.say)
+                    details = {
+                        "pause_ms": round(out.cutover.pause_ms, 1),
+                        "final_changes": out.cutover.final_changes,
+                    }
+                FenceBoard(deployment.data_dir).release()
+                # The target's counters come from its own events only, never the source's.
                 recompute_all(target.store, now_ms())
-                manifest = train_cell(target)
-                rep.say(
-                    f"model {manifest.version} trained on {', '.join(manifest.jurisdictions)} "
-                    f"only ({manifest.rows.get('watch_events', 0):,} watch events)"
-                )
+                details["stray_blobs_removed"] = remove_stray_blobs(target)
+                target.store.analyze()
+            elif phase is Phase.VERIFY:
+                out.verify = verify(source, target, codes, rep.advance)
+                if out.verify.ok:
+
+                    def end_capture() -> None:
+                        # The target serves J by now: its writers must never wait for this.
+                        with target.store.begin() as conn:
+                            remove_triggers(conn, capture=True, seal=False)
+                            conn.execute(sa.delete(TABLES["carve_changes"]))
+
+                    retrying(end_capture)
+                out.leaks = leak_scan(target, codes)
                 details = {
-                    "model": manifest.version,
-                    "lineage": list(manifest.jurisdictions),
-                    "rows": manifest.rows,
+                    "chunks": out.verify.chunks,
+                    "mismatches": out.verify.mismatches,
+                    "leaks": out.leaks.leaks,
                 }
-                with target.store.begin() as conn:
-                    state.put(conn, "retrain:model", details)
-        elif phase is Phase.PURGE:
-            if uses_replication(source, target):
-                replication.stop(source, target, spec.target)  # idempotent; identity back
-            out.purge = purge(source, codes, spec.target)
-            # Models that learned from J leave with J's rows; the source retrains without them.
-            out.purge.models = purge_models(source, codes)
-            out.purge.user_keys = source.vault.keys.purge(codes)
-            forget(source)
-            if out.purge.models:
-                train_cell(source)
-            details = {
-                "models": out.purge.models,
-                "rows": out.purge.rows,
-                "remaining": out.purge.remaining_rows,
-                "blob_files": out.purge.blob_files,
-                "user_keys": out.purge.user_keys,
-            }
-        _mark(target, phase, began, details)
-        out.seconds[phase.value] = round(time.monotonic() - began, 3)
-        after_phase(phase)
-        if phase is through:
-            break
+                if not out.verify.ok or out.leaks.leaks:
+                    raise CarveFailed(
+                        f"verify found {len(out.verify.mismatches)} mismatching chunks and "
+                        f"{out.leaks.leaks} leaks: {out.verify.mismatches[:3]}"
+                    )
+            elif phase is Phase.RETRAIN:
+                with target.store.connect() as conn:
+                    trained = state.get(conn, "retrain:model")
+                if trained and (target.root / "models" / trained["model"]).is_dir():
+                    details = trained  # trained before a restart: not again
+                else:
+                    recompute_all(target.store, now_ms())
+                    manifest = train_cell(target)
+                    rep.say(
+                        f"model {manifest.version} trained on {', '.join(manifest.jurisdictions)} "
+                        f"only ({manifest.rows.get('watch_events', 0):,} watch events)"
+                    )
+                    details = {
+                        "model": manifest.version,
+                        "lineage": list(manifest.jurisdictions),
+                        "rows": manifest.rows,
+                    }
+                    with target.store.begin() as conn:
+                        state.put(conn, "retrain:model", details)
+            elif phase is Phase.PURGE:
+                if uses_replication(source, target):
+                    replication.stop(source, target, spec.target)  # idempotent; identity back
+                out.purge = purge(source, codes, spec.target)
+                # Models that learned from J leave with J's rows; the source retrains without them.
+                out.purge.models = purge_models(source, codes)
+                out.purge.user_keys = source.vault.keys.purge(codes)
+                forget(source)
+                if out.purge.models:
+                    train_cell(source)
+                details = {
+                    "models": out.purge.models,
+                    "rows": out.purge.rows,
+                    "remaining": out.purge.remaining_rows,
+                    "blob_files": out.purge.blob_files,
+                    "user_keys": out.purge.user_keys,
+                }
+            _mark(target, phase, began, details)
+            out.seconds[phase.value] = round(time.monotonic() - began, 3)
+            after_phase(phase)
+            if phase is through:
+                break
+    except (OSError, sa.exc.OperationalError) as exc:
+        if disk_full(exc):
+            raise CarveFailed(
+                f"{current.value}: no space left on the target's or the source's disk "
+                f"({exc}); free space, then `carveout carve resume --to {spec.target}`: the "
+                "progress saved so far is kept and the source keeps serving"
+            ) from exc
+        raise
     if phases_done(target) == [p.value for p in PHASES]:
         finished = carves_dir(deployment.data_dir) / "finished"
         finished.mkdir(exist_ok=True)
