@@ -66,13 +66,18 @@ def test_errors_are_one_line_with_exit_code_1(env: Env) -> None:
 
 
 @pytest.mark.skipif(bool(missing(DATASETS, KUAIREC_FILES)), reason=f"KuaiRec not in {DATASETS}")
-def test_bench_backup_on_sqlite_writes_json_and_cleans_up(tmp_path: Path) -> None:
+def test_bench_backup_on_sqlite_writes_json_and_cleans_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A private temp folder: other benchmarks on the machine must not look like our leftovers.
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
     app = typer.Typer()
     bench = typer.Typer()
     bench.command("backup", help=BENCH_BACKUP_HELP)(bench_backup_command)
     app.add_typer(bench, name="bench")
     out = tmp_path / "backup.json"
-    before = set(Path(tempfile.gettempdir()).glob("carveout-backupbench-*"))
 
     result = CliRunner().invoke(
         app, ["bench", "backup", "--backends", "sqlite", "--json", str(out)]
@@ -85,4 +90,4 @@ def test_bench_backup_on_sqlite_writes_json_and_cleans_up(tmp_path: Path) -> Non
     [run] = data["results"]
     assert [s["step"] for s in run["steps"]] == ["backup", "restore"]
     assert run["data_bytes"] > 0 and run["encryption_checksum_overhead"] >= 1.0
-    assert set(Path(tempfile.gettempdir()).glob("carveout-backupbench-*")) == before
+    assert list(private.iterdir()) == []

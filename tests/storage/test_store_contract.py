@@ -6,6 +6,7 @@ import hashlib
 import json
 import random
 import re
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -625,6 +626,28 @@ def test_open_store_picks_the_backend_from_the_url(tmp_path: Path) -> None:
     store = open_store(str(tmp_path / "cell.db"))
     try:
         assert isinstance(store, SqliteStore)
+        assert store.migrate() == schema_head()
+    finally:
+        store.dispose()
+
+
+def test_a_failed_sqlite_migration_leaves_no_half_schema(tmp_path: Path) -> None:
+    """A migration that fails part-way (here: a table in the way of revision 0004; a kill
+    would do the same) leaves the file as it was, and migrating again succeeds."""
+    path = tmp_path / "cell.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE staff_roles (x INTEGER)")
+    store = SqliteStore(path)
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="staff_roles already exists"):
+            store.migrate()
+        with store.connect() as conn:
+            tables = conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            ).scalars()
+            assert list(tables) == ["staff_roles"]  # nothing of revisions 0001-0003 either
+            conn.exec_driver_sql("DROP TABLE staff_roles")
+            conn.commit()
         assert store.migrate() == schema_head()
     finally:
         store.dispose()

@@ -33,6 +33,13 @@ def schema_head() -> str:
     return head
 
 
+def upgrade(conn: sa.Connection) -> None:
+    """Every pending migration, inside the caller's transaction (all or nothing)."""
+    cfg = _alembic_config()
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
+
+
 class SqlStore:
     """Base of SQLAlchemy-backed stores; subclasses build the engine, may speed up bulk loads."""
 
@@ -52,10 +59,8 @@ class SqlStore:
         return self.engine.url.render_as_string(hide_password=False)
 
     def migrate(self) -> str:
-        cfg = _alembic_config()
         with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            upgrade(conn)
         version = self.schema_version()
         assert version is not None
         return version

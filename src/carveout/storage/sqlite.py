@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from carveout.storage.engine import SqlStore
+from carveout.storage.engine import SqlStore, upgrade
 
 
 def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -46,6 +46,18 @@ class SqliteStore(SqlStore):
     @property
     def url(self) -> str:
         return f"sqlite:///{self.path}"
+
+    def migrate(self) -> str:
+        # Python's sqlite3 opens a transaction only before INSERT/UPDATE/DELETE, so DDL would
+        # commit statement by statement: a process killed mid-migration left half a schema
+        # that no later migration could get past. BEGIN IMMEDIATE makes the upgrade atomic.
+        with self._write_lock, self.engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            upgrade(conn)
+            conn.commit()
+        version = self.schema_version()
+        assert version is not None
+        return version
 
     def begin(self) -> AbstractContextManager[sa.Connection]:
         return self._locked_begin()
