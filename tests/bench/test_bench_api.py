@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,18 +37,13 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def bench_dirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("carveout-bench-*")} | {
-        p.name for p in Path("/tmp").glob("carveout-bench-*")
-    }
-
-
 @pytest.mark.skipif(bool(missing(DATASETS, KUAIREC_FILES)), reason=f"KuaiRec not in {DATASETS}")
-def test_bench_api_on_sqlite_writes_json_and_leaves_nothing_running(tmp_path: Path) -> None:
+def test_bench_api_on_sqlite_writes_json_and_leaves_nothing_running(
+    tmp_path: Path, private_tmp: Path
+) -> None:
     app = typer.Typer()
     app.add_typer(bench_app, name="bench")  # as the main CLI mounts it
     out = tmp_path / "api.json"
-    dirs_before = bench_dirs()
     children_before = set(children(os.getpid()))
 
     args = ["bench", "api", "--backends", "sqlite", "--seconds", "0.5", "--warmup", "0.1"]
@@ -82,7 +76,7 @@ def test_bench_api_on_sqlite_writes_json_and_leaves_nothing_running(tmp_path: Pa
     )
 
     assert set(children(os.getpid())) <= children_before, "a server process outlived the bench"
-    assert bench_dirs() <= dirs_before, "the bench left a temp dir behind"
+    assert list(private_tmp.iterdir()) == [], "the bench left a temp dir behind"
 
 
 def test_bench_api_rejects_an_unknown_backend(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import typer
-from test_bench_api import bench_dirs, children
+from test_bench_api import children
 from typer.testing import CliRunner
 
 from carveout.bench.carve_bench import CarveBenchConfig, run_carve_bench
@@ -41,9 +41,9 @@ def _app() -> typer.Typer:
     return app
 
 
-def _run(tmp_path: Path, *extra: str) -> dict[str, Any]:
+def _run(tmp_path: Path, private: Path, *extra: str) -> dict[str, Any]:
+    """`private`: the private_tmp fixture's folder, empty again when the bench is done."""
     out = tmp_path / "carve.json"
-    dirs_before = bench_dirs()
     children_before = set(children(os.getpid()))
     args = ["bench", "carve", "--backends", "sqlite", "--rate", "60"]
     args += ["--writers", "1", "--before", "1", "--after", "0.5", "--json", str(out), *extra]
@@ -52,7 +52,7 @@ def _run(tmp_path: Path, *extra: str) -> dict[str, Any]:
     assert "under live writes" in result.output
     # The server, the client process and every carve attempt are gone, and so are the temp dirs.
     assert set(children(os.getpid())) <= children_before
-    assert bench_dirs() <= dirs_before
+    assert list(private.iterdir()) == []
     data: dict[str, Any] = json.loads(out.read_text())
     return data
 
@@ -92,8 +92,10 @@ def _check_carve(carve: dict[str, Any]) -> None:
     assert carve["purge_rows_left_in_source"] == 0
 
 
-def test_bench_carve_measures_a_live_carve_with_no_lost_writes(tmp_path: Path) -> None:
-    data = _run(tmp_path)
+def test_bench_carve_measures_a_live_carve_with_no_lost_writes(
+    tmp_path: Path, private_tmp: Path
+) -> None:
+    data = _run(tmp_path, private_tmp)
     assert data["benchmark"] == "carve"
     assert data["data"] == "real KuaiRec data (CC BY-SA 4.0)"
     [sqlite] = data["runs"]
@@ -103,7 +105,7 @@ def test_bench_carve_measures_a_live_carve_with_no_lost_writes(tmp_path: Path) -
 
 @pytest.mark.postgres
 def test_bench_carve_on_postgresql_replicates_with_no_lost_writes(
-    pg_server: PgCluster, monkeypatch: pytest.MonkeyPatch
+    pg_server: PgCluster, monkeypatch: pytest.MonkeyPatch, private_tmp: Path
 ) -> None:
     made: list[str] = []
     fresh = pg_server.fresh_url
@@ -121,7 +123,6 @@ def test_bench_carve_on_postgresql_replicates_with_no_lost_writes(
         before=1,
         after=0.5,
     )
-    dirs_before = bench_dirs()
     children_before = set(children(os.getpid()))
     result = run_carve_bench(config, pg=pg_server)
     data = carve_json(result, {})
@@ -140,11 +141,15 @@ def test_bench_carve_on_postgresql_replicates_with_no_lost_writes(
     assert len(made) == 2
     assert leftovers(pg_server, made) == []
     assert set(children(os.getpid())) <= children_before
-    assert bench_dirs() <= dirs_before
+    assert list(private_tmp.iterdir()) == []
 
 
-def test_bench_carve_with_kills_resumes_and_loses_nothing(tmp_path: Path) -> None:
-    data = _run(tmp_path, "--backends", "sqlite", "--kill-at-random", "3", "--kill-window", "1")
+def test_bench_carve_with_kills_resumes_and_loses_nothing(
+    tmp_path: Path, private_tmp: Path
+) -> None:
+    data = _run(
+        tmp_path, private_tmp, "--backends", "sqlite", "--kill-at-random", "3", "--kill-window", "1"
+    )
     [run] = data["runs"]
     _check_common(run)
     chaos = run["chaos"]

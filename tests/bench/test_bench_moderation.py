@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +40,10 @@ def _figures(data: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:
 
 
 def test_quick_bench_moderation_reports_every_section_sanely(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, private_tmp: Path
 ) -> None:
     out = tmp_path / "moderation.json"
-    # A private temp folder: other benches on a shared machine write carveout-bench-* to /tmp.
-    private = tmp_path / "tmp"
-    private.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    private = private_tmp
     children_before = set(children(os.getpid()))
 
     result = CliRunner().invoke(_app(), ["bench", "moderation", "--quick", "--json", str(out)])
