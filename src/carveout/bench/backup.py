@@ -5,6 +5,8 @@ is what an operator would script instead: SQLite's online backup API (what `sqli
 calls) or `pg_dump -Fc`, with the blob folder through `tar | zstd`; restored with `zstd -d | tar
 -x` (and `pg_restore`). carveout's backup adds per-table checksums, chunking, AES-GCM, sha256 per
 chunk, a signed manifest and fsyncs; its restore checks all of them and compares every table.
+The transfer bundle's export and import of US, CA, AU and NZ are measured on the same
+deployment, next to `tar | zstd -3` of the same rows and blob files (see bench/bundle.py).
 """
 
 from __future__ import annotations
@@ -20,8 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from carveout.backup import Timings, restore_backup, run_backup
-from carveout.backup.pgtools import create_database, libpq_url, pg_tool
+from carveout.backup.pgtools import (
+    create_database,
+    drop_database,
+    libpq_url,
+    pg_tool,
+    with_database,
+)
 from carveout.bench.api import DATA_LABEL, BenchError, Progress, _no_progress
+from carveout.bench.archive import tar_zstd, tool, untar_zstd
+from carveout.bench.bundle import BundleRun, RecipientStorage, measure_bundle
 from carveout.cells import init_data_dir
 from carveout.datasets import load_kuairec
 from carveout.storage.pgcluster import DURABILITY, PgCluster, PgClusterError
@@ -70,6 +80,7 @@ class BackendRun:
     restore_s: float = 0.0
     baseline_restore_s: float = 0.0
     timings: Timings = field(default_factory=Timings)
+    bundle: BundleRun | None = None
 
     def mb_s(self, seconds: float) -> float:
         return self.data_bytes / 1e6 / seconds if seconds else 0.0
@@ -126,17 +137,17 @@ def _measure(config: BackupBenchConfig, storage: str, run: BackendRun, report: P
     # Not "carveout-bench-*": the API bench test watches that pattern for its own leftovers.
     root = Path(tempfile.mkdtemp(prefix="carveout-backupbench-"))
     try:
-        report(step, 0, 4, "loading KuaiRec")
+        report(step, 0, 6, "loading KuaiRec")
         deployment = init_data_dir(root / "data", ONE_CELL.format(storage=storage))
         load_kuairec(deployment, config.datasets, seed=config.seed)
         cell = deployment.cell("global")
-        report(step, 1, 4, "baseline backup")
+        report(step, 1, 6, "baseline backup")
         work = root / "baseline"
         run.baseline_backup_s = min(
             _baseline_backup(storage, cell.root, work) for _ in range(config.rounds)
         )
         run.baseline_stored_bytes = sum(f.stat().st_size for f in work.iterdir() if f.is_file())
-        report(step, 2, 4, "carveout backup")
+        report(step, 2, 6, "carveout backup")
         best = None
         for _ in range(config.rounds):
             result = run_backup(deployment, "global", keep=1)
@@ -147,11 +158,16 @@ def _measure(config: BackupBenchConfig, storage: str, run: BackendRun, report: P
         run.timings = best.timings
         run.data_bytes = best.manifest.logical_bytes
         run.stored_bytes = best.manifest.stored_bytes
+        report(step, 3, 6, "bundle export and import")
+        run.bundle = measure_bundle(
+            deployment, "global", root / "bundle", config.rounds, _recipient_storage(storage)
+        )
         deployment.close()
-        report(step, 3, 4, "restores")
+        report(step, 4, 6, "restores")
         run.baseline_restore_s = min(
             _baseline_restore(storage, work, root / "restored") for _ in range(config.rounds)
         )
+        report(step, 5, 6, "carveout restore")
         restore_s = []
         for _ in range(config.rounds):
             t0 = time.perf_counter()
@@ -164,28 +180,27 @@ def _measure(config: BackupBenchConfig, storage: str, run: BackendRun, report: P
             )
             restore_s.append(time.perf_counter() - t0)
         run.restore_s = min(restore_s)
-        report(step, 4, 4, "done")
+        report(step, 6, 6, "done")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        raise BenchError(f"the baseline needs the `{name}` command (apt-get install {name})")
-    return found
+def _recipient_storage(storage: str) -> RecipientStorage:
+    """Where each round's import puts the recipient's new cell: SQLite, or a new database on
+    the same PostgreSQL server (dropped afterwards)."""
 
+    @contextlib.contextmanager
+    def fresh(i: int) -> Iterator[str]:
+        if storage == "sqlite":
+            yield "sqlite"
+            return
+        name = f"carveout_bundle_{i}"
+        try:
+            yield with_database(storage, name)
+        finally:
+            drop_database(storage, name)
 
-def _tar_zstd(source: Path, out: Path) -> None:
-    """`tar -cf - blobs | zstd -3 -o out`: two processes, as an operator's script runs them."""
-    with subprocess.Popen(  # noqa: S603 - fixed argv
-        [_tool("tar"), "-cf", "-", "-C", str(source.parent), source.name], stdout=subprocess.PIPE
-    ) as tar:
-        subprocess.run(  # noqa: S603 - fixed argv
-            [_tool("zstd"), "-3", "-q", "-f", "-o", str(out)], stdin=tar.stdout, check=True
-        )
-    if tar.returncode != 0:
-        raise BenchError(f"tar of {source} failed")
+    return fresh
 
 
 def _baseline_backup(storage: str, cell_root: Path, work: Path) -> float:
@@ -201,14 +216,14 @@ def _baseline_backup(storage: str, cell_root: Path, work: Path) -> float:
             dst.close()
             src.close()
         subprocess.run(  # noqa: S603 - fixed argv
-            [_tool("zstd"), "-3", "-q", "--rm", str(work / "cell.db")], check=True
+            [tool("zstd"), "-3", "-q", "--rm", str(work / "cell.db")], check=True
         )
     else:
         subprocess.run(  # noqa: S603 - fixed argv
             [str(pg_tool("pg_dump")), "-Fc", "-f", str(work / "cell.dump"), libpq_url(storage)],
             check=True,
         )
-    _tar_zstd(cell_root / "blobs", work / "blobs.tar.zst")
+    tar_zstd(cell_root / "blobs", work / "blobs.tar.zst")
     return time.perf_counter() - started
 
 
@@ -218,7 +233,7 @@ def _baseline_restore(storage: str, work: Path, target: Path) -> float:
     started = time.perf_counter()
     if storage == "sqlite":
         subprocess.run(  # noqa: S603 - fixed argv
-            [_tool("zstd"), "-d", "-q", "-o", str(target / "cell.db"), str(work / "cell.db.zst")],
+            [tool("zstd"), "-d", "-q", "-o", str(target / "cell.db"), str(work / "cell.db.zst")],
             check=True,
         )
     else:
@@ -227,10 +242,5 @@ def _baseline_restore(storage: str, work: Path, target: Path) -> float:
             [str(pg_tool("pg_restore")), "--no-owner", "-d", url, str(work / "cell.dump")],
             check=True,
         )
-    with subprocess.Popen(  # noqa: S603 - fixed argv
-        [_tool("zstd"), "-d", "-q", "-c", str(work / "blobs.tar.zst")], stdout=subprocess.PIPE
-    ) as unzstd:
-        subprocess.run(  # noqa: S603 - fixed argv
-            [_tool("tar"), "-xf", "-", "-C", str(target)], stdin=unzstd.stdout, check=True
-        )
+    untar_zstd(work / "blobs.tar.zst", target)
     return time.perf_counter() - started

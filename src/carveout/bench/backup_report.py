@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,23 +11,80 @@ from rich.table import Table
 from carveout import __version__
 from carveout.backup.chunks import COMPRESSION, ENCRYPTION
 from carveout.bench.backup import DATA_LABEL, BackendRun, BackupBenchResult
+from carveout.bench.bundle import JURISDICTIONS
+
+TAR_ZSTD = "tar | zstd -3"
+UNTAR_ZSTD = "zstd -d | tar -x"
 
 
-def _rows(run: BackendRun) -> list[tuple[str, float, float]]:
-    return [
-        ("backup", run.backup_s, run.baseline_backup_s),
-        ("restore", run.restore_s, run.baseline_restore_s),
-    ]
+@dataclass(frozen=True)
+class Step:
+    """One row of the report: carveout's seconds and the baseline's on the same bytes."""
+
+    name: str
+    data_bytes: int
+    seconds: float
+    baseline_s: float
+    baseline: str  # the raw tools that did the baseline's work
+    stored_bytes: int | None = None
+    baseline_stored_bytes: int | None = None
+
+    def mb_s(self, seconds: float) -> float:
+        return self.data_bytes / 1e6 / seconds if seconds else 0.0
+
+    @property
+    def ratio(self) -> float | None:
+        return self.seconds / self.baseline_s if self.baseline_s else None
 
 
 def baseline_name(backend: str, step: str) -> str:
     if backend == "sqlite":
         return (
-            "online backup API + zstd -3, tar | zstd -3"
+            f"online backup API + zstd -3, {TAR_ZSTD}"
             if step == "backup"
-            else "zstd -d, zstd -d | tar -x"
+            else f"zstd -d, {UNTAR_ZSTD}"
         )
-    return "pg_dump -Fc, tar | zstd -3" if step == "backup" else "pg_restore, zstd -d | tar -x"
+    return f"pg_dump -Fc, {TAR_ZSTD}" if step == "backup" else f"pg_restore, {UNTAR_ZSTD}"
+
+
+def steps(run: BackendRun) -> list[Step]:
+    out = [
+        Step(
+            "backup",
+            run.data_bytes,
+            run.backup_s,
+            run.baseline_backup_s,
+            baseline_name(run.backend, "backup"),
+            run.stored_bytes,
+            run.baseline_stored_bytes,
+        ),
+        Step(
+            "restore",
+            run.data_bytes,
+            run.restore_s,
+            run.baseline_restore_s,
+            baseline_name(run.backend, "restore"),
+        ),
+    ]
+    if run.bundle is not None:
+        b = run.bundle
+        out += [
+            Step(
+                "bundle export",
+                b.data_bytes,
+                b.export_s,
+                b.baseline_pack_s,
+                f"{TAR_ZSTD} of the same rows and blobs",
+                b.stored_bytes,
+                b.baseline_stored_bytes,
+            ),
+            Step("bundle import", b.data_bytes, b.import_s, b.baseline_unpack_s, UNTAR_ZSTD),
+        ]
+    return out
+
+
+def _mb(n: int | None) -> str:
+    return f"{n / 1e6:,.1f}" if n is not None else ""
 
 
 def backup_table(result: BackupBenchResult) -> Table:
@@ -43,18 +101,17 @@ def backup_table(result: BackupBenchResult) -> Table:
         if run.skipped:
             table.add_row(run.backend, run.skipped, *([""] * 7), style="dim")
             continue
-        for step, ours, base in _rows(run):
-            stored = run.stored_bytes if step == "backup" else None
+        for step in steps(run):
             table.add_row(
                 run.backend,
-                step,
-                f"{run.data_bytes / 1e6:,.1f}",
-                f"{run.mb_s(ours):,.1f}",
-                f"{run.mb_s(base):,.1f}",
-                f"{ours / base:.2f}" if base else "-",
-                f"{stored / 1e6:,.1f}" if stored is not None else "",
-                f"{run.baseline_stored_bytes / 1e6:,.1f}" if stored is not None else "",
-                baseline_name(run.backend, step),
+                step.name,
+                _mb(step.data_bytes),
+                f"{step.mb_s(step.seconds):,.1f}",
+                f"{step.mb_s(step.baseline_s):,.1f}",
+                f"{step.ratio:.2f}" if step.ratio is not None else "-",
+                _mb(step.stored_bytes),
+                _mb(step.baseline_stored_bytes),
+                step.baseline,
             )
     return table
 
@@ -77,6 +134,13 @@ def breakdown_lines(result: BackupBenchResult) -> list[str]:
             f"×{run.crypto_overhead:.3f}; without the per-table checksums "
             f"×{without_checks / base:.2f} the baseline"
         )
+        if run.bundle is not None:
+            b = run.bundle
+            lines.append(
+                f"{run.backend} bundle of {JURISDICTIONS}: {b.rows:,} rows and {b.blobs} blob "
+                f"files; export {b.export_s:.2f} s, import {b.import_s:.2f} s (every chunk "
+                f"checked, rows and blobs loaded, verify, leak scan)"
+            )
     return lines
 
 
@@ -94,37 +158,45 @@ def backup_json(result: BackupBenchResult, machine: dict[str, Any]) -> dict[str,
             "rounds": result.config.rounds,
             "compression": COMPRESSION,
             "encryption": ENCRYPTION,
+            "bundle_jurisdictions": JURISDICTIONS,
         },
         "results": [_run_json(run) for run in result.runs],
+    }
+
+
+def _step_json(step: Step) -> dict[str, Any]:
+    return {
+        "step": step.name,
+        "data_bytes": step.data_bytes,
+        "carveout": {"seconds": round(step.seconds, 3), "mb_s": round(step.mb_s(step.seconds), 1)},
+        "baseline": {
+            "tools": step.baseline,
+            "seconds": round(step.baseline_s, 3),
+            "mb_s": round(step.mb_s(step.baseline_s), 1),
+        },
+        "ratio": round(step.ratio, 3) if step.ratio is not None else None,
     }
 
 
 def _run_json(run: BackendRun) -> dict[str, Any]:
     if run.skipped:
         return {"backend": run.backend, "skipped": run.skipped}
-    return {
+    out: dict[str, Any] = {
         "backend": run.backend,
         "version": run.version,
         "notes": run.notes,
         "data_bytes": run.data_bytes,
         "stored_bytes": run.stored_bytes,
         "baseline_stored_bytes": run.baseline_stored_bytes,
-        "steps": [
-            {
-                "step": step,
-                "carveout": {"seconds": round(ours, 3), "mb_s": round(run.mb_s(ours), 1)},
-                "baseline": {
-                    "tools": baseline_name(run.backend, step),
-                    "seconds": round(base, 3),
-                    "mb_s": round(run.mb_s(base), 1),
-                },
-                "ratio": round(ours / base, 3) if base else None,
-            }
-            for step, ours, base in _rows(run)
-        ],
+        "steps": [_step_json(step) for step in steps(run)],
         "backup_seconds": {k: round(v, 3) for k, v in vars(run.timings).items()},
         "encryption_checksum_overhead": round(run.crypto_overhead, 3),
     }
+    if run.bundle is not None:
+        out["bundle"] = {
+            k: round(v, 3) if isinstance(v, float) else v for k, v in vars(run.bundle).items()
+        }
+    return out
 
 
 def _cell(text: str) -> str:
@@ -137,12 +209,11 @@ def backup_markdown(result: BackupBenchResult) -> str:
         "|---|---|--:|--:|--:|--:|---|\n"
     )
     rows = [
-        f"| {run.backend} | {step} | {run.data_bytes / 1e6:,.1f} | {run.mb_s(ours):,.1f} "
-        f"| {run.mb_s(base):,.1f} | **{ours / base:.2f}** "
-        f"| {_cell(baseline_name(run.backend, step))} |"
+        f"| {run.backend} | {step.name} | {_mb(step.data_bytes)} | {step.mb_s(step.seconds):,.1f} "
+        f"| {step.mb_s(step.baseline_s):,.1f} | **{step.ratio:.2f}** | {_cell(step.baseline)} |"
         for run in result.runs
         if not run.skipped
-        for step, ours, base in _rows(run)
-        if base
+        for step in steps(run)
+        if step.ratio is not None
     ]
     return head + "\n".join(rows) + "\n"
