@@ -56,7 +56,10 @@ def _run(tmp_path: Path, backends: str) -> dict[str, Any]:
 
 def _check(run: dict[str, Any]) -> None:
     assert [s["step"] for s in run["steps"]] == STEPS
-    assert all(s["carveout"]["seconds"] > 0 and s["baseline"]["seconds"] > 0 for s in run["steps"])
+    for step in run["steps"]:
+        for side in ("carveout", "baseline"):
+            assert step[side]["seconds"] > 0 and step[side]["cpu_seconds"] > 0, step
+        assert step["ratio"] > 0 and step["cpu_ratio"] > 0
     assert run["data_bytes"] > 0 and run["encryption_checksum_overhead"] >= 1.0
     seconds = run["backup_seconds"]
     assert seconds["table_checks_s"] > 0 and seconds["write_out_s"] > 0

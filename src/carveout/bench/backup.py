@@ -32,6 +32,7 @@ from carveout.backup.pgtools import (
 from carveout.bench.api import DATA_LABEL, BenchError, Progress, _no_progress
 from carveout.bench.archive import tar_zstd, tool, untar_zstd
 from carveout.bench.bundle import BundleRun, RecipientStorage, measure_bundle
+from carveout.bench.clock import Best
 from carveout.cells import init_data_dir
 from carveout.datasets import load_kuairec
 from carveout.storage.pgcluster import DURABILITY, PgCluster, PgClusterError
@@ -75,15 +76,12 @@ class BackendRun:
     data_bytes: int = 0  # the backup's logical bytes: database snapshot plus blob files
     stored_bytes: int = 0
     baseline_stored_bytes: int = 0
-    backup_s: float = 0.0
-    baseline_backup_s: float = 0.0
-    restore_s: float = 0.0
-    baseline_restore_s: float = 0.0
-    timings: Timings = field(default_factory=Timings)
+    backup: Best = field(default_factory=Best)
+    baseline_backup: Best = field(default_factory=Best)
+    restore: Best = field(default_factory=Best)
+    baseline_restore: Best = field(default_factory=Best)
+    timings: Timings = field(default_factory=Timings)  # of the fastest backup
     bundle: BundleRun | None = None
-
-    def mb_s(self, seconds: float) -> float:
-        return self.data_bytes / 1e6 / seconds if seconds else 0.0
 
     @property
     def crypto_overhead(self) -> float:
@@ -143,18 +141,17 @@ def _measure(config: BackupBenchConfig, storage: str, run: BackendRun, report: P
         cell = deployment.cell("global")
         report(step, 1, 6, "baseline backup")
         work = root / "baseline"
-        run.baseline_backup_s = min(
-            _baseline_backup(storage, cell.root, work) for _ in range(config.rounds)
-        )
+        for _ in range(config.rounds):
+            _empty(work)
+            run.baseline_backup.time(lambda: _baseline_backup(storage, cell.root, work))
         run.baseline_stored_bytes = sum(f.stat().st_size for f in work.iterdir() if f.is_file())
         report(step, 2, 6, "carveout backup")
         best = None
         for _ in range(config.rounds):
-            result = run_backup(deployment, "global", keep=1)
+            result = run.backup.time(lambda: run_backup(deployment, "global", keep=1))
             if best is None or result.timings.total_s < best.timings.total_s:
                 best = result
         assert best is not None
-        run.backup_s = best.timings.total_s
         run.timings = best.timings
         run.data_bytes = best.manifest.logical_bytes
         run.stored_bytes = best.manifest.stored_bytes
@@ -163,23 +160,19 @@ def _measure(config: BackupBenchConfig, storage: str, run: BackendRun, report: P
             deployment, "global", root / "bundle", config.rounds, _recipient_storage(storage)
         )
         deployment.close()
-        report(step, 4, 6, "restores")
-        run.baseline_restore_s = min(
-            _baseline_restore(storage, work, root / "restored") for _ in range(config.rounds)
-        )
-        report(step, 5, 6, "carveout restore")
-        restore_s = []
+        report(step, 4, 6, "baseline restore")
+        restored = root / "restored"
         for _ in range(config.rounds):
-            t0 = time.perf_counter()
-            restore_backup(
-                deployment.data_dir,
-                deployment.policy,
-                "global",
-                best.manifest.backup_id,
-                replace=True,
+            _empty(restored)
+            run.baseline_restore.time(lambda: _baseline_restore(storage, work, restored))
+        report(step, 5, 6, "carveout restore")
+        backup_id = best.manifest.backup_id
+        for _ in range(config.rounds):
+            run.restore.time(
+                lambda: restore_backup(
+                    deployment.data_dir, deployment.policy, "global", backup_id, replace=True
+                )
             )
-            restore_s.append(time.perf_counter() - t0)
-        run.restore_s = min(restore_s)
         report(step, 6, 6, "done")
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -203,10 +196,12 @@ def _recipient_storage(storage: str) -> RecipientStorage:
     return fresh
 
 
-def _baseline_backup(storage: str, cell_root: Path, work: Path) -> float:
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    started = time.perf_counter()
+def _empty(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+
+
+def _baseline_backup(storage: str, cell_root: Path, work: Path) -> None:
     if storage == "sqlite":
         src = sqlite3.connect(cell_root / "cell.db")
         dst = sqlite3.connect(work / "cell.db")
@@ -224,13 +219,9 @@ def _baseline_backup(storage: str, cell_root: Path, work: Path) -> float:
             check=True,
         )
     tar_zstd(cell_root / "blobs", work / "blobs.tar.zst")
-    return time.perf_counter() - started
 
 
-def _baseline_restore(storage: str, work: Path, target: Path) -> float:
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    started = time.perf_counter()
+def _baseline_restore(storage: str, work: Path, target: Path) -> None:
     if storage == "sqlite":
         subprocess.run(  # noqa: S603 - fixed argv
             [tool("zstd"), "-d", "-q", "-o", str(target / "cell.db"), str(work / "cell.db.zst")],
@@ -243,4 +234,3 @@ def _baseline_restore(storage: str, work: Path, target: Path) -> float:
             check=True,
         )
     untar_zstd(work / "blobs.tar.zst", target)
-    return time.perf_counter() - started

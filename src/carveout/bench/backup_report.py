@@ -12,6 +12,7 @@ from carveout import __version__
 from carveout.backup.chunks import COMPRESSION, ENCRYPTION
 from carveout.bench.backup import DATA_LABEL, BackendRun, BackupBenchResult
 from carveout.bench.bundle import JURISDICTIONS
+from carveout.bench.clock import Best
 
 TAR_ZSTD = "tar | zstd -3"
 UNTAR_ZSTD = "zstd -d | tar -x"
@@ -23,8 +24,8 @@ class Step:
 
     name: str
     data_bytes: int
-    seconds: float
-    baseline_s: float
+    ours: Best
+    theirs: Best
     baseline: str  # the raw tools that did the baseline's work
     stored_bytes: int | None = None
     baseline_stored_bytes: int | None = None
@@ -34,7 +35,11 @@ class Step:
 
     @property
     def ratio(self) -> float | None:
-        return self.seconds / self.baseline_s if self.baseline_s else None
+        return self.ours.wall / self.theirs.wall if self.theirs.wall else None
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        return self.ours.cpu / self.theirs.cpu if self.theirs.cpu else None
 
 
 def baseline_name(backend: str, step: str) -> str:
@@ -52,8 +57,8 @@ def steps(run: BackendRun) -> list[Step]:
         Step(
             "backup",
             run.data_bytes,
-            run.backup_s,
-            run.baseline_backup_s,
+            run.backup,
+            run.baseline_backup,
             baseline_name(run.backend, "backup"),
             run.stored_bytes,
             run.baseline_stored_bytes,
@@ -61,8 +66,8 @@ def steps(run: BackendRun) -> list[Step]:
         Step(
             "restore",
             run.data_bytes,
-            run.restore_s,
-            run.baseline_restore_s,
+            run.restore,
+            run.baseline_restore,
             baseline_name(run.backend, "restore"),
         ),
     ]
@@ -72,15 +77,19 @@ def steps(run: BackendRun) -> list[Step]:
             Step(
                 "bundle export",
                 b.data_bytes,
-                b.export_s,
-                b.baseline_pack_s,
+                b.export,
+                b.baseline_pack,
                 f"{TAR_ZSTD} of the same rows and blobs",
                 b.stored_bytes,
                 b.baseline_stored_bytes,
             ),
-            Step("bundle import", b.data_bytes, b.import_s, b.baseline_unpack_s, UNTAR_ZSTD),
+            Step("bundle import", b.data_bytes, b.import_, b.baseline_unpack, UNTAR_ZSTD),
         ]
     return out
+
+
+def _ratio(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
 
 
 def _mb(n: int | None) -> str:
@@ -90,25 +99,37 @@ def _mb(n: int | None) -> str:
 def backup_table(result: BackupBenchResult) -> Table:
     table = Table(
         title="carveout backup vs the raw tools (same data, same run)",
-        caption="× = carveout time / baseline time: above 1 means carveout is slower",
+        caption=(
+            "× = carveout time / baseline time: above 1 means carveout is slower; CPU × the "
+            "same for CPU seconds (this process, its threads and child processes)"
+        ),
     )
     for name in ("backend", "step"):
         table.add_column(name)
-    for name in ("data MB", "carveout MB/s", "baseline MB/s", "×", "stored MB", "baseline MB"):
+    for name in (
+        "data MB",
+        "carveout MB/s",
+        "baseline MB/s",
+        "×",
+        "CPU ×",
+        "stored MB",
+        "baseline MB",
+    ):
         table.add_column(name, justify="right", style="bold" if name == "×" else None)
     table.add_column("baseline")
     for run in result.runs:
         if run.skipped:
-            table.add_row(run.backend, run.skipped, *([""] * 7), style="dim")
+            table.add_row(run.backend, run.skipped, *([""] * 8), style="dim")
             continue
         for step in steps(run):
             table.add_row(
                 run.backend,
                 step.name,
                 _mb(step.data_bytes),
-                f"{step.mb_s(step.seconds):,.1f}",
-                f"{step.mb_s(step.baseline_s):,.1f}",
-                f"{step.ratio:.2f}" if step.ratio is not None else "-",
+                f"{step.mb_s(step.ours.wall):,.1f}",
+                f"{step.mb_s(step.theirs.wall):,.1f}",
+                _ratio(step.ratio),
+                _ratio(step.cpu_ratio),
                 _mb(step.stored_bytes),
                 _mb(step.baseline_stored_bytes),
                 step.baseline,
@@ -123,7 +144,7 @@ def breakdown_lines(result: BackupBenchResult) -> list[str]:
         if run.skipped:
             continue
         t = run.timings
-        base = run.baseline_backup_s or 1.0
+        base = run.baseline_backup.wall
         # The checks run beside the write-out: only the part longer than it adds to the total.
         without_checks = t.total_s - max(0.0, t.table_checks_s - t.write_out_s)
         lines.append(
@@ -138,7 +159,7 @@ def breakdown_lines(result: BackupBenchResult) -> list[str]:
             b = run.bundle
             lines.append(
                 f"{run.backend} bundle of {JURISDICTIONS}: {b.rows:,} rows and {b.blobs} blob "
-                f"files; export {b.export_s:.2f} s, import {b.import_s:.2f} s (every chunk "
+                f"files; export {b.export.wall:.2f} s, import {b.import_.wall:.2f} s (every chunk "
                 f"checked, rows and blobs loaded, verify, leak scan)"
             )
     return lines
@@ -164,17 +185,22 @@ def backup_json(result: BackupBenchResult, machine: dict[str, Any]) -> dict[str,
     }
 
 
+def _seconds(best: Best, step: Step) -> dict[str, float]:
+    return {
+        "seconds": round(best.wall, 3),
+        "cpu_seconds": round(best.cpu, 3),
+        "mb_s": round(step.mb_s(best.wall), 1),
+    }
+
+
 def _step_json(step: Step) -> dict[str, Any]:
     return {
         "step": step.name,
         "data_bytes": step.data_bytes,
-        "carveout": {"seconds": round(step.seconds, 3), "mb_s": round(step.mb_s(step.seconds), 1)},
-        "baseline": {
-            "tools": step.baseline,
-            "seconds": round(step.baseline_s, 3),
-            "mb_s": round(step.mb_s(step.baseline_s), 1),
-        },
+        "carveout": _seconds(step.ours, step),
+        "baseline": {"tools": step.baseline, **_seconds(step.theirs, step)},
         "ratio": round(step.ratio, 3) if step.ratio is not None else None,
+        "cpu_ratio": round(step.cpu_ratio, 3) if step.cpu_ratio is not None else None,
     }
 
 
@@ -193,8 +219,14 @@ def _run_json(run: BackendRun) -> dict[str, Any]:
         "encryption_checksum_overhead": round(run.crypto_overhead, 3),
     }
     if run.bundle is not None:
+        b = run.bundle
         out["bundle"] = {
-            k: round(v, 3) if isinstance(v, float) else v for k, v in vars(run.bundle).items()
+            "jurisdictions": b.jurisdictions,
+            "rows": b.rows,
+            "blobs": b.blobs,
+            "data_bytes": b.data_bytes,
+            "stored_bytes": b.stored_bytes,
+            "baseline_stored_bytes": b.baseline_stored_bytes,
         }
     return out
 
@@ -205,15 +237,15 @@ def _cell(text: str) -> str:
 
 def backup_markdown(result: BackupBenchResult) -> str:
     head = (
-        "| backend | step | data MB | carveout MB/s | baseline MB/s | × | baseline |\n"
-        "|---|---|--:|--:|--:|--:|---|\n"
+        "| backend | step | data MB | carveout MB/s | baseline MB/s | × | CPU × | baseline |\n"
+        "|---|---|--:|--:|--:|--:|--:|---|\n"
     )
     rows = [
-        f"| {run.backend} | {step.name} | {_mb(step.data_bytes)} | {step.mb_s(step.seconds):,.1f} "
-        f"| {step.mb_s(step.baseline_s):,.1f} | **{step.ratio:.2f}** | {_cell(step.baseline)} |"
+        f"| {run.backend} | {step.name} | {_mb(step.data_bytes)} "
+        f"| {step.mb_s(step.ours.wall):,.1f} | {step.mb_s(step.theirs.wall):,.1f} "
+        f"| **{_ratio(step.ratio)}** | {_ratio(step.cpu_ratio)} | {_cell(step.baseline)} |"
         for run in result.runs
         if not run.skipped
         for step in steps(run)
-        if step.ratio is not None
     ]
     return head + "\n".join(rows) + "\n"

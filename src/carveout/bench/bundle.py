@@ -11,16 +11,16 @@ loads the rows and blobs into a new cell, and runs the carve's verify and leak s
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from carveout.bench.archive import tar_zstd, untar_zstd
+from carveout.bench.clock import Best
 from carveout.carve.bundle import encode_rows, export_bundle, import_bundle
 from carveout.carve.bundle_crypto import generate_keypair
 from carveout.carve.capture import carved_tables
@@ -44,10 +44,10 @@ class BundleRun:
     data_bytes: int = 0  # J's rows as JSON lines plus J's blob files: what both sides carry
     stored_bytes: int = 0  # the bundle's sealed chunks
     baseline_stored_bytes: int = 0  # the .tar.zst
-    export_s: float = 0.0
-    import_s: float = 0.0
-    baseline_pack_s: float = 0.0
-    baseline_unpack_s: float = 0.0
+    export: Best = field(default_factory=Best)
+    import_: Best = field(default_factory=Best)
+    baseline_pack: Best = field(default_factory=Best)
+    baseline_unpack: Best = field(default_factory=Best)
 
 
 def measure_bundle(
@@ -59,13 +59,16 @@ def measure_bundle(
     staged = work / "staged"
     _stage(source, parse_jurisdictions(JURISDICTIONS), staged, run)
     archive = work / "bundle.tar.zst"
-    run.baseline_pack_s = min(_timed(lambda: tar_zstd(staged, archive)) for _ in range(rounds))
+    unpacked = work / "unpacked"
+    for _ in range(rounds):
+        run.baseline_pack.time(lambda: tar_zstd(staged, archive))
+        shutil.rmtree(unpacked, ignore_errors=True)
+        unpacked.mkdir()
+        run.baseline_unpack.time(lambda: untar_zstd(archive, unpacked))
     run.baseline_stored_bytes = archive.stat().st_size
-    run.baseline_unpack_s = min(_unpack(archive, work / "unpacked") for _ in range(rounds))
     key, public = generate_keypair(work / "recipient-keys")
-    timed = [_round(deployment, work, i, public, key, storage, run) for i in range(rounds)]
-    run.export_s = min(t[0] for t in timed)
-    run.import_s = min(t[1] for t in timed)
+    for i in range(rounds):
+        _round(deployment, work / f"round-{i}", i, public, key, storage, run)
     return run
 
 
@@ -77,32 +80,18 @@ def _round(
     key: Path,
     storage: RecipientStorage,
     run: BundleRun,
-) -> tuple[float, float]:
+) -> None:
     """One export into a new bundle folder and its import into a new recipient deployment."""
-    bundle = work / f"bundle-{i}"
-    exported = _timed(lambda: export_bundle(deployment, JURISDICTIONS, bundle, public))
+    bundle = work / "bundle"
+    run.export.time(lambda: export_bundle(deployment, JURISDICTIONS, bundle, public))
     run.stored_bytes = sum(f.stat().st_size for f in (bundle / "chunks").iterdir())
     with storage(i) as url:
-        recipient = init_data_dir(work / f"recipient-{i}")
+        recipient = init_data_dir(work / "recipient")
         try:
-            imported = _timed(lambda: import_bundle(recipient, bundle, key, TARGET, storage=url))
+            run.import_.time(lambda: import_bundle(recipient, bundle, key, TARGET, storage=url))
         finally:
             recipient.close()
-    shutil.rmtree(work / f"recipient-{i}", ignore_errors=True)
-    shutil.rmtree(bundle, ignore_errors=True)
-    return exported, imported
-
-
-def _timed(step: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    step()
-    return time.perf_counter() - started
-
-
-def _unpack(archive: Path, target: Path) -> float:
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    return _timed(lambda: untar_zstd(archive, target))
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _stage(source: Cell, codes: tuple[str, ...], folder: Path, run: BundleRun) -> None:
