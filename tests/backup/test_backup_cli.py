@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import tempfile
-from pathlib import Path
-
-import pytest
 import typer
 from backup_env import Env
 from typer.testing import CliRunner
 
 from carveout.cli.backup import backup_app
-from carveout.cli.bench_backup import BENCH_BACKUP_HELP, bench_backup_command
-from carveout.core import settings
-from carveout.datasets import KUAIREC_FILES, missing
-
-DATASETS = settings.datasets_dir()
 
 
 def cli(*args: str) -> typer.testing.Result:
@@ -63,31 +53,3 @@ def test_errors_are_one_line_with_exit_code_1(env: Env) -> None:
     assert none.exit_code == 1 and "has no backups at its backup site" in none.output
     unknown = cli("list", "--cell", "nope", *d)
     assert unknown.exit_code == 1 and "no cell named 'nope'" in unknown.output
-
-
-@pytest.mark.skipif(bool(missing(DATASETS, KUAIREC_FILES)), reason=f"KuaiRec not in {DATASETS}")
-def test_bench_backup_on_sqlite_writes_json_and_cleans_up(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A private temp folder: other benchmarks on the machine must not look like our leftovers.
-    private = tmp_path / "tmp"
-    private.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(private))
-    app = typer.Typer()
-    bench = typer.Typer()
-    bench.command("backup", help=BENCH_BACKUP_HELP)(bench_backup_command)
-    app.add_typer(bench, name="bench")
-    out = tmp_path / "backup.json"
-
-    result = CliRunner().invoke(
-        app, ["bench", "backup", "--backends", "sqlite", "--json", str(out)]
-    )
-
-    assert result.exit_code == 0, result.output
-    assert "carveout backup vs the raw tools" in result.output
-    data = json.loads(out.read_text())
-    assert data["data"] == "real KuaiRec data (CC BY-SA 4.0)"
-    [run] = data["results"]
-    assert [s["step"] for s in run["steps"]] == ["backup", "restore"]
-    assert run["data_bytes"] > 0 and run["encryption_checksum_overhead"] >= 1.0
-    assert list(private.iterdir()) == []

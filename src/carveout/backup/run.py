@@ -89,54 +89,58 @@ def run_backup(
     check_writable(target)
     keys = load_or_create_keys(data_dir, cell)
     serving = deployment.cell(cell)
+    created = now_ms()
+    backup_id = new_backup_id(created)
+    folder = target.cell_folder(cell)
+    tmp = folder / f"{TMP_PREFIX}{backup_id}"
+    made_folder = not folder.exists()
     scratch = scratch_dir(data_dir)
     try:
-        snapshot = snapshot_cell(serving, scratch)
-        blobs = list(serving.blobs.list())
-        created = now_ms()
-        backup_id = new_backup_id(created)
-        folder = target.cell_folder(cell)
-        tmp = folder / f"{TMP_PREFIX}{backup_id}"
-        made_folder = not folder.exists()
-        try:
+        with at_site(target):
+            tmp.mkdir(parents=True)
+            writer = ChunkWriter(tmp, keys.backup_key, backup_id, chunk_size)
+
+        def write_out(database: Path) -> None:
+            # Blobs are listed once the snapshot is complete: every blob its rows name exists.
             with at_site(target):
-                tmp.mkdir(parents=True)
-                writer = ChunkWriter(tmp, keys.backup_key, backup_id, chunk_size)
-                writer.add_file(DATABASE_ITEM, snapshot.path)
-                for sha in blobs:
+                writer.add_file(DATABASE_ITEM, database)
+                for sha in serving.blobs.list():
                     try:
                         path = serving.blobs.local_path(sha)
                     except NotFound:
                         continue  # erased since the listing: the snapshot may predate that
                     writer.add_file(BLOB_PREFIX + sha, path)
                 writer.finish()
-                manifest = Manifest(
-                    backup_id=backup_id,
-                    cell=cell,
-                    site=target.name,
-                    backend=serving.store.backend,
-                    snapshot=snapshot.method,
-                    schema_version=snapshot.schema_version,
-                    created_at_ms=created,
-                    key_id=keys.key_id,
-                    signing_key=keys.public_hex,
-                    compression=COMPRESSION,
-                    encryption=ENCRYPTION,
-                    chunk_size=chunk_size,
-                    items=tuple(writer.items),
-                    chunks=tuple(writer.chunks),
-                    tables=snapshot.tables,
-                )
-                sign(tmp, manifest, keys)
-                fsync_dir(tmp)
-                tmp.rename(folder / backup_id)
-                fsync_dir(folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if made_folder:
-                with contextlib.suppress(OSError):
-                    folder.rmdir()  # only if empty: never another backup's folder
-            raise
+
+        snapshot = snapshot_cell(serving, scratch, write_out)
+        with at_site(target):
+            manifest = Manifest(
+                backup_id=backup_id,
+                cell=cell,
+                site=target.name,
+                backend=serving.store.backend,
+                snapshot=snapshot.method,
+                schema_version=snapshot.schema_version,
+                created_at_ms=created,
+                key_id=keys.key_id,
+                signing_key=keys.public_hex,
+                compression=COMPRESSION,
+                encryption=ENCRYPTION,
+                chunk_size=chunk_size,
+                items=tuple(writer.items),
+                chunks=tuple(writer.chunks),
+                tables=snapshot.tables,
+            )
+            sign(tmp, manifest, keys)
+            fsync_dir(tmp)
+            tmp.rename(folder / backup_id)
+            fsync_dir(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if made_folder:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty: never another backup's folder
+        raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     with at_site(target):
@@ -145,6 +149,7 @@ def run_backup(
     timings = Timings(
         snapshot_s=snapshot.seconds,
         table_checks_s=snapshot.checks_seconds,
+        write_out_s=snapshot.write_seconds,
         compress_s=spent["compress"],
         encrypt_s=spent["encrypt"],
         checksum_s=spent["checksum"],

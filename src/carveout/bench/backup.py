@@ -5,6 +5,8 @@ is what an operator would script instead: SQLite's online backup API (what `sqli
 calls) or `pg_dump -Fc`, with the blob folder through `tar | zstd`; restored with `zstd -d | tar
 -x` (and `pg_restore`). carveout's backup adds per-table checksums, chunking, AES-GCM, sha256 per
 chunk, a signed manifest and fsyncs; its restore checks all of them and compares every table.
+The transfer bundle's export and import of US, CA, AU and NZ are measured on the same
+deployment, next to `tar | zstd -3` of the same rows and blob files (see bench/bundle.py).
 """
 
 from __future__ import annotations
@@ -20,8 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from carveout.backup import Timings, restore_backup, run_backup
-from carveout.backup.pgtools import create_database, libpq_url, pg_tool
+from carveout.backup.pgtools import (
+    create_database,
+    drop_database,
+    libpq_url,
+    pg_tool,
+    with_database,
+)
 from carveout.bench.api import DATA_LABEL, BenchError, Progress, _no_progress
+from carveout.bench.archive import tar_zstd, tool, untar_zstd
+from carveout.bench.bundle import BundleRun, RecipientStorage, measure_bundle
+from carveout.bench.clock import Best
 from carveout.cells import init_data_dir
 from carveout.datasets import load_kuairec
 from carveout.storage.pgcluster import DURABILITY, PgCluster, PgClusterError
@@ -65,14 +76,12 @@ class BackendRun:
     data_bytes: int = 0  # the backup's logical bytes: database snapshot plus blob files
     stored_bytes: int = 0
     baseline_stored_bytes: int = 0
-    backup_s: float = 0.0
-    baseline_backup_s: float = 0.0
-    restore_s: float = 0.0
-    baseline_restore_s: float = 0.0
-    timings: Timings = field(default_factory=Timings)
-
-    def mb_s(self, seconds: float) -> float:
-        return self.data_bytes / 1e6 / seconds if seconds else 0.0
+    backup: Best = field(default_factory=Best)
+    baseline_backup: Best = field(default_factory=Best)
+    restore: Best = field(default_factory=Best)
+    baseline_restore: Best = field(default_factory=Best)
+    timings: Timings = field(default_factory=Timings)  # of the fastest backup
+    bundle: BundleRun | None = None
 
     @property
     def crypto_overhead(self) -> float:
@@ -126,72 +135,75 @@ def _measure(config: BackupBenchConfig, storage: str, run: BackendRun, report: P
     # Not "carveout-bench-*": the API bench test watches that pattern for its own leftovers.
     root = Path(tempfile.mkdtemp(prefix="carveout-backupbench-"))
     try:
-        report(step, 0, 4, "loading KuaiRec")
+        report(step, 0, 6, "loading KuaiRec")
         deployment = init_data_dir(root / "data", ONE_CELL.format(storage=storage))
         load_kuairec(deployment, config.datasets, seed=config.seed)
         cell = deployment.cell("global")
-        report(step, 1, 4, "baseline backup")
+        report(step, 1, 6, "baseline backup")
         work = root / "baseline"
-        run.baseline_backup_s = min(
-            _baseline_backup(storage, cell.root, work) for _ in range(config.rounds)
-        )
-        run.baseline_stored_bytes = sum(f.stat().st_size for f in work.iterdir() if f.is_file())
-        report(step, 2, 4, "carveout backup")
-        best = None
         for _ in range(config.rounds):
-            result = run_backup(deployment, "global", keep=1)
+            _empty(work)
+            run.baseline_backup.time(lambda: _baseline_backup(storage, cell.root, work))
+        run.baseline_stored_bytes = sum(f.stat().st_size for f in work.iterdir() if f.is_file())
+        report(step, 2, 6, "carveout backup")
+        best = None
+        # Keep every round's backup: the fastest one is restored below.
+        keep = config.rounds
+        for _ in range(config.rounds):
+            result = run.backup.time(lambda: run_backup(deployment, "global", keep=keep))
             if best is None or result.timings.total_s < best.timings.total_s:
                 best = result
         assert best is not None
-        run.backup_s = best.timings.total_s
         run.timings = best.timings
         run.data_bytes = best.manifest.logical_bytes
         run.stored_bytes = best.manifest.stored_bytes
-        deployment.close()
-        report(step, 3, 4, "restores")
-        run.baseline_restore_s = min(
-            _baseline_restore(storage, work, root / "restored") for _ in range(config.rounds)
+        report(step, 3, 6, "bundle export and import")
+        run.bundle = measure_bundle(
+            deployment, "global", root / "bundle", config.rounds, _recipient_storage(storage)
         )
-        restore_s = []
+        deployment.close()
+        report(step, 4, 6, "baseline restore")
+        restored = root / "restored"
         for _ in range(config.rounds):
-            t0 = time.perf_counter()
-            restore_backup(
-                deployment.data_dir,
-                deployment.policy,
-                "global",
-                best.manifest.backup_id,
-                replace=True,
+            _empty(restored)
+            run.baseline_restore.time(lambda: _baseline_restore(storage, work, restored))
+        report(step, 5, 6, "carveout restore")
+        backup_id = best.manifest.backup_id
+        for _ in range(config.rounds):
+            run.restore.time(
+                lambda: restore_backup(
+                    deployment.data_dir, deployment.policy, "global", backup_id, replace=True
+                )
             )
-            restore_s.append(time.perf_counter() - t0)
-        run.restore_s = min(restore_s)
-        report(step, 4, 4, "done")
+        report(step, 6, 6, "done")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        raise BenchError(f"the baseline needs the `{name}` command (apt-get install {name})")
-    return found
+def _recipient_storage(storage: str) -> RecipientStorage:
+    """Where each round's import puts the recipient's new cell: SQLite, or a new database on
+    the same PostgreSQL server (dropped afterwards)."""
+
+    @contextlib.contextmanager
+    def fresh(i: int) -> Iterator[str]:
+        if storage == "sqlite":
+            yield "sqlite"
+            return
+        name = f"carveout_bundle_{i}"
+        try:
+            yield with_database(storage, name)
+        finally:
+            drop_database(storage, name)
+
+    return fresh
 
 
-def _tar_zstd(source: Path, out: Path) -> None:
-    """`tar -cf - blobs | zstd -3 -o out`: two processes, as an operator's script runs them."""
-    with subprocess.Popen(  # noqa: S603 - fixed argv
-        [_tool("tar"), "-cf", "-", "-C", str(source.parent), source.name], stdout=subprocess.PIPE
-    ) as tar:
-        subprocess.run(  # noqa: S603 - fixed argv
-            [_tool("zstd"), "-3", "-q", "-f", "-o", str(out)], stdin=tar.stdout, check=True
-        )
-    if tar.returncode != 0:
-        raise BenchError(f"tar of {source} failed")
+def _empty(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
 
 
-def _baseline_backup(storage: str, cell_root: Path, work: Path) -> float:
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    started = time.perf_counter()
+def _baseline_backup(storage: str, cell_root: Path, work: Path) -> None:
     if storage == "sqlite":
         src = sqlite3.connect(cell_root / "cell.db")
         dst = sqlite3.connect(work / "cell.db")
@@ -201,24 +213,20 @@ def _baseline_backup(storage: str, cell_root: Path, work: Path) -> float:
             dst.close()
             src.close()
         subprocess.run(  # noqa: S603 - fixed argv
-            [_tool("zstd"), "-3", "-q", "--rm", str(work / "cell.db")], check=True
+            [tool("zstd"), "-3", "-q", "--rm", str(work / "cell.db")], check=True
         )
     else:
         subprocess.run(  # noqa: S603 - fixed argv
             [str(pg_tool("pg_dump")), "-Fc", "-f", str(work / "cell.dump"), libpq_url(storage)],
             check=True,
         )
-    _tar_zstd(cell_root / "blobs", work / "blobs.tar.zst")
-    return time.perf_counter() - started
+    tar_zstd(cell_root / "blobs", work / "blobs.tar.zst")
 
 
-def _baseline_restore(storage: str, work: Path, target: Path) -> float:
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    started = time.perf_counter()
+def _baseline_restore(storage: str, work: Path, target: Path) -> None:
     if storage == "sqlite":
         subprocess.run(  # noqa: S603 - fixed argv
-            [_tool("zstd"), "-d", "-q", "-o", str(target / "cell.db"), str(work / "cell.db.zst")],
+            [tool("zstd"), "-d", "-q", "-o", str(target / "cell.db"), str(work / "cell.db.zst")],
             check=True,
         )
     else:
@@ -227,10 +235,4 @@ def _baseline_restore(storage: str, work: Path, target: Path) -> float:
             [str(pg_tool("pg_restore")), "--no-owner", "-d", url, str(work / "cell.dump")],
             check=True,
         )
-    with subprocess.Popen(  # noqa: S603 - fixed argv
-        [_tool("zstd"), "-d", "-q", "-c", str(work / "blobs.tar.zst")], stdout=subprocess.PIPE
-    ) as unzstd:
-        subprocess.run(  # noqa: S603 - fixed argv
-            [_tool("tar"), "-xf", "-", "-C", str(target)], stdin=unzstd.stdout, check=True
-        )
-    return time.perf_counter() - started
+    untar_zstd(work / "blobs.tar.zst", target)

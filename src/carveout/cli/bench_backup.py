@@ -15,13 +15,16 @@ from carveout.core import CarveoutError, settings
 DEFAULT_JSON = Path("benchmarks/results/backup.json")
 
 BENCH_BACKUP_HELP = (
-    "Backup and restore MB/s next to the raw tools on the same data, SQLite and PostgreSQL."
+    "Backup, restore and transfer-bundle MB/s next to the raw tools on the same data, SQLite "
+    "and PostgreSQL."
     "\n\n"
     "Each backend gets a fresh one-cell deployment loaded with the real KuaiRec data. The "
     "baseline is the online backup API (SQLite) or `pg_dump -Fc` (PostgreSQL) with the blobs "
     "through `tar | zstd -3`, restored with `zstd -d | tar -x` (and `pg_restore`). carveout's "
     "backup adds per-table checksums, AES-GCM, sha256 per chunk, a signed manifest and fsyncs; "
-    "its restore checks them all and compares every table. Ratios are the result."
+    "its restore checks them all and compares every table. The transfer bundle of US, CA, AU "
+    "and NZ (`carve export`, `carve import` into a new cell) is measured next to `tar | zstd "
+    "-3` of the same rows and blob files and its extraction. Ratios are the result."
 )
 
 

@@ -4,7 +4,13 @@ from pathlib import Path
 
 from carveout.storage.blobs import BlobStore, LocalBlobStore, sha256_file
 from carveout.storage.engine import TOOLING_TABLES, SqlStore, schema_head
-from carveout.storage.fingerprint import Fingerprint, fingerprint, row_digest, table_digest
+from carveout.storage.fingerprint import (
+    Fingerprint,
+    connection_digest,
+    fingerprint,
+    row_digest,
+    table_digest,
+)
 from carveout.storage.keystore import KeyRecord, Tombstone, UserKeyStore
 from carveout.storage.pgcluster import PgCluster, PgClusterError
 from carveout.storage.port import Row, Store
@@ -29,6 +35,7 @@ __all__ = [
     "Unreadable",
     "UserKeyStore",
     "Vault",
+    "connection_digest",
     "drop_database",
     "ensure_database",
     "fingerprint",

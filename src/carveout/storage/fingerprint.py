@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,7 @@ from carveout.storage.blobs import BlobStore
 from carveout.storage.port import Store
 
 _CHUNK = 20_000
+_sha256 = hashlib.sha256
 
 
 def canonical(values: Iterable[Any]) -> bytes:
@@ -45,28 +46,78 @@ class Fingerprint:
 def table_digest(
     store: Store, table: str, where: sa.ColumnElement[bool] | None = None
 ) -> tuple[int, str]:
-    """(rows, digest) of a table's rows in primary-key order, optionally filtered."""
+    """(rows, digest) of a table's rows in primary-key order, optionally filtered.
+
+    The digest is sha256 over the sha256 of each row's `canonical` bytes, rows in key order:
+    backup manifests and transfer bundles record it, so its definition never changes."""
+    with store.connect() as conn:
+        return connection_digest(conn, table, where)
+
+
+def connection_digest(
+    conn: sa.Connection,
+    table: str,
+    where: sa.ColumnElement[bool] | None = None,
+    *,
+    batch: int = _CHUNK,
+) -> tuple[int, str]:
+    """`table_digest` read through an open connection, inside whatever transaction it holds
+    (a backup's snapshot)."""
     spec = DATA_MAP.table(table)
     tbl = TABLES[table]
     key = tbl.c[spec.primary_key]
+    key_at = list(tbl.c).index(key)
     digest = hashlib.sha256()
     count = 0
     last: Any = None
-    with store.connect() as conn:
+    # Rows come straight from the driver's cursor: SQLAlchemy's Row objects cost more than the
+    # hashing itself. The values are the ones SQLAlchemy would return (its result processors,
+    # e.g. SQLite's 0/1 to bool, are applied), so the digest is the same either way.
+    cursor = conn.connection.cursor()
+    try:
         while True:
-            stmt = sa.select(tbl).order_by(key).limit(_CHUNK)
+            stmt = sa.select(tbl).order_by(key).limit(batch)
             if where is not None:
                 stmt = stmt.where(where)
             if last is not None:
                 stmt = stmt.where(key > last)
-            rows = conn.execute(stmt).all()
-            for row in rows:
-                digest.update(hashlib.sha256(canonical(row)).digest())
+            rows = _fetch(cursor, conn.dialect, stmt, tbl)
+            digest.update(b"".join([_sha256(repr(row).encode()).digest() for row in rows]))
             count += len(rows)
-            if len(rows) < _CHUNK:
+            if len(rows) < batch:
                 break
-            last = rows[-1]._mapping[spec.primary_key]
+            last = rows[-1][key_at]
+    finally:
+        cursor.close()
     return count, digest.hexdigest()
+
+
+def _fetch(cursor: Any, dialect: sa.Dialect, stmt: sa.Select[Any], tbl: sa.Table) -> list[Any]:
+    """All rows of `stmt` as tuples of the values SQLAlchemy would return for them."""
+    compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    if compiled.positional:
+        assert compiled.positiontup is not None
+        cursor.execute(compiled.string, tuple(params[name] for name in compiled.positiontup))
+    else:
+        cursor.execute(compiled.string, params)
+    rows: list[Any] = cursor.fetchall()
+    processors = _processors(dialect, tbl, cursor.description)
+    if not any(processors):
+        return rows
+    return [
+        tuple(v if p is None or v is None else p(v) for p, v in zip(processors, row, strict=True))
+        for row in rows
+    ]
+
+
+def _processors(
+    dialect: sa.Dialect, tbl: sa.Table, description: Any
+) -> list[Callable[[Any], Any] | None]:
+    return [
+        col.type.dialect_impl(dialect).result_processor(dialect, desc[1])
+        for col, desc in zip(tbl.c, description, strict=True)
+    ]
 
 
 def fingerprint(store: Store, blobs: BlobStore | None = None) -> Fingerprint:
