@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from carveout.bench.loadgen import Call, Measurement, run_load
 from carveout.bench.servers import UvicornServer
 from carveout.cells import Deployment, init_data_dir
+from carveout.cells.policy import one_cell_policy
 from carveout.core import CarveoutError
 from carveout.core.settings import DATA_ENV
 from carveout.datamap import TABLES
@@ -41,17 +42,6 @@ COUNTRIES = ("US", "CA", "GB", "AU", "NZ", "SG", "DE", "BR", "IN", "JP")
 PASSWORD = "bench password 1234"  # noqa: S105 - throwaway accounts in a temp deployment
 # Enough distinct prepared requests that users and videos vary, few enough to build quickly.
 PREPARED_CALLS = 512
-
-ONE_CELL = """\
-version = 1
-[sites.us]
-[sites.sg]
-[cells.global]
-jurisdictions = ["*"]
-primary_site = "us"
-backup_site = "sg"
-storage = "{storage}"
-"""
 
 
 class Progress(Protocol):
@@ -222,7 +212,7 @@ class _BackendBench:
     def _seed(self, data_dir: Path, storage: str) -> list[dict[str, Any]]:
         """Load KuaiRec; return the real watch and impression events to replay as batches."""
         step = f"{self.info.name}: load KuaiRec"
-        deployment = init_data_dir(data_dir, ONE_CELL.format(storage=storage))
+        deployment = init_data_dir(data_dir, one_cell_policy(storage))
         try:
             load_kuairec(
                 deployment,

@@ -34,22 +34,12 @@ from carveout.bench.archive import tar_zstd, tool, untar_zstd
 from carveout.bench.bundle import BundleRun, RecipientStorage, measure_bundle
 from carveout.bench.clock import Best
 from carveout.cells import init_data_dir
+from carveout.cells.policy import one_cell_policy
 from carveout.datasets import load_kuairec
 from carveout.storage.pgcluster import DURABILITY, PgCluster, PgClusterError
 
 BACKENDS = ("sqlite", "postgresql")
 __all__ = ["BACKENDS", "DATA_LABEL", "BackupBenchConfig", "BackupBenchResult", "run_backup_bench"]
-
-ONE_CELL = """\
-version = 1
-[sites.us]
-[sites.sg]
-[cells.global]
-jurisdictions = ["*"]
-primary_site = "us"
-backup_site = "sg"
-storage = "{storage}"
-"""
 
 
 @dataclass(frozen=True)
@@ -136,7 +126,7 @@ def _measure(config: BackupBenchConfig, storage: str, run: BackendRun, report: P
     root = Path(tempfile.mkdtemp(prefix="carveout-backupbench-"))
     try:
         report(step, 0, 6, "loading KuaiRec")
-        deployment = init_data_dir(root / "data", ONE_CELL.format(storage=storage))
+        deployment = init_data_dir(root / "data", one_cell_policy(storage))
         load_kuairec(deployment, config.datasets, seed=config.seed)
         cell = deployment.cell("global")
         report(step, 1, 6, "baseline backup")

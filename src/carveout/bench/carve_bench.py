@@ -37,6 +37,7 @@ from carveout.bench.carve_measure import CarveMeasure, measure_in_process
 from carveout.bench.servers import UvicornServer
 from carveout.carve.capture import carved_tables
 from carveout.cells import Deployment, init_data_dir
+from carveout.cells.policy import one_cell_policy
 from carveout.core.settings import DATA_ENV
 from carveout.datamap import TABLES
 from carveout.datasets import load_kuairec
@@ -47,17 +48,6 @@ __all__ = ["BACKENDS", "DATA_LABEL", "CarveBenchConfig", "CarveBenchResult", "ru
 
 BACKENDS = ("sqlite", "postgresql")
 SOURCE = "global"
-POLICY = """\
-version = 1
-[sites.us]
-[sites.sg]
-[cells.global]
-jurisdictions = ["*"]
-primary_site = "us"
-backup_site = "sg"
-content_exchange = true
-storage = "{storage}"
-"""
 TICK_S = 0.25
 
 
@@ -227,7 +217,7 @@ class _Bench:
         """Load KuaiRec; return, per side (True: moving), the videos and users writes target."""
         step = "load KuaiRec"
         # One `global` cell on the backend measured.
-        deployment = init_data_dir(self.data_dir, POLICY.format(storage=self.source_storage))
+        deployment = init_data_dir(self.data_dir, one_cell_policy(self.source_storage))
         try:
             load_kuairec(
                 deployment,

@@ -28,22 +28,13 @@ from carveout.bench.api import Progress
 from carveout.bench.moderation_figures import Figure, Section, distribution, percentile
 from carveout.bench.moderation_media import concat_video, published_images, sample_videos
 from carveout.cells import init_data_dir
+from carveout.cells.policy import one_cell_policy
 from carveout.moderation import ListedHash, TextModel, add_hashes, create_bank, upload_video
 from carveout.moderation.classifier import MODEL_DIR
 from carveout.videos import NewVideo
 
 STEP = "latency"
 TARGET_P95_S = 2.0
-ONE_CELL = """\
-version = 1
-[sites.us]
-[sites.sg]
-[cells.global]
-jurisdictions = ["*"]
-primary_site = "us"
-backup_site = "sg"
-storage = "sqlite"
-"""
 CAPTION = "our trip to the lake, sunset at the end #travel"
 
 
@@ -84,7 +75,7 @@ def _bank(cell_store: Any, datasets: Path, synthetic: int, seed: int) -> int:
 def run_latency(
     datasets: Path, tmp: Path, model: TextModel, config: LatencyConfig, progress: Progress
 ) -> Section:
-    deployment = init_data_dir(tmp / "data", ONE_CELL)
+    deployment = init_data_dir(tmp / "data", one_cell_policy())
     section = Section("latency")
     try:
         cell = deployment.cell("global")

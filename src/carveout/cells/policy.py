@@ -30,6 +30,12 @@ storage = "sqlite"      # or a postgresql:// URL
 """
 
 
+def one_cell_policy(storage: str = "sqlite") -> str:
+    """The default policy (one `global` cell for every jurisdiction) on the given storage:
+    what benchmarks and demos start from."""
+    return DEFAULT_POLICY.replace('storage = "sqlite"', f'storage = "{storage}"', 1)
+
+
 @dataclass(frozen=True)
 class CellSpec:
     name: str
