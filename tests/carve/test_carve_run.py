@@ -107,15 +107,24 @@ def test_source_refuses_writes_of_j_after_the_carve(loaded: Deployment) -> None:
 
 
 def test_target_serves_with_the_source_gone(loaded: Deployment, tmp_path: Path) -> None:
+    source = loaded.cell("global")
+    users_map = DATA_MAP.table("users")
+    with source.store.connect() as conn:
+        rows = conn.execute(
+            sa.select(TABLES["users"]).where(TABLES["users"].c.domicile == "CA").limit(1)
+        ).all()
+    (carved_user,) = source.vault.open_rows(users_map, rows)
     spec = carve.start(loaded, MOVING, "na-anz")
     carve.run(loaded, spec)
     policy = loaded.policy
     loaded.close()
-    # Hand over only the target: its folder and a policy naming it alone. The source's files
-    # are moved away, so any hidden dependency on them fails here.
+    # Hand over only the target: its folder, its key store and a policy naming it alone. The
+    # source's files are moved away, so any hidden dependency on them fails here.
     alone = tmp_path / "handed-over"
     (alone / "cells").mkdir(parents=True)
+    (alone / "keys").mkdir()
     shutil.move(str(loaded.data_dir / "cells" / "na-anz"), alone / "cells" / "na-anz")
+    shutil.move(str(loaded.data_dir / "keys" / "na-anz"), alone / "keys" / "na-anz")
     shutil.move(str(loaded.data_dir), tmp_path / "old-operator")
     only = Policy(cells=(policy.cell("na-anz"),), sites=policy.sites)
     (alone / "policy.toml").write_text(render_policy(only))
@@ -132,6 +141,14 @@ def test_target_serves_with_the_source_gone(loaded: Deployment, tmp_path: Path) 
         r = client.post("/v1/users", json=body)
         assert r.status_code == 201, r.text
         auth = {"Authorization": f"Bearer {r.json()['token']}"}
+        # A carved user's sealed profile opens with the keys that moved with them.
+        profile = client.get(f"/v1/users/{carved_user['id']}", headers=auth)
+        assert profile.status_code == 200, profile.text
+        assert profile.json()["handle"] == carved_user["handle"]
+        clash = client.post(
+            "/v1/users", json={**body, "handle": carved_user["handle"], "email": "x@example.com"}
+        )
+        assert clash.status_code == 409  # handle lookups moved too
         feed: Any = client.get("/v1/feed", headers=auth).json()["items"]
         assert len(feed) == 10
         assert {i["video"]["domicile"] for i in feed} <= set(MOVING)
@@ -140,11 +157,30 @@ def test_target_serves_with_the_source_gone(loaded: Deployment, tmp_path: Path) 
         assert media.status_code == 206 and len(media.content) == 100
         watch = {"events": [{"video_id": video["id"], "kind": "watch", "watched_ms": 1000}]}
         assert client.post("/v1/events", headers=auth, json=watch).status_code == 202
+        # Social, consent, export and erasure: every family of routes, the source gone.
+        who = carved_user["id"]
+        assert client.put(f"/v1/users/{who}/follow", headers=auth).status_code == 200
+        assert client.put(f"/v1/videos/{video['id']}/like", headers=auth).status_code == 200
+        said = client.post(
+            f"/v1/videos/{video['id']}/comments", headers=auth, json={"body": "lovely"}
+        )
+        assert said.status_code == 201, said.text
+        listed = client.get(f"/v1/videos/{video['id']}/comments", headers=auth).json()
+        assert "lovely" in {c["body"] for c in listed["items"]}
+        consent = {"granted": False, "version": "2026-11"}
+        assert client.put("/v1/me/consents/training", headers=auth, json=consent).status_code == 200
+        export = client.post("/v1/me/exports", headers=auth)
+        assert export.status_code == 202
+        state = client.get(f"/v1/me/exports/{export.json()['id']}", headers=auth).json()
+        assert state["status"] == "done"  # the test client runs background tasks at once
+        assert client.get(state["archive"], headers=auth).status_code == 200
         gb = client.post(
             "/v1/users", json={**body, "handle": "brit", "email": "b@example.com", "country": "GB"}
         )
         assert gb.status_code == 422  # no cell of the handed-over deployment serves GB
         assert "serves jurisdiction GB" in gb.json()["detail"]
+        erased = client.delete("/v1/me", headers=auth)
+        assert erased.status_code == 200 and erased.json()["cell"] == "na-anz"
     finally:
         deployment.close()
 
