@@ -77,6 +77,8 @@ class PlainScript:
         self.conn: Any
         if self.sqlite:
             self.conn = sqlite3.connect(cell.root / "cell.db", timeout=60)
+            # The cell's own durability (WAL, synchronous=NORMAL): both sides commit alike.
+            self.conn.execute("PRAGMA synchronous=NORMAL")
         else:
             self.conn = psycopg.connect(libpq_url(cell.store.url))
 

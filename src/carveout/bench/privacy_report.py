@@ -25,11 +25,12 @@ CARVEOUT_PATH = (
     f"GET /v1/me/exports/{{id}} every {POLL_S * 1000:.0f} ms until done, GET .../archive; "
     "erasure = DELETE /v1/me, timed to the receipt"
 )
+SCRIPT = "plain script (one DB-API connection held open; SQLite at the cell's synchronous=NORMAL)"
 BASELINES = {
-    "export": "plain script: SELECT * per data-map subject table WHERE <subject column> = ?, "
-    "one JSON file (no decryption, no zip, no media, no recommender state)",
-    "erasure": "plain script: DELETE per table erasure changes WHERE <subject column> = ?, "
-    "one transaction (no key destruction, no counter reduction, no files, no receipt)",
+    "export": f"{SCRIPT}: SELECT * per data-map subject table WHERE <subject column> = ?, one "
+    "JSON file (no decryption, no zip, no media, no recommender state)",
+    "erasure": f"{SCRIPT}: DELETE per table erasure changes WHERE <subject column> = ?, one "
+    "transaction (no key destruction, no counter reduction, no files, no receipt)",
 }
 
 

@@ -58,6 +58,7 @@ def bench_privacy_command(
 ) -> None:
     from carveout.bench.privacy import PrivacyBenchConfig, run_privacy_bench
     from carveout.bench.privacy_report import (
+        BASELINES,
         CARVEOUT_PATH,
         privacy_json,
         privacy_markdown,
@@ -94,6 +95,8 @@ def bench_privacy_command(
     for line in setup_lines(result):
         out.print(line, highlight=False)
     out.print(f"carveout: {CARVEOUT_PATH}", highlight=False)
+    for op, what in BASELINES.items():
+        out.print(f"baseline {op}: {what}", highlight=False)
     out.print(f"machine: {machine_line(info)}", highlight=False)
     out.print(f"data: {data['data']}", highlight=False)
     kind = "quick run (--quick): small samples, not for the record" if quick else "full run"
