@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import typer
 from test_bench_api import children
@@ -17,9 +19,12 @@ from typer.testing import CliRunner
 
 from carveout.bench import privacy as privacy_bench
 from carveout.bench.privacy_calibration import NEEDED
+from carveout.bench.privacy_measure import after_scan
+from carveout.bench.privacy_subjects import EMAIL_STEM, HANDLE_STEM, NAME_STEM, Subject
 from carveout.cli.bench import bench_app
 from carveout.core import settings
 from carveout.datasets import KUAIREC_FILES, missing
+from carveout.privacy.scan import scan
 from carveout.storage import PgCluster, PgClusterError
 from carveout.storage.pgcluster import find_bindir
 
@@ -137,3 +142,39 @@ def test_bench_privacy_rejects_an_unknown_backend(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "backends must be among" in result.output
     assert not out.exists()
+
+
+def test_the_many_subjects_scan_finds_what_the_plain_scan_finds(tmp_path: Path) -> None:
+    # The bench scans for many users' strings by their shared parts first: a string planted in
+    # any form the plain scan tries (case, UTF-16, inside a zip) must still be found.
+    rng = np.random.default_rng(0)
+    subjects = [Subject("typical", f"u{i}", "CA", "t", *_strings(rng)) for i in range(3)]
+    forms = [
+        subjects[0].email.upper().encode("utf-8"),
+        subjects[1].handle.encode("utf-16-le"),
+        subjects[2].display_name.lower().encode("utf-16-be"),
+    ]
+    for i, form in enumerate(forms):
+        (tmp_path / f"f{i}.bin").write_bytes(rng.bytes(5000) + form + rng.bytes(5000))
+    with zipfile.ZipFile(tmp_path / "x.zip", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("data/users.json", json.dumps({"email": subjects[2].email}))
+    (tmp_path / "clean.bin").write_bytes(rng.bytes(20000))
+
+    fast = after_scan([tmp_path], subjects)
+    plain = scan([tmp_path], [n for s in subjects for n in s.needles])
+
+    key = sorted((h.path.name, h.needle) for h in fast)
+    assert key == sorted((h.path.name, h.needle) for h in plain)
+    assert key == sorted(
+        [
+            ("f0.bin", subjects[0].email),
+            ("f1.bin", subjects[1].handle),
+            ("f2.bin", subjects[2].display_name),
+            ("x.zip", subjects[2].email),
+        ]
+    )
+
+
+def _strings(rng: np.random.Generator) -> tuple[str, str, str]:
+    tag = rng.bytes(6).hex()
+    return f"{HANDLE_STEM}{tag}", f"{NAME_STEM}{tag.upper()}", f"{tag}{EMAIL_STEM}"

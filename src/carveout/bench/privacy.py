@@ -12,6 +12,7 @@ wrong receipt or a single hit fails the run."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -131,6 +132,7 @@ class BackendRun:
     scan_s: float = 0.0
     scanned: list[str] = field(default_factory=list)
     datadir_scan: dict[str, Any] = field(default_factory=dict)  # PostgreSQL's own files
+    load: list[float] = field(default_factory=list)  # 1-minute load average at each user
 
 
 @dataclass
@@ -301,6 +303,7 @@ class _BackendBench:
             raise hits_error(hits, f"after erasing {kind} user {subject.user_id}")
         if into is None:
             return
+        self.out.load.append(os.getloadavg()[0])
         into.export_s.append(export_s)
         into.baseline_export_s.append(base_export)
         into.erase_s.append(erase_s)

@@ -23,7 +23,7 @@ import psycopg
 
 from carveout.backup.pgtools import libpq_url
 from carveout.bench.api import BenchError
-from carveout.bench.privacy_subjects import Subject
+from carveout.bench.privacy_subjects import STEMS, Subject
 from carveout.cells import Cell
 from carveout.datamap import ErasureAction, Table
 from carveout.privacy import STEPS, subject_tables
@@ -195,8 +195,17 @@ def control_scan(cell: Cell, subject: Subject) -> int:
 
 
 def after_scan(paths: list[Path], subjects: list[Subject]) -> list[Hit]:
-    """Byte-level scan for the erased users' email, handle and display name."""
-    return scan(paths, [n for s in subjects for n in s.needles])
+    """Byte-level scan for the erased users' email, handle and display name. For many users,
+    the parts all their strings share are looked for first, and the full strings only in the
+    files holding one: a file holding a string (in any case or encoding the scan tries) holds
+    its part in the same form, so the hits are the same, for a fraction of the searching."""
+    needles = [n for s in subjects for n in s.needles]
+    if len(subjects) <= 1:
+        return scan(paths, needles)
+    if any(not any(stem in n for stem in STEMS) for n in needles):
+        raise BenchError("a subject's string lacks the shared part the scan looks for first")
+    candidates = sorted({h.path for h in scan(paths, STEMS)})
+    return scan(candidates, needles)
 
 
 def hits_error(hits: list[Hit], where: str) -> BenchError:

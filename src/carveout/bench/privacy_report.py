@@ -125,7 +125,8 @@ def setup_lines(result: PrivacyBenchResult) -> list[str]:
             f"{pop.get('videos', 0):,} videos, {pop.get('events', 0):,} events, "
             f"{pop.get('follows', 0):,} follows, {pop.get('comments', 0):,} comments; model "
             f"{'trained in ' + format(run.train_s, '.0f') + ' s' if run.model else 'none'}; "
-            f"{run.scans} byte-level scans after erasure ({', '.join(run.scanned)}), 0 hits"
+            f"{run.scans} byte-level scans after erasure ({', '.join(run.scanned)}), 0 hits; "
+            f"load average {min(run.load, default=0):.1f}-{max(run.load, default=0):.1f}"
             + (
                 f"; PostgreSQL data directory ({run.datadir_scan['bytes'] / 1e6:,.0f} MB) "
                 f"scanned for all {run.datadir_scan['users']} erased users: "
@@ -197,6 +198,11 @@ def _run_json(run: BackendRun) -> dict[str, Any]:
         "notes": run.notes,
         "population_rows_synthetic": run.population,
         "setup_seconds": round(run.setup_s, 1),
+        "load_average_1min": {
+            "min": round(min(run.load), 2) if run.load else None,
+            "median": round(percentile(run.load, 50), 2),
+            "max": round(max(run.load), 2) if run.load else None,
+        },
         "model": {"version": run.model, "train_seconds": round(run.train_s, 1)},
         "scans": {
             "after_each_erasure": run.scans,

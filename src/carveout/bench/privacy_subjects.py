@@ -38,6 +38,9 @@ from carveout.privacy import subject_tables
 PASSWORD = "privacy bench password 1234"  # noqa: S105 - throwaway accounts in a temp deployment
 COUNTRIES = ("CA", "GB", "US", "AU", "DE", "BR")
 TOKEN_CHARS = string.ascii_lowercase + string.digits
+# Every subject's strings share these parts (a scan for many subjects looks for them first).
+HANDLE_STEM, NAME_STEM, EMAIL_STEM = "pv_subject_", "Privacy Subject ", ".subject@example.org"
+STEMS = (HANDLE_STEM, NAME_STEM, EMAIL_STEM)
 
 
 @dataclass
@@ -61,9 +64,9 @@ class Subject:
 def sign_up(client: httpx.Client, rng: np.random.Generator, kind: str) -> Subject:
     tag = "".join(TOKEN_CHARS[int(i)] for i in rng.integers(0, len(TOKEN_CHARS), 12))
     body: dict[str, str | int] = {
-        "handle": f"pv_{tag}",
-        "display_name": f"Privacy Subject {tag.upper()}",
-        "email": f"{tag}.subject@example.org",
+        "handle": f"{HANDLE_STEM}{tag}",
+        "display_name": f"{NAME_STEM}{tag.upper()}",
+        "email": f"{tag}{EMAIL_STEM}",
         "password": PASSWORD,
         "birth_year": int(rng.integers(1960, 2005)),
         "country": COUNTRIES[int(rng.integers(len(COUNTRIES)))],
