@@ -264,3 +264,7 @@ from carveout.cli.bench_moderation import (  # noqa: E402
 )
 
 bench_app.command("moderation", help=BENCH_MODERATION_HELP)(bench_moderation_command)
+
+from carveout.cli.bench_privacy import BENCH_PRIVACY_HELP, bench_privacy_command  # noqa: E402
+
+bench_app.command("privacy", help=BENCH_PRIVACY_HELP)(bench_privacy_command)
