@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 import psycopg
 
-from carveout.bench.api import CARVEOUT_APP, ONE_CELL, BenchError, Progress, _no_progress
+from carveout.bench.api import CARVEOUT_APP, BenchError, Progress, _no_progress
 from carveout.bench.privacy_calibration import Calibration, Profile, read_calibration
 from carveout.bench.privacy_measure import (
     PlainScript,
@@ -49,6 +49,7 @@ from carveout.bench.privacy_subjects import (
 )
 from carveout.bench.servers import UvicornServer
 from carveout.cells import Cell, init_data_dir
+from carveout.cells.policy import one_cell_policy
 from carveout.core.settings import DATA_ENV
 from carveout.privacy.scan import cell_paths
 from carveout.recommend.training import train_cell
@@ -207,7 +208,7 @@ class _BackendBench:
     def run(self, storage: str, clips: list[Any], cluster: PgCluster | None) -> None:
         began = time.perf_counter()
         data_dir = self.root / "data"
-        deployment = init_data_dir(data_dir, ONE_CELL.format(storage=storage))
+        deployment = init_data_dir(data_dir, one_cell_policy(storage))
         try:
             cell = deployment.cell("global")
             step = f"{self.out.backend}: setup"

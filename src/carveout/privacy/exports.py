@@ -89,7 +89,9 @@ def build_archive(cell: Cell, user: User, derived: dict[str, Any], now: int | No
         for b in blobs:
             if cell.blobs.exists(b["sha256"]):
                 with cell.blobs.open(b["sha256"]) as fh:
-                    zf.writestr(f"media/{b['sha256']}", fh.read())
+                    # Stored, not deflated: video is compressed already, and deflating it was
+                    # most of a heavy user's export time (measured by bench privacy).
+                    zf.writestr(f"media/{b['sha256']}", fh.read(), compress_type=zipfile.ZIP_STORED)
         zf.writestr("summary.txt", _summary(cell, user, data, derived, stamp))
     return buf.getvalue()
 
