@@ -7,12 +7,14 @@ the next feed. Each request ranks a few hundred candidates, never the whole cata
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from carveout.accounts import User, consent
@@ -79,11 +81,14 @@ class CellRecommender:
             self.model = (
                 loaded.candidates.with_popular(loaded.ranker) if loaded.candidates else None
             )
+            _settle()
             return
 
     def cat(self) -> Catalogue:
         if self.catalogue is None:
             self.catalogue = Catalogue(self.cell)
+            self.catalogue.refresh(now_ms())
+            _settle()
         self.catalogue.refresh(now_ms())
         return self.catalogue
 
@@ -132,19 +137,41 @@ class CellRecommender:
         for vid in fresh_ids:
             found.pop(vid, None)
         ids = list(found)
-        groups = {v: cat.groups(v) for v in ids + fresh_ids}
-        scores = self.ranker.score(state, ids, groups).tolist()
+        infos = cat.videos
+        groups = {v: infos[v].groups for v in ids + fresh_ids}
+        scores = self.ranker.score(state, ids, groups)
         ranked = [
-            Candidate(v, cat.videos[v].creator_id, found[v], s, cat.videos[v].category)
-            for v, s in zip(ids, scores, strict=True)
+            Candidate(v, infos[v].creator_id, found[v], s, infos[v].category)
+            for v, s in _best(ids, scores, n)
         ]
-        ranked.sort(key=lambda c: (-c.score, c.video_id))
         fresh_scores = self.ranker.score(state, fresh_ids, groups).tolist()
         fresh = [
-            Candidate(v, cat.videos[v].creator_id, "explore", s, cat.videos[v].category)
+            Candidate(v, infos[v].creator_id, "explore", s, infos[v].category)
             for v, s in zip(fresh_ids, fresh_scores, strict=True)
         ]
         return interleave(ranked, fresh, explore_share, n)
+
+
+def _settle() -> None:
+    """After loading a model version or a catalogue: a big cell's are millions of objects, and
+    every full collection of the cyclic garbage collector would walk them all again — pauses
+    of a second or more at 1M videos, on whichever request triggers it. Frozen, they are left
+    out of collections (reference counting still frees a replaced version)."""
+    gc.collect()
+    gc.freeze()
+
+
+def _best(ids: list[str], scores: np.ndarray, n: int) -> list[tuple[str, float]]:
+    """The n best (id, score), by score then id: the order of sorting them all, but only the
+    few that can make the page are sorted in Python (ties at the cut are all kept)."""
+    if len(ids) > n > 0:
+        cut = np.partition(scores, len(ids) - n)[len(ids) - n]
+        keep = np.flatnonzero(scores >= cut).tolist()
+    else:
+        keep = list(range(len(ids)))
+    out = [(ids[i], float(scores[i])) for i in keep]
+    out.sort(key=lambda t: (-t[1], t[0]))
+    return out[:n] if n > 0 else out
 
 
 _REGISTRY: dict[Path, CellRecommender] = {}
