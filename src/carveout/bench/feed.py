@@ -4,7 +4,9 @@ A one-cell SQLite deployment gets a synthetic catalogue (feed_catalogue.py, labe
 viewers with watch histories logged as real events, and a synthetic model version. Then, in this
 process: single feed requests of 20 (p50/p99) with the ANN index and with exact search in its
 place; recall@100 of the index against exact search over the viewers' taste vectors; the time
-from an acknowledged event to a changed feed; a new upload's first impression under traffic."""
+from an acknowledged event to a changed feed; a new upload's first impression under traffic.
+Then the same cell served over HTTP by uvicorn in its own process, open-loop at a stated rate
+(feed_http.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from carveout.bench.feed_catalogue import (
     calibrate,
     save_model,
 )
+from carveout.bench.feed_http import HttpFeedResult, measure_http
 from carveout.cells import Cell, init_data_dir
 from carveout.core import new_id, now_ms
 from carveout.datamap import TABLES
@@ -60,6 +63,7 @@ class FeedBenchResult:
     event_to_feed_ms: dict[str, float]
     first_impression_ms: dict[str, float]
     traffic_rps: float
+    http: HttpFeedResult | None = None  # None when skipped (--http-seconds 0)
     notes: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -236,6 +240,7 @@ def run_feed_bench(
     rps: float,
     seed: int,
     progress: Progress,
+    http_seconds: float = 30.0,
 ) -> FeedBenchResult:
     cal = calibrate(datasets)
     setup: dict[str, float] = {}
@@ -275,6 +280,11 @@ def run_feed_bench(
             first = _first_impressions(cell, users + cold, 10, rps, seed)
             progress("freshness", 2, 2, "")
             serving = index.expansion_search if isinstance(index, AnnIndex) else 0
+            http = None
+            if http_seconds > 0:
+                http = measure_http(
+                    Path(tmp) / "data", cell, users + cold, rps, http_seconds, seed, progress
+                )
         finally:
             service.forget(cell)
             deployment.close()
@@ -291,6 +301,7 @@ def run_feed_bench(
         event_to_feed_ms=_pct(to_feed),
         first_impression_ms=_pct(first),
         traffic_rps=rps,
+        http=http,
         notes=[
             "catalogue, viewers, their histories and the model version are synthetic",
             f"{len(cold)} of the requesting users have no history (cold start)",

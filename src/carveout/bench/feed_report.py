@@ -51,6 +51,16 @@ def feed_table(r: FeedBenchResult) -> Table:
         f"p95 {r.first_impression_ms['p95']:.0f} ms · max of {int(r.first_impression_ms['n'])}",
         "<= 10000 ms",
     )
+    if r.http is not None:
+        m = r.http.measured
+        table.add_row(
+            f"feed of 20 over HTTP, uvicorn 1 worker, open loop {r.http.rate:g} req/s",
+            f"p50 {float(m['p50_ms']):.1f} ms · p99 {float(m['p99_ms']):.1f} ms · "
+            f"{m['requests']} requests, {m['errors']} errors",
+            "stated rate",
+        )
     setup = ", ".join(f"{k} {v:.0f}" for k, v in r.setup_s.items())
+    if r.http is not None:
+        setup += f", http_server_load_s {r.http.server_load_s:.0f}"
     table.caption = f"setup (s): {setup}. All data synthetic."
     return table
