@@ -73,10 +73,11 @@ class Catalogue:
     loaded_at: float = float("-inf")
     grace_at: float = float("-inf")
 
-    def refresh(self, now_ms: int, force: bool = False) -> None:
+    def refresh(self, now_ms: int, force: bool = False) -> list[str]:
+        """Read what changed (at most every ttl_s unless forced): the ids of videos added."""
         now = time.monotonic()
         if not force and now - self.loaded_at <= self.ttl_s:
-            return
+            return []
         self.loaded_at = now
         since: int | None = None  # None: everything (the first read)
         if not self.videos:
@@ -103,9 +104,11 @@ class Catalogue:
             ):
                 restricted.setdefault(code, set()).add(vid)
             heat_changed = self._fold_events(conn, now_ms)
+        added: list[str] = []
         for r in rows:
             if r.id in self.videos:
                 continue
+            added.append(r.id)
             self.videos[r.id] = VideoInfo(
                 r.creator_id,
                 r.created_at,
@@ -123,6 +126,7 @@ class Catalogue:
             # and the heat of a busy cell's day holds many thousands of videos.
             ranked = heapq.nsmallest(TOP, self.heat.items(), key=lambda kv: (-kv[1], kv[0]))
             self.top = [vid for vid, _h in ranked]
+        return added
 
     def _fold_events(self, conn: sa.Connection, now_ms: int) -> bool:
         """Fold new engagement into the heat and expire what left the window: True if it moved."""

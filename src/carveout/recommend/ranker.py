@@ -135,12 +135,12 @@ class Ranker:
             keys = self.keys(video, groups)
             hit = seen.get(id(keys))
             if hit is None:
-                hit = seen[id(keys)] = (keys, self._affinity_terms(state, keys))
+                hit = seen[id(keys)] = (keys, self.affinity_terms(state, keys))
             for term in hit[1]:
                 out[i] += term
         return out
 
-    def _affinity_terms(self, state: UserState, keys: Mapping[str, Sequence[str]]) -> list[float]:
+    def affinity_terms(self, state: UserState, keys: Mapping[str, Sequence[str]]) -> list[float]:
         """The weighted affinity of each group type that the keys have, in GROUP_TYPES order."""
         k = self.params.affinity_shrink
         terms = []
