@@ -215,6 +215,9 @@ def feed(
     http_seconds: Annotated[
         float, typer.Option(min=0.0, help="Seconds of measured HTTP load (0: skip it).")
     ] = 30.0,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Rounds of --requests in-process ANN feed requests.")
+    ] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
     json_path: Annotated[Path, typer.Option("--json", help="Where to write the results.")] = Path(
         "benchmarks/results/feed.json"
@@ -247,6 +250,7 @@ def feed(
                 seed,
                 Bars(progress),
                 http_seconds,
+                rounds,
             )
     except CarveoutError as exc:
         typer.echo(f"error: {exc}", err=True)
