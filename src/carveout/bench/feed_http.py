@@ -4,7 +4,9 @@ The server is `carveout serve`'s app in its own process over the same data direc
 loads the same model version and catalogue itself (its load time is reported). Each viewer gets
 a session token; one request per viewer warms the server (model, catalogue, each user's state),
 then GET /v1/feed?limit=20 is sent at `rate` per second whatever the answers' pace (openloop.py),
-latency counted from each request's due time."""
+latency counted from each request's due time. The baseline, in the same run and at the same rate:
+GET /v1/health of the same server (no database, one worker-thread hop): the HTTP stack's floor
+on this machine at that moment."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from carveout.core.settings import DATA_ENV
 
 APP = "carveout.api.server:app"
 FEED_PATH = "/v1/feed?limit=20"
+BASELINE_PATH = "/v1/health"
 LOAD_TIMEOUT_S = 1800.0  # the first request loads a 1M-video model and catalogue
 PREPARED = 512
 
@@ -43,6 +46,7 @@ class HttpFeedResult:
     users: int
     server_load_s: float  # first request: the server loads the model version and catalogue
     measured: dict[str, float | int | str]  # loadgen.Measurement.as_json()
+    baseline: dict[str, float | int | str]  # the same for GET /v1/health
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,17 +72,31 @@ def measure_http(
     with UvicornServer(APP, "/v1/health", env={DATA_ENV: str(data_dir)}) as server:
         try:
             load_s = _warm_up(server.url, tokens, progress)
-            progress("HTTP", 0, 1, f"open loop at {rate:g} req/s for {warmup + seconds:g} s")
-            measured = run_open_loop(
-                server.url, calls, rate=rate, seconds=seconds, warmup=warmup, server_pid=server.pid
-            )
-            progress("HTTP", 1, 1, "")
+            runs = []
+            for i, (what, sent) in enumerate(
+                (("baseline", [Call("GET", BASELINE_PATH, {})]), ("feed", calls))
+            ):
+                progress("HTTP", i, 2, f"{what}: open loop at {rate:g} req/s")
+                runs.append(
+                    run_open_loop(
+                        server.url,
+                        sent,
+                        rate=rate,
+                        seconds=seconds,
+                        warmup=warmup,
+                        server_pid=server.pid,
+                    )
+                )
+            progress("HTTP", 2, 2, "")
+            baseline, measured = runs
         except (FeedHttpFailed, httpx.HTTPError) as exc:
             raise FeedHttpFailed(f"{exc}\nserver log:\n{server_errors(server.log_text())}") from exc
         log = server.log_text()
     if tracebacks(log):
         raise FeedHttpFailed(f"the feed server raised:\n{server_errors(log)}")
-    return HttpFeedResult(rate, seconds, warmup, len(tokens), load_s, measured.as_json())
+    return HttpFeedResult(
+        rate, seconds, warmup, len(tokens), load_s, measured.as_json(), baseline.as_json()
+    )
 
 
 def _warm_up(url: str, tokens: list[str], progress: Progress) -> float:

@@ -55,12 +55,18 @@ def feed_table(r: FeedBenchResult) -> Table:
         "<= 10000 ms",
     )
     if r.http is not None:
-        m = r.http.measured
+        m, b = r.http.measured, r.http.baseline
         table.add_row(
             f"feed of 20 over HTTP, uvicorn 1 worker, open loop {r.http.rate:g} req/s",
             f"p50 {float(m['p50_ms']):.1f} ms · p99 {float(m['p99_ms']):.1f} ms · "
             f"{m['requests']} requests, {m['errors']} errors",
             "stated rate",
+        )
+        table.add_row(
+            "same server, GET /v1/health at the same rate",
+            f"p50 {float(b['p50_ms']):.1f} ms · p99 {float(b['p99_ms']):.1f} ms · "
+            f"{b['errors']} errors",
+            "baseline",
         )
     setup = ", ".join(f"{k} {v:.0f}" for k, v in r.setup_s.items())
     if r.http is not None:
