@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import tempfile
 import threading
 import time
@@ -66,6 +67,7 @@ class FeedBenchResult:
     first_impression_ms: dict[str, float]
     traffic_rps: float
     http: HttpFeedResult | None = None  # None when skipped (--http-seconds 0)
+    max_rss_mib: float = 0.0  # this process's peak memory: catalogue, model, index build
     notes: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -322,6 +324,8 @@ def run_feed_bench(
         first_impression_ms=_pct(first),
         traffic_rps=rps,
         http=http,
+        # Linux reports ru_maxrss in KiB.
+        max_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         notes=[
             "catalogue, viewers, their histories and the model version are synthetic",
             f"{len(cold)} of the requesting users have no history (cold start)",

@@ -71,5 +71,5 @@ def feed_table(r: FeedBenchResult) -> Table:
     setup = ", ".join(f"{k} {v:.0f}" for k, v in r.setup_s.items())
     if r.http is not None:
         setup += f", http_server_load_s {r.http.server_load_s:.0f}"
-    table.caption = f"setup (s): {setup}. All data synthetic."
+    table.caption = f"setup (s): {setup}; peak memory {r.max_rss_mib:,.0f} MiB. All data synthetic."
     return table
