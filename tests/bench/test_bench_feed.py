@@ -66,7 +66,7 @@ def test_bench_feed_small_run_writes_sane_json_and_leaves_nothing_behind(
     assert len(data["rounds"]) == 2
     for r in data["rounds"]:
         assert 0 < r["p50"] <= r["p99"] and r["load_1min"] >= 0
-    assert [r["expansion"] for r in data["recall"]] == [64, 128, 256, 512]
+    assert [r["expansion"] for r in data["recall"]] == [128, 256, 512, 1024]
     assert all(0.0 <= r["recall"] <= 1.0 for r in data["recall"])
     assert data["serving_expansion"] in {r["expansion"] for r in data["recall"]}
     http = data["http"]

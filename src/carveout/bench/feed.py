@@ -48,7 +48,7 @@ primary_site = "here"
 """
 FEED = 20
 K = 100
-EXPANSIONS = (64, 128, 256, 512)
+EXPANSIONS = (128, 256, 512, 1024)  # the served one (ann.EXPANSION_SEARCH) among them
 
 
 @dataclass
