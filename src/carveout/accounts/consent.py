@@ -77,14 +77,21 @@ def current(store: Store, user_id: str) -> dict[str, ConsentState]:
     return out
 
 
+# Built once: the feed asks on every request, and building the select cost more than running it.
+_NEWEST_ANSWER = (
+    sa.select(CONSENTS.c.granted)
+    .where(
+        CONSENTS.c.user_id == sa.bindparam("user_id"),
+        CONSENTS.c.purpose == sa.bindparam("purpose"),
+    )
+    .order_by(CONSENTS.c.created_at.desc(), CONSENTS.c.id.desc())
+    .limit(1)
+)
+
+
 def allows(store: Store, user_id: str, purpose: Purpose) -> bool:
     with store.connect() as conn:
-        row = conn.execute(
-            sa.select(CONSENTS.c.granted)
-            .where(CONSENTS.c.user_id == user_id, CONSENTS.c.purpose == purpose.value)
-            .order_by(CONSENTS.c.created_at.desc(), CONSENTS.c.id.desc())
-            .limit(1)
-        ).first()
+        row = conn.execute(_NEWEST_ANSWER, {"user_id": user_id, "purpose": purpose.value}).first()
     return True if row is None else bool(row.granted)
 
 

@@ -196,7 +196,10 @@ FEED_HELP = (
     "(category mix), written to a one-cell SQLite deployment with a synthetic model version. In "
     "this process: single requests of 20 with the usearch index and with exact search in its "
     "place (the ratio), recall@100 of the index over the viewers' taste vectors, the time from an "
-    "acknowledged watch to a changed feed, and a new upload's first impression under --rps traffic."
+    "acknowledged watch to a changed feed, and a new upload's first impression under --rps "
+    "traffic. Then the same cell over HTTP (uvicorn, one worker, its own process): "
+    "GET /v1/feed?limit=20 open-loop at --rps for --http-seconds, p50/p99 from each request's due "
+    "time, and errors."
 )
 
 
@@ -206,8 +209,15 @@ def feed(
     viewers: Annotated[int, typer.Option(min=10, help="Viewers with a watch history.")] = 500,
     requests: Annotated[int, typer.Option(min=100, help="Timed feed requests per mode.")] = 2000,
     rps: Annotated[
-        float, typer.Option(min=1.0, help="Feed requests per second during the upload test.")
+        float,
+        typer.Option(min=1.0, help="Feed requests per second: the upload test and over HTTP."),
     ] = 20.0,
+    http_seconds: Annotated[
+        float, typer.Option(min=0.0, help="Seconds of measured HTTP load (0: skip it).")
+    ] = 30.0,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Rounds of --requests in-process ANN feed requests.")
+    ] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
     json_path: Annotated[Path, typer.Option("--json", help="Where to write the results.")] = Path(
         "benchmarks/results/feed.json"
@@ -239,6 +249,8 @@ def feed(
                 rps,
                 seed,
                 Bars(progress),
+                http_seconds,
+                rounds,
             )
     except CarveoutError as exc:
         typer.echo(f"error: {exc}", err=True)

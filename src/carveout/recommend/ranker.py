@@ -20,6 +20,7 @@ from carveout.recommend.video_groups import GROUP_TYPES
 RECENT = 50  # watches kept per user for the candidate sources (embedding centroid, co-watch)
 
 Groups = Mapping[str, Mapping[str, Sequence[str]]]  # video -> type -> keys
+NO_GROUPS: Mapping[str, Sequence[str]] = {}
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class Ranker:
     def keys(self, video: str, groups: Groups | None = None) -> Mapping[str, Sequence[str]]:
         if groups is not None and video in groups:
             return groups[video]
-        return self.groups.get(video, {})
+        return self.groups.get(video, NO_GROUPS)
 
     def observe(
         self, state: UserState, video: str, ratio: float, groups: Groups | None = None
@@ -117,21 +118,41 @@ class Ranker:
         self, state: UserState | None, videos: Sequence[str], groups: Groups | None = None
     ) -> np.ndarray:
         """Predicted capped watch ratio of each video for this user (no state: the prior)."""
-        out = np.array([self.prior(v) for v in videos], dtype=np.float64)
+        k, mean = self.params.shrink, self.global_mean
+        sums, counts = self.video_sum, self.video_n
+        out = np.fromiter(
+            ((sums.get(v, 0.0) + k * mean) / (counts.get(v, 0) + k) for v in videos),
+            np.float64,
+            len(videos),
+        )
         if state is None or not state.residual or not any(self.params.weights):
             return out
-        k = self.params.affinity_shrink
+        # Many candidates share their group keys (a category, a hashtag set): each distinct
+        # set is worked out once per call. The cache holds the keys object so that its id
+        # cannot be reused by another while the cache lives.
+        seen: dict[int, tuple[Mapping[str, Sequence[str]], list[float]]] = {}
         for i, video in enumerate(videos):
             keys = self.keys(video, groups)
-            for weight, kind in zip(self.params.weights, GROUP_TYPES, strict=True):
-                values = keys.get(kind, ())
-                if not weight or not values:
-                    continue
-                aff = sum(
-                    state.residual.get(key, 0.0) / (state.count.get(key, 0) + k) for key in values
-                )
-                out[i] += weight * aff / len(values)
+            hit = seen.get(id(keys))
+            if hit is None:
+                hit = seen[id(keys)] = (keys, self.affinity_terms(state, keys))
+            for term in hit[1]:
+                out[i] += term
         return out
+
+    def affinity_terms(self, state: UserState, keys: Mapping[str, Sequence[str]]) -> list[float]:
+        """The weighted affinity of each group type that the keys have, in GROUP_TYPES order."""
+        k = self.params.affinity_shrink
+        terms = []
+        for weight, kind in zip(self.params.weights, GROUP_TYPES, strict=True):
+            values = keys.get(kind, ())
+            if not weight or not values:
+                continue
+            aff = sum(
+                state.residual.get(key, 0.0) / (state.count.get(key, 0) + k) for key in values
+            )
+            terms.append(weight * aff / len(values))
+        return terms
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -7,12 +7,14 @@ the next feed. Each request ranks a few hundred candidates, never the whole cata
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from carveout.accounts import User, consent
@@ -26,6 +28,7 @@ from carveout.recommend.artefact import ArtefactRefused, Manifest
 from carveout.recommend.candidates import CandidateModel, Viewer, centroid
 from carveout.recommend.catalogue import Catalogue
 from carveout.recommend.models import FeedItem
+from carveout.recommend.pool import SOURCES, Pool, ServingIndex, gather, row_scores
 from carveout.recommend.popular import feed as popular_feed
 from carveout.recommend.ranker import Ranker, UserState
 from carveout.recommend.rerank import Candidate, interleave
@@ -41,11 +44,29 @@ FALLBACK_SOURCE = "popular (no model)"
 NOT_PERSONAL_SOURCE = "popular (personalisation withdrawn)"
 MAX_FOLLOWEES = 500
 
+# The request path's statements, built once: building a select per request cost more CPU than
+# SQLite spent answering it (SQLAlchemy reuses the compiled form either way).
+_STATUS = sa.select(USERS.c.status).where(USERS.c.id == sa.bindparam("user_id"))
+_WATCHES_SINCE = (
+    sa.select(EVENTS.c.id, EVENTS.c.video_id, EVENTS.c.watched_ms, VIDEOS.c.duration_ms)
+    .select_from(EVENTS.join(VIDEOS, VIDEOS.c.id == EVENTS.c.video_id))
+    .where(EVENTS.c.user_id == sa.bindparam("user_id"), EVENTS.c.kind == "watch")
+    .where(EVENTS.c.id > sa.bindparam("after"))
+    .order_by(EVENTS.c.id)
+)
+_FOLLOWEES = (
+    sa.select(FOLLOWS.c.followee_id)
+    .where(FOLLOWS.c.follower_id == sa.bindparam("user_id"))
+    .limit(MAX_FOLLOWEES)
+)
+_VIDEOS_BY_ID = sa.select(VIDEOS).where(VIDEOS.c.id.in_(sa.bindparam("ids", expanding=True)))
+
 
 @dataclass
 class _UserEntry:
     state: UserState
     last_event_id: str = ""
+    watched_rows: list[int] = field(default_factory=list)  # in the served model
 
 
 @dataclass
@@ -58,6 +79,7 @@ class CellRecommender:
     refused: dict[str, str] = field(default_factory=dict)  # version -> why
     users: dict[str, _UserEntry] = field(default_factory=dict)
     catalogue: Catalogue | None = None
+    serving: ServingIndex | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def refresh_model(self) -> None:
@@ -79,72 +101,132 @@ class CellRecommender:
             self.model = (
                 loaded.candidates.with_popular(loaded.ranker) if loaded.candidates else None
             )
+            _settle()
             return
 
     def cat(self) -> Catalogue:
         if self.catalogue is None:
             self.catalogue = Catalogue(self.cell)
-        self.catalogue.refresh(now_ms())
+            self.catalogue.refresh(now_ms())
+            _settle()
+        added = self.catalogue.refresh(now_ms())
+        if added and self.serving is not None and self.serving.catalogue is self.catalogue:
+            self.serving.add(added)
         return self.catalogue
+
+    def serving_index(self, model: CandidateModel, cat: Catalogue) -> ServingIndex:
+        """The model's rows joined to the catalogue and ranker; rebuilt when either is new."""
+        assert self.ranker is not None
+        index = self.serving
+        if index is None or index.model is not model or index.catalogue is not cat:
+            index = self.serving = ServingIndex.build(model, self.ranker, cat)
+        return index
 
     def state(self, user: User) -> UserState:
         """The user's state, caught up with every watch event logged so far."""
+        return self._entry(user).state
+
+    def _entry(self, user: User) -> _UserEntry:
         assert self.ranker is not None
         entry = self.users.setdefault(user.id, _UserEntry(UserState()))
-        stmt = (
-            sa.select(EVENTS.c.id, EVENTS.c.video_id, EVENTS.c.watched_ms, VIDEOS.c.duration_ms)
-            .select_from(EVENTS.join(VIDEOS, VIDEOS.c.id == EVENTS.c.video_id))
-            .where(EVENTS.c.user_id == user.id, EVENTS.c.kind == "watch")
-            .where(EVENTS.c.id > entry.last_event_id)
-            .order_by(EVENTS.c.id)
-        )
         with self.cell.store.connect() as conn:
-            rows = conn.execute(stmt).all()
+            rows = conn.execute(
+                _WATCHES_SINCE, {"user_id": user.id, "after": entry.last_event_id}
+            ).all()
         cat = self.cat()
+        model_rows = self.model.row if self.model is not None else {}
         for r in rows:
             ratio = r.watched_ms / r.duration_ms if r.duration_ms else 0.0
             self.ranker.observe(
                 entry.state, r.video_id, ratio, {r.video_id: cat.groups(r.video_id)}
             )
+            if (row := model_rows.get(r.video_id)) is not None:
+                entry.watched_rows.append(row)
             entry.last_event_id = r.id
-        return entry.state
+        return entry
 
     def viewer(self, user: User, cat: Catalogue) -> Viewer:
         with self.cell.store.connect() as conn:
-            followees = list(
-                conn.execute(
-                    sa.select(FOLLOWS.c.followee_id)
-                    .where(FOLLOWS.c.follower_id == user.id)
-                    .limit(MAX_FOLLOWEES)
-                ).scalars()
-            )
+            followees = list(conn.execute(_FOLLOWEES, {"user_id": user.id}).scalars())
         return Viewer(user.id, cat.restricted.get(user.domicile, set()), followees)
 
     def rank(self, user: User, n: int, explore_share: float, now: int) -> list[Candidate]:
         """The user's best n: ranked candidates, with exploration slots for fresh videos."""
         assert self.ranker is not None
-        state = self.state(user)
+        entry = self._entry(user)
+        state = entry.state
         cat = self.cat()
         viewer = self.viewer(user, cat)
-        found = candidates.generate(self.model, cat, state, viewer)
         explore_n = int(n * explore_share) + 1 if explore_share > 0 else 0
         fresh_ids = candidates.fresh(self.ranker, cat, state, viewer, now, explore_n)
-        for vid in fresh_ids:
-            found.pop(vid, None)
-        ids = list(found)
-        groups = {v: cat.groups(v) for v in ids + fresh_ids}
-        scores = self.ranker.score(state, ids, groups).tolist()
-        ranked = [
-            Candidate(v, cat.videos[v].creator_id, found[v], s, cat.videos[v].category)
-            for v, s in zip(ids, scores, strict=True)
-        ]
-        ranked.sort(key=lambda c: (-c.score, c.video_id))
-        fresh_scores = self.ranker.score(state, fresh_ids, groups).tolist()
+        index = None
+        if self.model is None:  # a format-1 version: no model rows, every candidate by id
+            found = candidates.generate(None, cat, state, viewer)
+            ids = list(found)
+            pool = Pool(np.zeros(0, np.int64), np.zeros(0, np.int8), ids, [found[v] for v in ids])
+        else:
+            index = self.serving_index(self.model, cat)
+            watched = np.asarray(entry.watched_rows, dtype=np.int64)
+            pool = gather(index, state, viewer, watched, user.domicile)
+        ranked = self._best(index, state, pool, set(fresh_ids), n)
+        infos = cat.videos
+        fresh_scores = self.ranker.score(
+            state, fresh_ids, {v: infos[v].groups for v in fresh_ids}
+        ).tolist()
         fresh = [
-            Candidate(v, cat.videos[v].creator_id, "explore", s, cat.videos[v].category)
+            Candidate(v, infos[v].creator_id, "explore", s, infos[v].category)
             for v, s in zip(fresh_ids, fresh_scores, strict=True)
         ]
         return interleave(ranked, fresh, explore_share, n)
+
+    def _best(
+        self, index: ServingIndex | None, state: UserState, pool: Pool, drop: set[str], n: int
+    ) -> list[Candidate]:
+        """The pool's n best by score, then video id (fresh videos are left to exploration)."""
+        assert self.ranker is not None
+        infos = self.cat().videos
+        ids = [v for v in pool.ids if v not in drop]
+        id_sources = [s for v, s in zip(pool.ids, pool.id_sources, strict=True) if v not in drop]
+        rows, row_sources = pool.rows, pool.row_sources
+        if index is not None and drop:
+            keep = ~np.isin(rows, index.rows_of(drop))
+            rows, row_sources = rows[keep], row_sources[keep]
+        by_row = (
+            row_scores(index, self.ranker, state, rows)
+            if index is not None
+            else np.zeros(0, np.float64)
+        )
+        by_id = self.ranker.score(state, ids, {v: infos[v].groups for v in ids})
+        scores = np.concatenate([by_row, by_id])
+        if scores.size > n > 0:
+            # Only what can make the page is sorted in Python; ties at the cut are all kept.
+            cut = np.partition(scores, scores.size - n)[scores.size - n]
+            chosen = np.flatnonzero(scores >= cut).tolist()
+        else:
+            chosen = list(range(scores.size))
+        video_ids = self.model.video_ids if self.model is not None else []
+        n_rows = int(rows.size)
+        picked = []
+        for i in chosen:
+            if i < n_rows:
+                vid, source = video_ids[int(rows[i])], SOURCES[int(row_sources[i])]
+            else:
+                vid, source = ids[i - n_rows], id_sources[i - n_rows]
+            picked.append((vid, float(scores[i]), source))
+        picked.sort(key=lambda t: (-t[1], t[0]))
+        return [
+            Candidate(v, infos[v].creator_id, source, s, infos[v].category)
+            for v, s, source in picked[:n]
+        ]
+
+
+def _settle() -> None:
+    """After loading a model version or a catalogue: a big cell's are millions of objects, and
+    every full collection of the cyclic garbage collector would walk them all again — pauses
+    of a second or more at 1M videos, on whichever request triggers it. Frozen, they are left
+    out of collections (reference counting still frees a replaced version)."""
+    gc.collect()
+    gc.freeze()
 
 
 _REGISTRY: dict[Path, CellRecommender] = {}
@@ -176,7 +258,7 @@ def for_you(
     """The user's For You feed from the cell's model, or the popularity feed when it has none."""
     limit = check_limit(limit)
     with cell.store.connect() as conn:
-        status = conn.execute(sa.select(USERS.c.status).where(USERS.c.id == user.id)).scalar()
+        status = conn.execute(_STATUS, {"user_id": user.id}).scalar()
     if status is None or status == "erased":
         raise NotFound("unknown user")
     personal = consent.allows(cell.store, user.id, consent.Purpose.PERSONALISATION)
@@ -195,9 +277,7 @@ def for_you(
         picked = rec.rank(user, offset + limit + 1, explore_share, now_ms())
     page_items = picked[offset : offset + limit]
     with cell.store.connect() as conn:
-        rows = conn.execute(
-            sa.select(VIDEOS).where(VIDEOS.c.id.in_([c.video_id for c in page_items]))
-        ).all()
+        rows = conn.execute(_VIDEOS_BY_ID, {"ids": [c.video_id for c in page_items]}).all()
     # Re-read rows: a video rejected or restricted since the catalogue loaded it is dropped here.
     found = {r.id: Video.from_row(r) for r in rows if r.status == VideoStatus.PUBLISHED.value}
     items = [

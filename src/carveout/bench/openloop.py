@@ -1,0 +1,119 @@
+"""Open-loop HTTP load: requests sent at a fixed rate whatever the server does, latency per request.
+
+A closed loop (loadgen.py) waits for each answer before sending the next, so a slow server is
+sent less and its stalls hide (coordinated omission). Here request i is due at start + i / rate;
+its latency runs from that due time, not from when it was actually sent, so time spent queued
+behind a slow answer — in the client or the server — counts against the server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+
+from carveout.bench.loadgen import TIMEOUT_S, Call, Measurement, _CpuSample
+
+MAX_CONNECTIONS = 64  # enough that a stall queues requests on the server, not in the client
+
+
+@dataclass
+class _Tally:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    first_error: str = ""
+    last_end: float = 0.0
+
+
+def run_open_loop(
+    base_url: str,
+    calls: Sequence[Call],
+    *,
+    rate: float,
+    seconds: float,
+    warmup: float,
+    server_pid: int | None = None,
+) -> Measurement:
+    """Send `calls` round-robin at `rate` per second for warmup + seconds; measure the requests
+    due after the warm-up (each is awaited to the end, so a slow one still counts)."""
+    if not calls:
+        raise ValueError("no requests to send")
+    if rate <= 0 or seconds <= 0 or warmup < 0:
+        raise ValueError("rate and seconds must be positive, warm-up not negative")
+    return asyncio.run(_drive(base_url, calls, rate, seconds, warmup, server_pid))
+
+
+async def _drive(
+    base_url: str,
+    calls: Sequence[Call],
+    rate: float,
+    seconds: float,
+    warmup: float,
+    server_pid: int | None,
+) -> Measurement:
+    limits = httpx.Limits(
+        max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+    )
+    tally = _Tally()
+    total = int((warmup + seconds) * rate)
+    first_measured = int(warmup * rate)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=TIMEOUT_S) as client:
+        start = time.perf_counter()
+        tasks: list[asyncio.Task[None]] = []
+        cpu_start: _CpuSample | None = None
+        for i in range(total):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if i == first_measured:
+                cpu_start = _CpuSample.take(server_pid)
+            call = calls[i % len(calls)]
+            measured = i >= first_measured
+            tasks.append(asyncio.create_task(_one(client, call, due, measured, tally)))
+        await asyncio.gather(*tasks)
+        cpu_end = _CpuSample.take(server_pid)
+    client_cpu, server_cpu = cpu_start.cores_until(cpu_end) if cpu_start else (0.0, 0.0)
+    lat = np.asarray(tally.latencies, dtype=np.float64) * 1000.0
+    p50, p90, p99 = (float(x) for x in np.percentile(lat, [50, 90, 99])) if lat.size else (0, 0, 0)
+    return Measurement(
+        requests=int(lat.size),
+        errors=tally.errors,
+        seconds=seconds,
+        items_per_request=1,
+        p50_ms=p50,
+        p90_ms=p90,
+        p99_ms=p99,
+        mean_ms=float(lat.mean()) if lat.size else 0.0,
+        max_ms=float(lat.max()) if lat.size else 0.0,
+        first_error=tally.first_error,
+        client_cpu=client_cpu,
+        server_cpu=server_cpu,
+    )
+
+
+async def _one(
+    client: httpx.AsyncClient, call: Call, due: float, measured: bool, tally: _Tally
+) -> None:
+    error = ""
+    try:
+        response = await client.request(
+            call.method, call.path, headers=call.headers, content=call.content
+        )
+        if response.status_code >= 400:
+            error = f"{call.method} {call.path}: HTTP {response.status_code} {response.text}"
+    except httpx.HTTPError as exc:
+        error = f"{call.method} {call.path}: {type(exc).__name__}: {exc}"
+    end = time.perf_counter()
+    if not measured:
+        return
+    if error:
+        # A failed request is not a fast one: it counts as an error, not as a latency.
+        tally.errors += 1
+        tally.first_error = tally.first_error or error[:500]
+        return
+    tally.latencies.append(end - due)
+    tally.last_end = max(tally.last_end, end)
