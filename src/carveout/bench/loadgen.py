@@ -199,21 +199,26 @@ async def _stop_on_sigterm(run: _Run) -> AsyncIterator[None]:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
+async def send(client: httpx.AsyncClient, call: Call) -> str:
+    """Make one call; the error it met ("" when it succeeded), named with the call."""
+    try:
+        response = await client.request(
+            call.method, call.path, headers=call.headers, content=call.content
+        )
+    except httpx.HTTPError as exc:
+        return f"{call.method} {call.path}: {type(exc).__name__}: {exc}"
+    if response.status_code >= 400:
+        return f"{call.method} {call.path}: HTTP {response.status_code} {response.text}"
+    return ""
+
+
 async def _worker(client: httpx.AsyncClient, order: itertools.cycle[Call], run: _Run) -> None:
     while True:
         call = next(order)
         begin = time.perf_counter()
         if begin >= run.stop_at:
             return
-        error = ""
-        try:
-            response = await client.request(
-                call.method, call.path, headers=call.headers, content=call.content
-            )
-            if response.status_code >= 400:
-                error = f"{call.method} {call.path}: HTTP {response.status_code} {response.text}"
-        except httpx.HTTPError as exc:
-            error = f"{call.method} {call.path}: {type(exc).__name__}: {exc}"
+        error = await send(client, call)
         end = time.perf_counter()
         if begin < run.measure_from:
             continue

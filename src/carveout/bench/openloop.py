@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 import numpy as np
 
-from carveout.bench.loadgen import TIMEOUT_S, Call, Measurement, _CpuSample
+from carveout.bench.loadgen import TIMEOUT_S, Call, Measurement, _CpuSample, send
 
 MAX_CONNECTIONS = 64  # enough that a stall queues requests on the server, not in the client
 
@@ -98,15 +98,7 @@ async def _drive(
 async def _one(
     client: httpx.AsyncClient, call: Call, due: float, measured: bool, tally: _Tally
 ) -> None:
-    error = ""
-    try:
-        response = await client.request(
-            call.method, call.path, headers=call.headers, content=call.content
-        )
-        if response.status_code >= 400:
-            error = f"{call.method} {call.path}: HTTP {response.status_code} {response.text}"
-    except httpx.HTTPError as exc:
-        error = f"{call.method} {call.path}: {type(exc).__name__}: {exc}"
+    error = await send(client, call)
     end = time.perf_counter()
     if not measured:
         return

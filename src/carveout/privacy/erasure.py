@@ -189,11 +189,8 @@ def _destroy_key(job: _Job) -> None:
     job.cell.vault.keys.destroy(job.user_id, job.domicile, job.request_id)
     # Counted from the tombstone, not from destroy()'s answer: a resumed step finds the key
     # already gone and must still report the one key this request destroyed.
-    gone = any(
-        t.request_id == job.request_id
-        for t in job.cell.vault.keys.tombstones([job.domicile])
-        if t.user_id == job.user_id
-    )
+    tombstone = job.cell.vault.keys.tombstone(job.user_id)
+    gone = tombstone is not None and tombstone.request_id == job.request_id
     with job.cell.store.begin() as conn:
         job.save(conn, "key", int(gone))
 

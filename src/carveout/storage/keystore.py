@@ -201,10 +201,14 @@ class UserKeyStore:
         with self._connect() as db:
             return [Tombstone(*r) for r in db.execute(sql + " ORDER BY user_id", args)]
 
-    def is_erased(self, user_id: str) -> bool:
+    def tombstone(self, user_id: str) -> Tombstone | None:
+        """The user's tombstone, if they were erased."""
         with self._connect() as db:
-            row = db.execute("SELECT 1 FROM erased WHERE user_id = ?", (user_id,)).fetchone()
-        return row is not None
+            row = db.execute(
+                "SELECT user_id, domicile, erased_at, request_id FROM erased WHERE user_id = ?",
+                (user_id,),
+            ).fetchone()
+        return None if row is None else Tombstone(*row)
 
     # --- a carve moves keys with their users ---------------------------------------------
 
