@@ -222,9 +222,10 @@ class CellRecommender:
 
 def _settle() -> None:
     """After loading a model version or a catalogue: a big cell's are millions of objects, and
-    every full collection of the cyclic garbage collector would walk them all again — pauses
-    of a second or more at 1M videos, on whichever request triggers it. Frozen, they are left
-    out of collections (reference counting still frees a replaced version)."""
+    every full collection of the cyclic garbage collector would walk them all again, on
+    whichever request triggers it (1M synthetic videos: 2.0M tracked objects, 370 ms a full
+    collection on an idle machine; 0 ms once frozen). Frozen, they are left out of collections;
+    reference counting still frees a replaced version."""
     gc.collect()
     gc.freeze()
 
