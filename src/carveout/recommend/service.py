@@ -115,10 +115,15 @@ class CellRecommender:
         return self.catalogue
 
     def serving_index(self, model: CandidateModel, cat: Catalogue) -> ServingIndex:
-        """The model's rows joined to the catalogue and ranker; rebuilt when either is new."""
+        """The model's rows joined to the catalogue and ranker; rebuilt when any is new."""
         assert self.ranker is not None
         index = self.serving
-        if index is None or index.model is not model or index.catalogue is not cat:
+        if (
+            index is None
+            or index.model is not model
+            or index.catalogue is not cat
+            or index.ranker is not self.ranker
+        ):
             index = self.serving = ServingIndex.build(model, self.ranker, cat)
         return index
 
