@@ -74,6 +74,11 @@ def test_bench_feed_small_run_writes_sane_json_and_leaves_nothing_behind(
     measured = http["measured"]
     assert measured["errors"] == 0, measured.get("first_error")
     assert measured["requests"] > 0 and 0 < measured["p50_ms"] <= measured["p99_ms"]
+    assert http["baseline"]["errors"] == 0 and http["baseline"]["requests"] > 0
+    slowest = [ms for _due, ms in http["slowest"]]
+    assert 0 < len(slowest) <= 10 and slowest == sorted(slowest, reverse=True)
+    assert slowest[0] == pytest.approx(measured["max_ms"], abs=0.01)
+    assert all(0 <= due <= 2.0 for due, _ms in http["slowest"])  # due within the measured 2 s
 
     assert children(os.getpid()) <= before, "the feed server outlived the bench"
     assert list(private_tmp.iterdir()) == [], "the bench left a temp dir behind"

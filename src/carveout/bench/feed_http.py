@@ -47,6 +47,7 @@ class HttpFeedResult:
     server_load_s: float  # first request: the server loads the model version and catalogue
     measured: dict[str, float | int | str]  # loadgen.Measurement.as_json()
     baseline: dict[str, float | int | str]  # the same for GET /v1/health
+    slowest: list[tuple[float, float]]  # the feed's slowest: (due s after warm-up, latency ms)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,14 +89,21 @@ def measure_http(
                     )
                 )
             progress("HTTP", 2, 2, "")
-            baseline, measured = runs
+            baseline, feed = runs
         except (FeedHttpFailed, httpx.HTTPError) as exc:
             raise FeedHttpFailed(f"{exc}\nserver log:\n{server_errors(server.log_text())}") from exc
         log = server.log_text()
     if tracebacks(log):
         raise FeedHttpFailed(f"the feed server raised:\n{server_errors(log)}")
     return HttpFeedResult(
-        rate, seconds, warmup, len(tokens), load_s, measured.as_json(), baseline.as_json()
+        rate,
+        seconds,
+        warmup,
+        len(tokens),
+        load_s,
+        feed.measurement.as_json(),
+        baseline.measurement.as_json(),
+        feed.slowest,
     )
 
 

@@ -59,7 +59,7 @@ def feed_table(r: FeedBenchResult) -> Table:
         table.add_row(
             f"feed of 20 over HTTP, uvicorn 1 worker, open loop {r.http.rate:g} req/s",
             f"p50 {float(m['p50_ms']):.1f} ms · p99 {float(m['p99_ms']):.1f} ms · "
-            f"{m['requests']} requests, {m['errors']} errors",
+            f"max {float(m['max_ms']):.0f} ms · {m['requests']} requests, {m['errors']} errors",
             "stated rate",
         )
         table.add_row(

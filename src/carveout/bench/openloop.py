@@ -18,11 +18,21 @@ import numpy as np
 from carveout.bench.loadgen import TIMEOUT_S, Call, Measurement, _CpuSample, send
 
 MAX_CONNECTIONS = 64  # enough that a stall queues requests on the server, not in the client
+SLOWEST = 10
+
+
+@dataclass(frozen=True)
+class OpenLoopResult:
+    measurement: Measurement
+    # (seconds after the warm-up that the request was due, its latency in ms), slowest first:
+    # one stall shows as neighbouring due times, a slow path as slow requests spread out.
+    slowest: list[tuple[float, float]]
 
 
 @dataclass
 class _Tally:
     latencies: list[float] = field(default_factory=list)
+    due: list[float] = field(default_factory=list)
     errors: int = 0
     first_error: str = ""
     last_end: float = 0.0
@@ -36,7 +46,7 @@ def run_open_loop(
     seconds: float,
     warmup: float,
     server_pid: int | None = None,
-) -> Measurement:
+) -> OpenLoopResult:
     """Send `calls` round-robin at `rate` per second for warmup + seconds; measure the requests
     due after the warm-up (each is awaited to the end, so a slow one still counts)."""
     if not calls:
@@ -53,7 +63,7 @@ async def _drive(
     seconds: float,
     warmup: float,
     server_pid: int | None,
-) -> Measurement:
+) -> OpenLoopResult:
     limits = httpx.Limits(
         max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
     )
@@ -73,13 +83,15 @@ async def _drive(
                 cpu_start = _CpuSample.take(server_pid)
             call = calls[i % len(calls)]
             measured = i >= first_measured
-            tasks.append(asyncio.create_task(_one(client, call, due, measured, tally)))
+            task = _one(client, call, due, i / rate, measured, tally)
+            tasks.append(asyncio.create_task(task))
         await asyncio.gather(*tasks)
         cpu_end = _CpuSample.take(server_pid)
     client_cpu, server_cpu = cpu_start.cores_until(cpu_end) if cpu_start else (0.0, 0.0)
     lat = np.asarray(tally.latencies, dtype=np.float64) * 1000.0
     p50, p90, p99 = (float(x) for x in np.percentile(lat, [50, 90, 99])) if lat.size else (0, 0, 0)
-    return Measurement(
+    slowest = sorted(zip(tally.due, lat.tolist(), strict=True), key=lambda t: -t[1])[:SLOWEST]
+    measurement = Measurement(
         requests=int(lat.size),
         errors=tally.errors,
         seconds=seconds,
@@ -93,10 +105,11 @@ async def _drive(
         client_cpu=client_cpu,
         server_cpu=server_cpu,
     )
+    return OpenLoopResult(measurement, [(round(d - warmup, 3), round(ms, 2)) for d, ms in slowest])
 
 
 async def _one(
-    client: httpx.AsyncClient, call: Call, due: float, measured: bool, tally: _Tally
+    client: httpx.AsyncClient, call: Call, due: float, offset: float, measured: bool, tally: _Tally
 ) -> None:
     error = await send(client, call)
     end = time.perf_counter()
@@ -108,4 +121,5 @@ async def _one(
         tally.first_error = tally.first_error or error[:500]
         return
     tally.latencies.append(end - due)
+    tally.due.append(offset)
     tally.last_end = max(tally.last_end, end)

@@ -41,6 +41,7 @@ class ServingIndex:
 
     model: CandidateModel
     catalogue: Catalogue
+    ranker: Ranker
     prior: np.ndarray  # float64: the ranker's prior of each row's video
     servable: np.ndarray  # bool: the row's video is in the catalogue
     group_of: np.ndarray  # int32: the row's group keys, as an index into `groups` (-1: none)
@@ -63,6 +64,7 @@ class ServingIndex:
         index = cls(
             model,
             catalogue,
+            ranker,
             prior,
             np.zeros(n, dtype=bool),
             np.full(n, -1, dtype=np.int32),
