@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from apiclient import Api
 
-from api.conftest import Api
 from carveout.accounts import staff
 from carveout.cells import Cell
 from carveout.datamap import TABLES

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from apiclient import Api
 
-from api.conftest import Api
 from api.staff_helpers import LOG, PURPOSE, cell_of, h, log_rows, make_staff
 from carveout.accounts import get_user, read_account, verify_chain
 from carveout.accounts.access_chain import entry_hash

@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
+from apiclient import Api, auth
 from fastapi.testclient import TestClient
 
 from carveout.api import create_app
 from carveout.cells import Deployment
 from carveout.core import now_ms
 from carveout.datamap import TABLES
-from conftest import Api, auth
 
 
 def test_signup_me_login_logout(api: Api) -> None:

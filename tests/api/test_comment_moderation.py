@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from apiclient import Api, auth
 
 from api.staff_helpers import h, make_staff
 from carveout.core import settings
@@ -16,7 +17,6 @@ from carveout.datamap import TABLES
 from carveout.moderation import RULES_FILE, TextModel, textdata
 from carveout.moderation.classifier import MODEL_DIR
 from carveout.moderation.training import fit
-from conftest import Api, auth
 
 DATASETS = settings.datasets_dir()
 NEEDS = [f for files in textdata.FILES.values() for f in files]

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from conftest import Api, auth
+from apiclient import Api, auth
 
 
 def _feed(api: Api, headers: dict[str, str], **params: Any) -> dict[str, Any]:

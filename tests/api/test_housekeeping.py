@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from apiclient import Api, auth
 from fastapi.testclient import TestClient
 
-from api.conftest import Api, auth
 from carveout import privacy
 from carveout.api import create_app
 from carveout.api.housekeeping import start_up, tick

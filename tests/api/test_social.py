@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from apiclient import Api, auth
 
 from carveout.datamap import TABLES
-from conftest import Api, auth
 
 
 def _ids(page: dict[str, list[dict[str, str]]]) -> list[str]:

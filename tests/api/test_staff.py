@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+from apiclient import Api, auth
 
-from api.conftest import Api, auth
 from api.staff_helpers import LOG, PURPOSE, all_logs, cell_of, h, log_rows, make_staff
 from api.test_privacy import _export
 from carveout import privacy

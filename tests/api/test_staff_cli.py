@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from apiclient import Api
 from typer.testing import CliRunner
 
-from api.conftest import Api
 from api.staff_helpers import LOG, PURPOSE, cell_of
 from carveout.accounts import User, get_user, read_account
 from carveout.cli.main import app

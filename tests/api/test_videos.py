@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from apiclient import Api, auth
 
 from carveout.core import new_id, now_ms
 from carveout.datamap import TABLES
-from conftest import Api, auth
 from media import make_video
 
 

@@ -12,8 +12,6 @@ from carveout.cells import Deployment, init_data_dir
 from carveout.core.settings import datasets_dir
 from carveout.datasets import load_kuairec
 
-MOVING = ("AU", "CA", "NZ", "US")
-
 
 @pytest.fixture(scope="session")
 def kuairec_template(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from carving import MOVING
 
 from carveout.carve.bundle import export_bundle, import_bundle
 from carveout.carve.bundle_crypto import BundleError, generate_keypair
 from carveout.cells import Deployment, init_data_dir
 from carveout.datamap import TABLES
 from carveout.storage import fingerprint, table_digest
-from conftest import MOVING
 
 
 @pytest.fixture

@@ -14,12 +14,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from carving import MOVING
 from test_carve_run import moving_digest
 
 from carveout import carve
 from carveout.cells import POLICY_FILE, Deployment
 from carveout.storage import fingerprint
-from conftest import MOVING
 
 SCRIPT = """
 import json, sys

@@ -8,13 +8,13 @@ from collections import Counter
 from typing import Any
 
 import sqlalchemy as sa
+from carving import MOVING
 from fastapi.testclient import TestClient
 
 from carveout import carve
 from carveout.api import create_app
 from carveout.cells import Deployment
 from carveout.datamap import TABLES
-from conftest import MOVING
 
 
 def _signup(client: TestClient, handle: str, country: str) -> dict[str, str]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from carving import MOVING
 
 from carveout import carve
 from carveout.cells import Deployment
 from carveout.core import Conflict, InvalidInput
 from carveout.storage import fingerprint
-from conftest import MOVING
 
 FIXTURE = Path(__file__).parent / "fixtures" / "plan_us_ca_au_nz.txt"
 

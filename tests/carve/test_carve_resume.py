@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from carving import MOVING
 
 from carveout import carve
 from carveout.carve import Phase
 from carveout.cells import POLICY_FILE, Deployment
 from carveout.core import CarveoutError
 from carveout.storage import fingerprint
-from conftest import MOVING
 
 
 class Crash(Exception):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from carving import MOVING
 from fastapi.testclient import TestClient
 
 from carveout import carve
@@ -17,7 +18,6 @@ from carveout.cells import Deployment, render_policy
 from carveout.cells.policy import Policy
 from carveout.datamap import DATA_MAP, TABLES
 from carveout.storage import Store, table_digest
-from conftest import MOVING
 
 
 def moving_digest(store: Store, codes: tuple[str, ...]) -> dict[str, tuple[int, str]]:

@@ -14,8 +14,7 @@ from rich.table import Table
 from carveout import carve
 from carveout.carve import Phase
 from carveout.cells import Deployment
-from carveout.cli.common import DataDirOpt, fail_on_errors
-from carveout.core.settings import data_dir as resolve
+from carveout.cli.common import DataDirOpt, fail_on_errors, open_deployment
 
 carve_app = typer.Typer(help="Carve jurisdictions out of a live cell into a new cell.")
 console = Console(stderr=True)
@@ -86,8 +85,7 @@ def plan(
     ] = True,
 ) -> None:
     """STEP 1: what moves (rows, bytes, blobs), every cross-border reference, an estimate."""
-    with fail_on_errors():
-        deployment = Deployment.open(resolve(data_dir))
+    with fail_on_errors(), open_deployment(data_dir) as deployment:
         typer.echo(carve.render_plan(carve.make_plan(deployment, jurisdictions, to)), nl=False)
 
 
@@ -110,8 +108,7 @@ def run_command(
     through: Annotated[Phase, typer.Option(help="stop after this phase")] = Phase.PURGE,
 ) -> None:
     """All phases, from prepare to purge, while the source keeps serving."""
-    with fail_on_errors():
-        deployment = Deployment.open(resolve(data_dir))
+    with fail_on_errors(), open_deployment(data_dir) as deployment:
         spec = carve.start(
             deployment,
             jurisdictions,
@@ -130,8 +127,7 @@ def resume(
     through: Annotated[Phase, typer.Option(help="stop after this phase")] = Phase.PURGE,
 ) -> None:
     """Continue a carve where it stopped (after a crash, a kill, or `--through`)."""
-    with fail_on_errors():
-        deployment = Deployment.open(resolve(data_dir))
+    with fail_on_errors(), open_deployment(data_dir) as deployment:
         try:
             spec = carve.load_spec(deployment, to)
         except carve.CarveFinished as done:
@@ -143,8 +139,7 @@ def resume(
 @carve_app.command()
 def status(to: TargetOpt, data_dir: DataDirOpt = None) -> None:
     """Phases done, change-apply lag, whether routing has switched, saved progress."""
-    with fail_on_errors():
-        deployment = Deployment.open(resolve(data_dir))
+    with fail_on_errors(), open_deployment(data_dir) as deployment:
         info = carve.status(deployment, carve.load_spec(deployment, to))
         spec = info.pop("spec")
         typer.echo(
@@ -164,24 +159,21 @@ def status(to: TargetOpt, data_dir: DataDirOpt = None) -> None:
 @carve_app.command()
 def verify(to: TargetOpt, data_dir: DataDirOpt = None) -> None:
     """STEP 7 on its own: checksums source against target, and the leak scan."""
-    with fail_on_errors():
-        deployment = Deployment.open(resolve(data_dir))
+    with fail_on_errors(), open_deployment(data_dir) as deployment:
         _run(deployment, carve.load_spec(deployment, to), Phase.VERIFY)
 
 
 @carve_app.command()
 def purge(to: TargetOpt, data_dir: DataDirOpt = None) -> None:
     """STEP 9: remove the carved jurisdictions from the source (runs any phase still due)."""
-    with fail_on_errors():
-        deployment = Deployment.open(resolve(data_dir))
+    with fail_on_errors(), open_deployment(data_dir) as deployment:
         _run(deployment, carve.load_spec(deployment, to), Phase.PURGE)
 
 
 @carve_app.command()
 def abort(to: TargetOpt, data_dir: DataDirOpt = None) -> None:
     """Roll back a carve before its cutover; after it, says what to do instead."""
-    with fail_on_errors():
-        deployment = Deployment.open(resolve(data_dir))
+    with fail_on_errors(), open_deployment(data_dir) as deployment:
         carve.abort(deployment, carve.load_spec(deployment, to))
         typer.echo(f"carve into {to!r} aborted: source unchanged, target removed")
 
@@ -208,8 +200,7 @@ def export_command(
     """Write J's rows and blobs as a sealed, chunked, checksummed bundle (no network needed)."""
     from carveout.carve.bundle import export_bundle
 
-    with fail_on_errors():
-        deployment = Deployment.open(resolve(data_dir))
+    with fail_on_errors(), open_deployment(data_dir) as deployment:
         with _progress() as bars:
             reporter = RichReporter(bars)
             reporter.phase = "export"
@@ -236,8 +227,7 @@ def import_command(
     """Check every chunk, then load the bundle into a new cell; resumes after an interruption."""
     from carveout.carve.bundle import import_bundle
 
-    with fail_on_errors():
-        deployment = Deployment.open(resolve(data_dir))
+    with fail_on_errors(), open_deployment(data_dir) as deployment:
         with _progress() as bars:
             reporter = RichReporter(bars)
             reporter.phase = "import"

@@ -10,8 +10,7 @@ from typing import Annotated
 
 import typer
 
-from carveout.cells import Cell, Deployment
-from carveout.cli.common import DataDirOpt, fail_on_errors
+from carveout.cli.common import DataDirOpt, fail_on_errors, open_cell, open_deployment
 from carveout.core import InvalidInput
 
 moderation_app = typer.Typer(help="Hash banks, the text classifier and checks of one cell.")
@@ -24,13 +23,6 @@ DatasetsOpt = Annotated[
     typer.Option("--datasets", help="shared data [env CARVEOUT_DATASETS; default ../shared/data]"),
 ]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def _open_cell(data_dir: Path | None, cell: str) -> tuple[Deployment, Cell]:
-    from carveout.core.settings import data_dir as resolve
-
-    deployment = Deployment.open(resolve(data_dir))
-    return deployment, deployment.cell(cell)
 
 
 def _hashes(file: Path) -> list[tuple[float | None, str, int]]:
@@ -65,13 +57,10 @@ def match(
     from carveout.moderation import get_bank, matcher
 
     with fail_on_errors():
-        deployment, target = _open_cell(data_dir, cell)
-        try:
+        with open_cell(data_dir, cell) as target:
             get_bank(target.store, bank)
             hexes = [h for _, h, q in _hashes(file) if q >= 50]
             found = matcher(target.store).match(hexes, bank=bank)
-        finally:
-            deployment.close()
         if not found:
             typer.echo(f"no match in bank {bank} ({len(hexes)} hashes checked)")
             raise typer.Exit(1)
@@ -94,9 +83,8 @@ def classify(
     from carveout.moderation import cell_model
 
     with fail_on_errors():
-        deployment, target = _open_cell(data_dir, cell)
-        model = cell_model(target.root)
-        deployment.close()
+        with open_cell(data_dir, cell) as target:
+            model = cell_model(target.root)
         if model is None:
             raise InvalidInput(f"cell {cell} has no text model: run `carveout moderation train`")
         csv.field_size_limit(10_000_000)
@@ -136,18 +124,16 @@ def train(
     seed: Annotated[int, typer.Option(help="seed of the train/calibration/test split")] = 0,
 ) -> None:
     """Train the text classifier on the shared labelled data; install it in the cells."""
-    from carveout.core.settings import data_dir as resolve
     from carveout.core.settings import datasets_dir
     from carveout.moderation.classifier import MODEL_DIR
     from carveout.moderation.training import train as fit
 
     with fail_on_errors():
         model = fit(datasets_dir(datasets), seed=seed)
-        deployment = Deployment.open(resolve(data_dir))
-        names = [cell] if cell else list(deployment.policy.names)
-        for name in names:
-            model.save(deployment.cell(name).root / MODEL_DIR)
-        deployment.close()
+        with open_deployment(data_dir) as deployment:
+            names = [cell] if cell else list(deployment.policy.names)
+            for name in names:
+                model.save(deployment.cell(name).root / MODEL_DIR)
         for label, m in model.manifest["metrics"].items():
             th = model.manifest["thresholds"][label]
             auto = "review only" if th["auto"] is None else f"auto >= {th['auto']:.3f}"
@@ -172,8 +158,7 @@ def bank_create(
     from carveout.moderation import create_bank
 
     with fail_on_errors():
-        deployment, target = _open_cell(data_dir, cell)
-        try:
+        with open_cell(data_dir, cell) as target:
             b = create_bank(
                 target.store,
                 name,
@@ -183,8 +168,6 @@ def bank_create(
                 category=category,
                 description=description,
             )
-        finally:
-            deployment.close()
         typer.echo(f"bank {b.name} created in cell {cell} ({b.action.value}, {b.domicile})")
 
 
@@ -204,11 +187,8 @@ def bank_import(
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"cannot read {file}: {exc}") from exc
         entries = parse_hash_list(text, source=file.name)
-        deployment, target = _open_cell(data_dir, cell)
-        try:
+        with open_cell(data_dir, cell) as target:
             added = add_hashes(target.store, name, entries)
-        finally:
-            deployment.close()
         typer.echo(f"{added} hashes added to bank {name} ({len(entries)} in the list)")
 
 
@@ -226,11 +206,8 @@ def bank_add(
         entries = [ListedHash(h, file.name[:200]) for _, h, q in _hashes(file) if q >= 50]
         if not entries:
             raise InvalidInput(f"{file.name}: no frame reached PDQ quality 50")
-        deployment, target = _open_cell(data_dir, cell)
-        try:
+        with open_cell(data_dir, cell) as target:
             added = add_hashes(target.store, name, entries)
-        finally:
-            deployment.close()
         typer.echo(f"{added} hashes added to bank {name}")
 
 
@@ -245,14 +222,11 @@ def bank_disable(
     from carveout.moderation import disable_hash, parse_hex, set_enabled
 
     with fail_on_errors():
-        deployment, target = _open_cell(data_dir, cell)
-        try:
+        with open_cell(data_dir, cell) as target:
             if pdq is not None:
                 disable_hash(target.store, name, parse_hex(pdq))
             else:
                 set_enabled(target.store, name, False)
-        finally:
-            deployment.close()
         typer.echo(f"disabled {'hash ' + pdq + ' of ' if pdq else ''}bank {name}")
 
 
@@ -261,14 +235,9 @@ def bank_list(cell: CellOpt = "global", data_dir: DataDirOpt = None) -> None:
     """Banks of a cell with their enabled hash counts."""
     from carveout.moderation import list_banks
 
-    with fail_on_errors():
-        deployment, target = _open_cell(data_dir, cell)
-        try:
-            for b in list_banks(target.store):
-                state = "enabled" if b.enabled else "disabled"
-                typer.echo(
-                    f"{b.name}\t{b.domicile}\t{b.action.value}\t{b.ground.value}\t"
-                    f"{b.hashes}\t{state}"
-                )
-        finally:
-            deployment.close()
+    with fail_on_errors(), open_cell(data_dir, cell) as target:
+        for b in list_banks(target.store):
+            state = "enabled" if b.enabled else "disabled"
+            typer.echo(
+                f"{b.name}\t{b.domicile}\t{b.action.value}\t{b.ground.value}\t{b.hashes}\t{state}"
+            )

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import getpass
 import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from carveout.cli.common import DataDirOpt, fail_on_errors
-
-if TYPE_CHECKING:
-    from carveout.cells import Cell, Deployment
+from carveout.cli.common import (
+    DataDirOpt,
+    chosen_cells,
+    fail_on_errors,
+    open_cell,
+    open_deployment,
+)
 
 privacy_app = typer.Typer(
     help="User data management: erasure, retention, byte-level checks.", no_args_is_help=True
@@ -22,14 +24,6 @@ privacy_app = typer.Typer(
 CellOpt = Annotated[
     str | None, typer.Option("--cell", help="one cell (default: every cell of the policy)")
 ]
-
-
-def _cells(data_dir: Path | None, cell: str | None) -> tuple[Deployment, list[Cell]]:
-    from carveout.cells import Deployment
-    from carveout.core.settings import data_dir as resolve
-
-    deployment = Deployment.open(resolve(data_dir))
-    return deployment, [deployment.cell(cell)] if cell else deployment.cells()
 
 
 @privacy_app.command("erase")
@@ -49,11 +43,8 @@ def erase(
     with fail_on_errors():
         if not purpose.strip():
             raise InvalidInput("--purpose must say which verified request this fulfils")
-        deployment, (found,) = _cells(data_dir, cell)
-        try:
+        with open_cell(data_dir, cell) as found:
             receipt = privacy.erase(found, user, f"cli:{getpass.getuser()}", purpose.strip())
-        finally:
-            deployment.close()
     typer.echo(json.dumps(receipt.to_json(), indent=1))
 
 
@@ -63,14 +54,10 @@ def resume(cell: CellOpt = None, data_dir: DataDirOpt = None) -> None:
     from carveout import privacy
 
     console = Console()
-    with fail_on_errors():
-        deployment, cells = _cells(data_dir, cell)
-        try:
-            for c in cells:
-                for receipt in privacy.resume_erasures(c):
-                    console.print(f"{c.name}: erasure {receipt.request_id} finished")
-        finally:
-            deployment.close()
+    with fail_on_errors(), open_deployment(data_dir) as deployment:
+        for c in chosen_cells(deployment, cell):
+            for receipt in privacy.resume_erasures(c):
+                console.print(f"{c.name}: erasure {receipt.request_id} finished")
 
 
 @privacy_app.command("retention")
@@ -80,15 +67,11 @@ def retention(cell: CellOpt = None, data_dir: DataDirOpt = None) -> None:
     from carveout.privacy.retention import enforce
 
     console = Console()
-    with fail_on_errors():
-        deployment, cells = _cells(data_dir, cell)
-        try:
-            for c in cells:
-                report = enforce(c)
-                rows = ", ".join(f"{t} {n:,}" for t, n in report.deleted.items())
-                console.print(f"{c.name}: deleted {rows}; export archives {report.export_files}")
-        finally:
-            deployment.close()
+    with fail_on_errors(), open_deployment(data_dir) as deployment:
+        for c in chosen_cells(deployment, cell):
+            report = enforce(c)
+            rows = ", ".join(f"{t} {n:,}" for t, n in report.deleted.items())
+            console.print(f"{c.name}: deleted {rows}; export archives {report.export_files}")
 
 
 @privacy_app.command("scan")
@@ -102,12 +85,9 @@ def scan(
     from carveout.privacy.scan import cell_paths
     from carveout.privacy.scan import scan as find
 
-    with fail_on_errors():
-        deployment, (found,) = _cells(data_dir, cell)
-        try:
-            hits = find(cell_paths(found, deployment.data_dir), texts)
-        finally:
-            deployment.close()
+    with fail_on_errors(), open_deployment(data_dir) as deployment:
+        found = deployment.cell(cell)
+        hits = find(cell_paths(found, deployment.data_dir), texts)
     for hit in hits:
         typer.echo(f"found {hit.needle!r} in {hit.path} at byte {hit.offset}")
     if hits:

@@ -6,9 +6,7 @@ from typing import Annotated
 
 import typer
 
-from carveout.cells import Deployment
-from carveout.cli.common import DataDirOpt, fail_on_errors
-from carveout.core.settings import data_dir as resolve
+from carveout.cli.common import DataDirOpt, fail_on_errors, open_deployment
 
 recommend_app = typer.Typer(help="The For You recommender of each cell.")
 
@@ -24,12 +22,10 @@ def train(
     """Train the cell's model on its own events only; the lineage manifest says which."""
     from carveout.recommend import train_cell
 
-    with fail_on_errors():
-        deployment = Deployment.open(resolve(data_dir))
+    with fail_on_errors(), open_deployment(data_dir) as deployment:
         names = [cell] if cell else list(deployment.policy.names)
         for name in names:
             manifest = train_cell(deployment.cell(name), seed=seed)
             rows = ", ".join(f"{k} {v:,}" for k, v in sorted(manifest.rows.items()))
             served = ", ".join(manifest.jurisdictions) or "-"
             typer.echo(f"cell {name}: model {manifest.version} trained on {served} ({rows})")
-        deployment.close()

@@ -6,17 +6,11 @@ grant records who made it (`--by`, default the operating-system user)."""
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from carveout.cli.common import DataDirOpt, fail_on_errors
-
-if TYPE_CHECKING:
-    from carveout.cells import Cell
+from carveout.cli.common import DataDirOpt, fail_on_errors, open_cell
 
 staff_app = typer.Typer(
     help="Staff roles of a cell (moderator, privacy_officer, operator, auditor) and its "
@@ -29,18 +23,6 @@ UserOpt = Annotated[str, typer.Option("--user", help="the staff member's account
 RoleOpt = Annotated[
     str, typer.Option("--role", help="moderator | privacy_officer | operator | auditor")
 ]
-
-
-@contextmanager
-def _cell(data_dir: Path | None, name: str) -> Iterator[Cell]:
-    from carveout.cells import Deployment
-    from carveout.core.settings import data_dir as resolve
-
-    deployment = Deployment.open(resolve(data_dir))
-    try:
-        yield deployment.cell(name)
-    finally:
-        deployment.close()
 
 
 def _operator() -> str:
@@ -63,7 +45,7 @@ def grant_command(
     """Give an account of the cell a staff role (valid in that cell only)."""
     from carveout.accounts import staff
 
-    with fail_on_errors(), _cell(data_dir, cell) as target:
+    with fail_on_errors(), open_cell(data_dir, cell) as target:
         made, new = staff.grant(target, user, role, by or _operator())
     state = "granted" if new else "already held"
     typer.echo(f"{state}: {made.role} to {made.user_id} in cell {cell} (by {made.granted_by})")
@@ -76,7 +58,7 @@ def revoke_command(
     """Take a staff role away; effective at the user's next request."""
     from carveout.accounts import staff
 
-    with fail_on_errors(), _cell(data_dir, cell) as target:
+    with fail_on_errors(), open_cell(data_dir, cell) as target:
         gone = staff.revoke(target, user, role)
     if not gone:
         typer.echo(f"{user} does not hold {role} in cell {cell}: nothing to revoke")
@@ -94,7 +76,7 @@ def list_command(
     """The cell's staff roles: account, role, who granted it and when (Unix ms)."""
     from carveout.accounts import staff
 
-    with fail_on_errors(), _cell(data_dir, cell) as target:
+    with fail_on_errors(), open_cell(data_dir, cell) as target:
         found = staff.grants(target, user, role)
     if not found:
         typer.echo(f"no staff roles in cell {cell}")
@@ -107,7 +89,7 @@ def verify_log_command(cell: CellOpt, data_dir: DataDirOpt = None) -> None:
     """Check every jurisdiction's hash chain of the cell's access log; exit 1 at a break."""
     from carveout.accounts import chain_heads, verify_chain
 
-    with fail_on_errors(), _cell(data_dir, cell) as target:
+    with fail_on_errors(), open_cell(data_dir, cell) as target:
         problems = verify_chain(target.store)
         heads = chain_heads(target.store)
     if problems:

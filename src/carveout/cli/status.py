@@ -7,8 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from carveout.cells import Deployment
-from carveout.cli.common import DataDirOpt, fail_on_errors
-from carveout.core.settings import data_dir as resolve
+from carveout.cli.common import DataDirOpt, fail_on_errors, open_deployment
 from carveout.datamap import DATA_MAP, TABLES
 
 
@@ -31,8 +30,7 @@ def counts_by_domicile(deployment: Deployment) -> dict[str, dict[str, dict[str, 
 def status_command(data_dir: DataDirOpt = None) -> None:
     """Cells, jurisdictions, and row counts per table and domicile."""
     console = Console()
-    with fail_on_errors():
-        deployment = Deployment.open(resolve(data_dir))
+    with fail_on_errors(), open_deployment(data_dir) as deployment:
         counts = counts_by_domicile(deployment)
         for cell in deployment.cells():
             spec = cell.spec
@@ -57,4 +55,3 @@ def status_command(data_dir: DataDirOpt = None) -> None:
                     row.append(f"{other:,}")
                 table.add_row(*row)
             console.print(table)
-        deployment.close()
