@@ -43,6 +43,48 @@ def test_video_frame_hashes_match_vpdq_samples() -> None:
         assert hamming(frame.hex, published[nearest]) <= TOLERANCE
 
 
+def _smooth_clip(path: Path, seconds: int = 12) -> Path:
+    """A moving gradient, the kind of content x264 codes with B-frames (noise gets none), at
+    NTSC's 29.97 frames per second: frames fall between the whole seconds the sampler asks for,
+    so the frame it takes is one the decoder may have skipped if the window were wrong."""
+    from fractions import Fraction
+
+    import av
+
+    y, x = np.mgrid[0:96, 0:128]
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=Fraction(30000, 1001))
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        for i in range(seconds * 30):
+            shade = ((x * 2 + y + i * 3) % 256).astype(np.uint8)
+            rgb = np.stack([shade, np.roll(shade, i, axis=1), 255 - shade], axis=-1)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
+def _same_hashes(path: Path) -> tuple[int, int]:
+    fast = hash_video(path, keep_all=True)
+    every = hash_video(path, keep_all=True, skip_unsampled=False)
+    assert fast.frames == every.frames, path.name
+    assert fast.sampled == every.sampled
+    return fast.decoded, every.decoded
+
+
+def test_skipping_unsampled_frames_changes_no_hash(tmp_path: Path) -> None:
+    fast, every = _same_hashes(_smooth_clip(tmp_path / "smooth.mp4"))
+    assert fast < every * 0.8, (fast, every)  # it does skip: non-reference B-frames
+
+
+@needs_data
+def test_skipping_unsampled_frames_changes_no_hash_on_the_samples() -> None:
+    skipped = 0
+    for video in sorted((PDQ / "videos").glob("*.mp4")):
+        fast, every = _same_hashes(video)
+        skipped += every - fast
+    assert skipped > 0
+
+
 def test_bad_media_is_refused_with_reasons(tmp_path: Path) -> None:
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")

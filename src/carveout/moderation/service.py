@@ -64,6 +64,7 @@ def screen_video(cell: Cell, path: Path, caption: str) -> Screening:
     verdict = combine(findings, served(cell))
     signals: dict[str, Any] = {
         **text.verdict.signals,
+        "frames_decoded": frames.decoded,
         "frames_sampled": frames.sampled,
         "frames_hashed": len(frames.frames),
         "match_share_required": rules.match_share,
