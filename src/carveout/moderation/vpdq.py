@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import av.video.stream
 import numpy as np
 
 from carveout.core import InvalidInput
-from carveout.moderation.pdq import MIN_QUALITY, hash_pixels
+from carveout.moderation.pdq import MIN_QUALITY, PdqHash, hash_pixels
 
 DEFAULT_FPS = 1.0
 # Caps the work per upload: a 10-minute video still costs at most this many PDQ hashes.
@@ -21,6 +23,7 @@ MAX_FRAMES = 600
 # Only frames larger than full HD are scaled down first: scaling moves hashes by up to ~30 bits
 # against vPDQ's references (measured), so ordinary frames are hashed at their own size.
 MAX_SIDE = 1920
+_IN_FLIGHT = 4  # sampled frames waiting for the hashing thread
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,19 @@ def hash_video(
         raise InvalidInput(f"{path.name}: not a video this service can read") from exc
     frames: list[FrameHash] = []
     sampled = decoded = 0
-    with container:
+    # Frames are hashed on a second thread while the decoder goes on (pdqhash and the pixel
+    # conversion release the GIL); a short queue bounds the decoded frames held in memory.
+    pending: deque[tuple[float, Future[PdqHash]]] = deque()
+
+    def settle(limit: int) -> None:
+        while len(pending) > limit:
+            t, digest = pending.popleft()
+            done = digest.result()
+            index = sampled - len(pending) - 1
+            if keep_all or done.quality >= MIN_QUALITY:
+                frames.append(FrameHash(index, round(t, 3), done.hex, done.quality))
+
+    with container, ThreadPoolExecutor(max_workers=1) as hasher:
         if not container.streams.video:
             raise InvalidInput(f"{path.name}: the file has no video stream")
         stream = container.streams.video[0]
@@ -83,23 +98,27 @@ def hash_video(
                 next_at = t + 1.0 / fps if next_at == 0.0 else next_at + 1.0 / fps
                 while next_at <= t:
                     next_at += 1.0 / fps
-                scale = MAX_SIDE / max(frame.width, frame.height)
-                if scale < 1.0:
-                    frame = frame.reformat(
-                        width=max(1, round(frame.width * scale)),
-                        height=max(1, round(frame.height * scale)),
-                    )
-                digest = hash_pixels(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
+                pending.append((t, hasher.submit(_hash_frame, frame)))
                 sampled += 1
-                if keep_all or digest.quality >= MIN_QUALITY:
-                    frames.append(FrameHash(sampled - 1, round(t, 3), digest.hex, digest.quality))
+                settle(_IN_FLIGHT)
                 if sampled >= max_frames:
                     break
+            settle(0)
         except (av.error.FFmpegError, ValueError) as exc:
             raise InvalidInput(f"{path.name}: the video is corrupt and cannot be decoded") from exc
     if sampled == 0:
         raise InvalidInput(f"{path.name}: the video has no decodable frame")
     return VideoHash(tuple(frames), sampled, decoded)
+
+
+def _hash_frame(frame: av.VideoFrame) -> PdqHash:
+    scale = MAX_SIDE / max(frame.width, frame.height)
+    if scale < 1.0:
+        frame = frame.reformat(
+            width=max(1, round(frame.width * scale)),
+            height=max(1, round(frame.height * scale)),
+        )
+    return hash_pixels(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
 
 
 class _SamplingGrid:
