@@ -114,14 +114,19 @@ class ChunkWriter:
         self.chunks.append(Chunk(index, f"{CHUNKS}/{name}", len(stored), len(plain), sha))
 
 
-def read_chunks(folder: Path, manifest: Manifest, cell_key: bytes) -> Iterator[bytes]:
-    """Each chunk's plaintext, in order, after its sha256 and GCM tag have both checked out."""
+def read_chunks(
+    read: Callable[[str], bytes], manifest: Manifest, cell_key: bytes
+) -> Iterator[bytes]:
+    """Each chunk's plaintext, in order, after its sha256 and GCM tag have both checked out.
+
+    `read(name)` returns a stored object's bytes (a file of a folder site, an object of an S3
+    site) or raises FileNotFoundError."""
     aead = backup_key(cell_key, manifest.backup_id)
     zstd = zstandard.ZstdDecompressor()
     for chunk in manifest.chunks:
         where = f"chunk {chunk.index} ({chunk.file}) of backup {manifest.backup_id}"
         try:
-            stored = (folder / chunk.file).read_bytes()
+            stored = read(chunk.file)
         except FileNotFoundError:
             raise BackupError(f"{where} is missing") from None
         sha = hashlib.sha256(stored).hexdigest()

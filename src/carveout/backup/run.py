@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from carveout.backup.catalog import TMP_PREFIX, prune, sign
+from carveout.backup.catalog import TMP_PREFIX, connect, prune, sign
 from carveout.backup.chunks import CHUNK_SIZE, COMPRESSION, ENCRYPTION, ChunkWriteError, ChunkWriter
 from carveout.backup.keys import load_or_create_keys
 from carveout.backup.models import (
@@ -86,15 +86,22 @@ def run_backup(
     spec = deployment.policy.cell(cell)
     if not cell_exists(data_dir, spec):
         raise NotFound(f"cell {cell!r} has no database yet: nothing to back up")
-    check_writable(target)
+    # An S3 site is checked (bucket there, credentials accepted) before the snapshot.
+    bucket = connect(target) if target.s3 is not None else None
+    if bucket is not None:
+        bucket.check()
+    else:
+        check_writable(target)
     keys = load_or_create_keys(data_dir, cell)
     serving = deployment.cell(cell)
     created = now_ms()
     backup_id = new_backup_id(created)
-    folder = target.cell_folder(cell)
+    scratch = scratch_dir(data_dir)
+    # A folder site is written in place under a temp name; for an S3 site the backup is
+    # written locally first (the scratch space of the primary site) and uploaded when whole.
+    folder = target.cell_folder(cell) if bucket is None else scratch / "site"
     tmp = folder / f"{TMP_PREFIX}{backup_id}"
     made_folder = not folder.exists()
-    scratch = scratch_dir(data_dir)
     try:
         with at_site(target):
             tmp.mkdir(parents=True)
@@ -132,9 +139,12 @@ def run_backup(
                 tables=snapshot.tables,
             )
             sign(tmp, manifest, keys)
-            fsync_dir(tmp)
-            tmp.rename(folder / backup_id)
-            fsync_dir(folder)
+            if bucket is not None:
+                bucket.upload(cell, backup_id, tmp)  # the signature last, or nothing
+            else:
+                fsync_dir(tmp)
+                tmp.rename(folder / backup_id)
+                fsync_dir(folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         if made_folder:
@@ -156,4 +166,5 @@ def run_backup(
         write_s=spent["write"],
         total_s=time.perf_counter() - started,
     )
-    return BackupResult(manifest, str(folder / backup_id), removed, timings)
+    where = str(folder / backup_id) if bucket is None else bucket.key(cell, backup_id, "")
+    return BackupResult(manifest, where, removed, timings)
