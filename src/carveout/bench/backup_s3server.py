@@ -34,7 +34,8 @@ PACKAGES = "radosgw ceph-mon ceph-osd ceph-common"
 # Disposable by design: no authentication between the daemons (they only listen on 127.0.0.1;
 # S3 requests are still signed and checked by radosgw), one copy of every object, no manager
 # daemon (it only adds dashboards and autoscaling), 8 placement groups per pool so radosgw's
-# half-dozen pools fit one OSD's limit.
+# half-dozen pools fit one OSD's limit. The OSD does not place itself in the CRUSH map on
+# start (see start()).
 CONF = """\
 [global]
 fsid = {fsid}
@@ -53,6 +54,8 @@ osd pool default pg num = 8
 osd pool default pgp num = 8
 osd pool default pg autoscale mode = off
 osd crush chooseleaf type = 0
+osd crush update on start = false
+osd class update on start = false
 run dir = {root}/run
 admin socket = {root}/run/$name.asok
 log file = {root}/log/$name.log
@@ -130,6 +133,10 @@ class CephS3:
             self._daemon("mon", "ceph-mon", "-i", "a")
             osd_id = self._ceph("osd", "create").strip()  # the monitor hands out id 0
             self._run("ceph-osd", "-c", str(self.conf), "-i", osd_id, "--mkfs")
+            # Placed in the CRUSH map here, not by the OSD on start: its own placement command
+            # can leave before it knows the cluster's fsid, the monitor drops it, and the OSD
+            # exits with status 1 (seen 1 start in 4 here).
+            self._ceph("osd", "crush", "add", f"osd.{osd_id}", "1.0", "root=default", "host=local")
             self._daemon("osd", "ceph-osd", "-i", osd_id)
             self._wait("the OSD to come up", self._osd_up, 60)
             self._daemon("rgw", "radosgw", "-n", "client.rgw")
@@ -211,6 +218,16 @@ class CephS3:
                 stdin=subprocess.DEVNULL,
             )
 
+    def _log_tail(self, name: str) -> str:
+        """The daemon's output and the last lines of its own log: why it stopped."""
+        log = {"mon": "mon.a", "osd": "osd.0", "rgw": "client.rgw"}[name]
+        text = ""
+        for path in (self.root / "log" / f"{name}.out", self.root / "log" / f"{log}.log"):
+            if path.is_file():
+                lines = path.read_text(errors="replace").splitlines()
+                text += f"\n[{path.name}] " + "\n".join(lines[-15:])
+        return text[-3000:]
+
     def _osd_up(self) -> bool:
         stat = json.loads(self._ceph("osd", "stat", "--format", "json"))
         return int(stat.get("num_up_osds", 0)) >= 1
@@ -228,10 +245,9 @@ class CephS3:
         while time.monotonic() < deadline:
             for name, proc in self.processes.items():
                 if proc.poll() is not None:
-                    out = (self.root / "log" / f"{name}.out").read_text(errors="replace")
                     raise CephS3Error(
                         f"ceph {name} exited ({proc.returncode}) while waiting for {what}: "
-                        f"{out.strip()[-2000:]}"
+                        f"{self._log_tail(name)}"
                     )
             with contextlib.suppress(CephS3Error):
                 if ready():

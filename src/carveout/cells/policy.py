@@ -81,10 +81,11 @@ def _s3_site(source: str, name: str, raw: Any) -> S3SiteSpec:
         raise PolicyError(f"{where} must be a table: {{ endpoint = ..., bucket = ... }}")
     for key in raw:
         if any(hint in key.lower() for hint in SECRET_HINTS):
+            env = f"CARVEOUT_S3_{name.upper().replace('-', '_')}"
             raise PolicyError(
                 f"{where}.{key}: credentials do not belong in the residency policy; set "
-                f"CARVEOUT_S3_{name.upper().replace('-', '_')}_ACCESS_KEY_ID and "
-                "_SECRET_ACCESS_KEY, or name an AWS-style credentials_file"
+                f"{env}_ACCESS_KEY_ID and {env}_SECRET_ACCESS_KEY, or name an AWS-style "
+                "credentials_file"
             )
         if key not in S3_FIELDS:
             raise PolicyError(f"{where}.{key} is not a known setting ({', '.join(S3_FIELDS)})")
