@@ -58,10 +58,13 @@ def at_site(site: Site) -> Iterator[None]:
     """An OS error while writing to the site becomes one message naming the site."""
     try:
         yield
-    except ChunkWriteError as exc:
-        raise BackupError(describe_os_error(site, exc.cause)) from exc
-    except OSError as exc:
-        raise BackupError(describe_os_error(site, exc)) from exc
+    except (ChunkWriteError, OSError) as exc:
+        cause = exc.cause if isinstance(exc, ChunkWriteError) else exc
+        if site.s3 is not None:  # the local staging copy failed, not the bucket
+            raise BackupError(
+                f"staging the backup for S3 site {site.name!r} failed on the local disk: {cause}"
+            ) from exc
+        raise BackupError(describe_os_error(site, cause)) from exc
 
 
 def run_backup(
@@ -97,6 +100,7 @@ def run_backup(
     created = now_ms()
     backup_id = new_backup_id(created)
     scratch = scratch_dir(data_dir)
+    upload_s = 0.0
     # A folder site is written in place under a temp name; for an S3 site the backup is
     # written locally first (the scratch space of the primary site) and uploaded when whole.
     folder = target.cell_folder(cell) if bucket is None else scratch / "site"
@@ -140,7 +144,9 @@ def run_backup(
             )
             sign(tmp, manifest, keys)
             if bucket is not None:
+                uploading = time.perf_counter()
                 bucket.upload(cell, backup_id, tmp)  # the signature last, or nothing
+                upload_s = time.perf_counter() - uploading
             else:
                 fsync_dir(tmp)
                 tmp.rename(folder / backup_id)
@@ -164,6 +170,7 @@ def run_backup(
         encrypt_s=spent["encrypt"],
         checksum_s=spent["checksum"],
         write_s=spent["write"],
+        upload_s=upload_s,
         total_s=time.perf_counter() - started,
     )
     where = str(folder / backup_id) if bucket is None else bucket.key(cell, backup_id, "")
