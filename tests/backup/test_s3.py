@@ -286,3 +286,27 @@ def test_an_upload_cut_off_half_way_is_never_listed_and_is_cleaned_up(
     assert bucket.listing() == []
     done = run_backup(env.deployment, "global")
     assert verify_backup(env.data_dir, env.deployment.policy, "global", done.manifest.backup_id).ok
+
+
+@S3_ONLY
+def test_the_cli_on_an_s3_site(s3env: Env, bucket: Bucket, ceph_s3: CephS3) -> None:
+    from test_backup_cli import cli
+
+    d = ["--data-dir", str(s3env.data_dir)]
+    before = s3env.fingerprint()
+    s3env.deployment.close()
+    ran = cli("run", "--cell", "global", *d)
+    assert ran.exit_code == 0, ran.output
+    backup_id = ran.output.split()[1]
+    assert f"written to site sg (s3://{bucket.name}/site/global/{backup_id}/ at " in ran.output
+    listed = cli("list", "--cell", "global", *d)
+    assert backup_id in listed.output and "never" in listed.output
+    verified = cli("verify", "--cell", "global", *d)
+    assert f"backup {backup_id} of cell global verified" in verified.output, verified.output
+    assert "ok " in cli("list", "--cell", "global", *d).output
+    restored = cli("restore", "--cell", "global", "--backup", backup_id, "--replace", *d)
+    assert restored.exit_code == 0, restored.output
+    assert s3env.fingerprint() == before
+    missing = cli("verify", "--cell", "global", "--backup", "20990101T000000000Z-0000", *d)
+    assert missing.exit_code == 1
+    assert f"latest there: {backup_id}" in missing.output

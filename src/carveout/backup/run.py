@@ -173,5 +173,9 @@ def run_backup(
         upload_s=upload_s,
         total_s=time.perf_counter() - started,
     )
-    where = str(folder / backup_id) if bucket is None else bucket.key(cell, backup_id, "")
+    where = str(folder / backup_id)
+    if bucket is not None:
+        where = (
+            f"s3://{bucket.spec.bucket}/{bucket.key(cell, backup_id, '')} at {bucket.spec.endpoint}"
+        )
     return BackupResult(manifest, where, removed, timings)
