@@ -101,15 +101,18 @@ def run_backup(
     backup_id = new_backup_id(created)
     scratch = scratch_dir(data_dir)
     upload_s = 0.0
-    # A folder site is written in place under a temp name; for an S3 site the backup is
-    # written locally first (the scratch space of the primary site) and uploaded when whole.
+    # A folder site is written in place under a temp name. To an S3 site the chunks go up as
+    # they are sealed; only the manifest and signature are written locally (in the scratch
+    # space) before their upload, in that order, last.
+    upload = bucket.start_upload(cell, backup_id) if bucket is not None else None
     folder = target.cell_folder(cell) if bucket is None else scratch / "site"
     tmp = folder / f"{TMP_PREFIX}{backup_id}"
     made_folder = not folder.exists()
     try:
         with at_site(target):
             tmp.mkdir(parents=True)
-            writer = ChunkWriter(tmp, keys.backup_key, backup_id, chunk_size)
+            sink = upload.put if upload is not None else None
+            writer = ChunkWriter(tmp, keys.backup_key, backup_id, chunk_size, sink)
 
         def write_out(database: Path) -> None:
             # Blobs are listed once the snapshot is complete: every blob its rows name exists.
@@ -143,15 +146,17 @@ def run_backup(
                 tables=snapshot.tables,
             )
             sign(tmp, manifest, keys)
-            if bucket is not None:
+            if upload is not None:
                 uploading = time.perf_counter()
-                bucket.upload(cell, backup_id, tmp)  # the signature last, or nothing
+                upload.complete(tmp)  # the chunks still in flight, the manifest, the signature
                 upload_s = time.perf_counter() - uploading
             else:
                 fsync_dir(tmp)
                 tmp.rename(folder / backup_id)
                 fsync_dir(folder)
     except BaseException:
+        if upload is not None:
+            upload.abort()
         shutil.rmtree(tmp, ignore_errors=True)
         if made_folder:
             with contextlib.suppress(OSError):

@@ -16,9 +16,10 @@ import configparser
 import contextlib
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -27,7 +28,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from carveout.backup.models import CHUNKS, MANIFEST, SIGNATURE, BackupError
+from carveout.backup.models import MANIFEST, SIGNATURE, BackupError
 from carveout.backup.sites import Site
 
 if TYPE_CHECKING:
@@ -194,28 +195,8 @@ class S3Site:
         with self._errors(f"write {key}"):
             self.client.put_object(Bucket=self.spec.bucket, Key=key, Body=data, ContentMD5=md5)
 
-    def upload(self, cell: str, backup_id: str, folder: Path) -> None:
-        """Upload a backup written locally: chunks, then the manifest, then the signature.
-
-        On failure, whatever was uploaded is removed (best effort: if the site is gone, the
-        next run removes it), and the backup was never listed."""
-        chunks = sorted((folder / CHUNKS).iterdir())
-        try:
-            with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
-                done = pool.map(
-                    lambda p: self.write(cell, backup_id, f"{CHUNKS}/{p.name}", p.read_bytes()),
-                    chunks,
-                )
-                for _ in done:  # re-raises the first failure
-                    pass
-            self.write(cell, backup_id, MANIFEST, (folder / MANIFEST).read_bytes())
-            # Last: its presence is what makes the backup complete and listed.
-            self.write(cell, backup_id, SIGNATURE, (folder / SIGNATURE).read_bytes())
-        except BaseException:
-            # Unreachable now? Then it stays unsigned, so unlisted, and a later run removes it.
-            with contextlib.suppress(BackupError):
-                self.delete(cell, backup_id)
-            raise
+    def start_upload(self, cell: str, backup_id: str) -> Upload:
+        return Upload(self, cell, backup_id)
 
     def delete(self, cell: str, backup_id: str, names: list[str] | None = None) -> None:
         """Remove a backup's objects, the signature first: a removal cut short leaves an
@@ -251,3 +232,59 @@ class S3Site:
                 self.delete(cell, backup_id, list(names))
                 removed.append(backup_id)
         return tuple(removed)
+
+
+class Upload:
+    """One backup going up: chunks uploaded as the writer seals them (overlapping the
+    write-out, no local copy), then the manifest, then the signature last.
+
+    At most `IN_FLIGHT` chunks wait in memory; the writer blocks on the next one until a slot
+    frees, so a slow site slows the backup instead of filling memory. An upload failure stops
+    the writer at its next chunk."""
+
+    IN_FLIGHT = UPLOAD_THREADS * 2
+
+    def __init__(self, site: S3Site, cell: str, backup_id: str) -> None:
+        self.site = site
+        self.cell = cell
+        self.backup_id = backup_id
+        self._pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="backup-upload")
+        self._slots = threading.BoundedSemaphore(self.IN_FLIGHT)
+        self._futures: list[Future[None]] = []
+
+    def put(self, name: str, data: bytes) -> None:
+        """Queue one object (called by ChunkWriter from the write-out thread)."""
+        self._raise_failure()
+        self._slots.acquire()
+        try:
+            self._futures.append(self._pool.submit(self._put, name, data))
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _put(self, name: str, data: bytes) -> None:
+        try:
+            self.site.write(self.cell, self.backup_id, name, data)
+        finally:
+            self._slots.release()
+
+    def _raise_failure(self) -> None:
+        for future in self._futures:
+            if future.done() and future.exception() is not None:
+                future.result()  # re-raises it
+
+    def complete(self, folder: Path) -> None:
+        """Wait for every chunk, then upload the manifest and, last, its signature."""
+        self._pool.shutdown(wait=True)
+        for future in self._futures:
+            future.result()
+        self.site.write(self.cell, self.backup_id, MANIFEST, (folder / MANIFEST).read_bytes())
+        # Last: its presence is what makes the backup complete and listed.
+        self.site.write(self.cell, self.backup_id, SIGNATURE, (folder / SIGNATURE).read_bytes())
+
+    def abort(self) -> None:
+        """Stop, then remove whatever was uploaded (best effort: if the site is gone, the
+        objects stay unsigned, so unlisted, and a later run removes them)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with contextlib.suppress(BackupError):
+            self.site.delete(self.cell, self.backup_id)
