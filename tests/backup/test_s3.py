@@ -310,3 +310,20 @@ def test_the_cli_on_an_s3_site(s3env: Env, bucket: Bucket, ceph_s3: CephS3) -> N
     missing = cli("verify", "--cell", "global", "--backup", "20990101T000000000Z-0000", *d)
     assert missing.exit_code == 1
     assert f"latest there: {backup_id}" in missing.output
+
+
+def test_a_carve_rewriting_the_policy_keeps_the_s3_site() -> None:
+    from carveout.cells.policy_edit import render_policy
+
+    text = """version = 1
+[sites.us]
+[sites.sg]
+s3 = { endpoint = "https://s3.example", bucket = "b", prefix = "p/", credentials_file = "/c" }
+[cells.global]
+jurisdictions = ["*"]
+primary_site = "us"
+backup_site = "sg"
+"""
+    policy = parse_policy(text)
+    assert policy.site_s3["sg"].prefix == "p"
+    assert parse_policy(render_policy(policy)).site_s3 == policy.site_s3
