@@ -269,9 +269,14 @@ class Upload:
             self._slots.release()
 
     def _raise_failure(self) -> None:
+        # Finished uploads are dropped as they are seen: the list stays as short as the queue.
+        pending = []
         for future in self._futures:
-            if future.done() and future.exception() is not None:
-                future.result()  # re-raises it
+            if future.done():
+                future.result()  # re-raises its failure
+            else:
+                pending.append(future)
+        self._futures = pending
 
     def complete(self, folder: Path) -> None:
         """Wait for every chunk, then upload the manifest and, last, its signature."""
