@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from carveout.backup.models import MANIFEST, SIGNATURE, BackupError
 from carveout.backup.sites import Site
@@ -139,10 +140,11 @@ class S3Site:
                     f"{where}: access denied while trying to {action} ({code}): wrong or "
                     "insufficient credentials"
                 ) from exc
-            raise BackupError(f"{where}: {action} failed: {code} {error.get('Message', '')}")
-        if isinstance(exc, BotoCoreError):
+            message = error.get("Message", "")
+            raise BackupError(f"{where}: {action} failed: {code} {message}") from exc
+        if isinstance(exc, BotoConnectionError | HTTPClientError):  # refused, timed out, cut
             raise BackupError(f"{where} is unreachable while trying to {action}: {exc}") from exc
-        raise exc
+        raise BackupError(f"{where}: {action} failed: {exc}") from exc
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
