@@ -265,11 +265,11 @@ def test_a_damaged_object_is_caught_on_download(s3env: Env, bucket: Bucket) -> N
 
 
 @S3_ONLY
-@pytest.mark.slow  # about 40 s: the frozen site's timeouts and retries run out
+@pytest.mark.slow  # about 25 s: the frozen site's timeouts and retries run out
 def test_an_upload_cut_off_half_way_is_never_listed_and_is_cleaned_up(
     make_env: MakeEnv, s3_creds: CephS3, bucket: Bucket
 ) -> None:
-    env = make_env(sg_s3=s3_table(s3_creds, bucket.name, timeout_s=2), blobs=0)
+    env = make_env(sg_s3=s3_table(s3_creds, bucket.name, timeout_s=1), blobs=0)
     for _ in range(8):  # ~2 MB of incompressible media in 4 KiB chunks: ~500 uploads
         add_blob(env.cell, add_users(env.cell, 1)[0], env.tmp, size=250_000)
     failure: list[BaseException] = []
