@@ -333,6 +333,24 @@ def test_the_cli_on_an_s3_site(s3env: Env, bucket: Bucket, ceph_s3: CephS3) -> N
     assert f"latest there: {backup_id}" in missing.output
 
 
+def test_a_backup_site_that_is_the_primary_sites_bucket_is_refused(tmp_path: Path) -> None:
+    bucket = 's3 = { endpoint = "https://s3.example/", bucket = "b", prefix = "x" }'
+    text = f"""version = 1
+[sites.us]
+{bucket}
+[sites.sg]
+{bucket.replace("https://s3.example/", "https://S3.example")}
+[cells.global]
+jurisdictions = ["*"]
+primary_site = "us"
+backup_site = "sg"
+"""
+    with pytest.raises(PolicyError, match="point at the same bucket s3://b/x"):
+        backup_site(tmp_path, parse_policy(text), "global")
+    other = parse_policy(text.replace('prefix = "x" }\n[cells', 'prefix = "y" }\n[cells'))
+    assert backup_site(tmp_path, other, "global").s3 is not None
+
+
 def test_a_carve_rewriting_the_policy_keeps_the_s3_site() -> None:
     from carveout.cells.policy_edit import render_policy
 

@@ -63,7 +63,15 @@ def backup_site(data_dir: Path, policy: Policy, cell: str, requested: str | None
         )
     site = site_of(data_dir, policy, spec.backup_site)
     primary = site_of(data_dir, policy, spec.primary_site)
-    if site.s3 is None and primary.s3 is None and site.folder.resolve() == primary.folder.resolve():
+    if site.s3 is not None or primary.s3 is not None:
+        same = site.s3 is not None and primary.s3 is not None and site.s3.key() == primary.s3.key()
+        if same:
+            raise PolicyError(
+                f"sites {site.name!r} and {primary.name!r} point at the same bucket "
+                f"{site.location}: a backup there would not leave the primary site"
+            )
+        return site
+    if site.folder.resolve() == primary.folder.resolve():
         raise PolicyError(
             f"sites {site.name!r} and {primary.name!r} point at the same folder {site.folder}: "
             "a backup there would not leave the primary site"

@@ -67,6 +67,10 @@ class S3SiteSpec:
     profile: str = "default"
     timeout_s: float = 60.0  # connect and read timeout of each request
 
+    def key(self) -> tuple[str, str, str]:
+        """Where the objects go: two sites with the same key are the same storage."""
+        return (self.endpoint.rstrip("/").lower(), self.bucket, self.prefix)
+
     def to_toml(self) -> dict[str, Any]:
         raw: dict[str, Any] = {"endpoint": self.endpoint, "bucket": self.bucket}
         raw |= {"region": self.region, "prefix": self.prefix, "timeout_s": self.timeout_s}
