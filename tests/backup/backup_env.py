@@ -32,11 +32,15 @@ storage = "{storage}"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
-def policy_text(storage: str = "sqlite", backup_site: str | None = "sg", sg_path: str = "") -> str:
+def policy_text(
+    storage: str = "sqlite", backup_site: str | None = "sg", sg_path: str = "", sg_s3: str = ""
+) -> str:
+    """`sg_s3`: the inside of an inline table, e.g. 'endpoint = "http://...", bucket = "b"'."""
+    site = f'path = "{sg_path}"' if sg_path else (f"s3 = {{ {sg_s3} }}" if sg_s3 else "")
     return POLICY.format(
         storage=storage,
         backup_line=f'backup_site = "{backup_site}"' if backup_site else "",
-        site_path=f'path = "{sg_path}"' if sg_path else "",
+        site_path=site,
     )
 
 

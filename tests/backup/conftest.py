@@ -9,8 +9,16 @@ import pytest
 import sqlalchemy as sa
 from backup_env import Env, MakeEnv, add_blob, add_users, policy_text
 
+from carveout.bench.backup_s3server import CephS3
 from carveout.cells import init_data_dir
 from carveout.storage import PgCluster
+
+
+@pytest.fixture(scope="session")
+def ceph_s3() -> Iterator[CephS3]:
+    """One private Ceph radosgw (a real S3 server) per session (with xdist: per worker)."""
+    with CephS3() as server:
+        yield server
 
 
 @pytest.fixture

@@ -48,9 +48,19 @@ def _aad(backup_id: str, index: int) -> bytes:
 class ChunkWriter:
     """Packs files into one logical stream and writes it as sealed chunk files."""
 
-    def __init__(self, folder: Path, cell_key: bytes, backup_id: str, chunk_size: int) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        cell_key: bytes,
+        backup_id: str,
+        chunk_size: int,
+        sink: Callable[[str, bytes], None] | None = None,
+    ) -> None:
+        """`sink(name, stored)`: where each sealed chunk goes instead of a file in `folder`
+        (an S3 site's upload, which then overlaps the write-out)."""
         self.folder = folder / CHUNKS
         self.folder.mkdir()
+        self.sink = sink
         self.backup_id = backup_id
         self.chunk_size = chunk_size
         self._aead = backup_key(cell_key, backup_id)
@@ -101,10 +111,10 @@ class ChunkWriter:
         t3 = time.perf_counter()
         name = f"{index:06d}.chunk"
         try:
-            with (self.folder / name).open("xb") as fh:
-                fh.write(stored)
-                fh.flush()
-                os.fsync(fh.fileno())
+            if self.sink is not None:
+                self.sink(f"{CHUNKS}/{name}", stored)
+            else:
+                self._write(name, stored)
         except OSError as exc:
             raise ChunkWriteError(exc) from exc
         t4 = time.perf_counter()
@@ -113,15 +123,26 @@ class ChunkWriter:
         self.seconds["write"] += t4 - t3
         self.chunks.append(Chunk(index, f"{CHUNKS}/{name}", len(stored), len(plain), sha))
 
+    def _write(self, name: str, stored: bytes) -> None:
+        with (self.folder / name).open("xb") as fh:
+            fh.write(stored)
+            fh.flush()
+            os.fsync(fh.fileno())
 
-def read_chunks(folder: Path, manifest: Manifest, cell_key: bytes) -> Iterator[bytes]:
-    """Each chunk's plaintext, in order, after its sha256 and GCM tag have both checked out."""
+
+def read_chunks(
+    read: Callable[[str], bytes], manifest: Manifest, cell_key: bytes
+) -> Iterator[bytes]:
+    """Each chunk's plaintext, in order, after its sha256 and GCM tag have both checked out.
+
+    `read(name)` returns a stored object's bytes (a file of a folder site, an object of an S3
+    site) or raises FileNotFoundError."""
     aead = backup_key(cell_key, manifest.backup_id)
     zstd = zstandard.ZstdDecompressor()
     for chunk in manifest.chunks:
         where = f"chunk {chunk.index} ({chunk.file}) of backup {manifest.backup_id}"
         try:
-            stored = (folder / chunk.file).read_bytes()
+            stored = read(chunk.file)
         except FileNotFoundError:
             raise BackupError(f"{where} is missing") from None
         sha = hashlib.sha256(stored).hexdigest()

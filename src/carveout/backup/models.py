@@ -115,6 +115,7 @@ class Timings:
     encrypt_s: float = 0.0
     checksum_s: float = 0.0
     write_s: float = 0.0
+    upload_s: float = 0.0  # S3 sites: uploading the staged backup once it is whole
     total_s: float = 0.0
 
 

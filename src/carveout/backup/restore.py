@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from carveout.backup import pgtools
-from carveout.backup.catalog import backup_folder, open_manifest, write_verification
+from carveout.backup.catalog import Stored, open_manifest, stored_backup, write_verification
 from carveout.backup.chunks import read_chunks, unpack
 from carveout.backup.keys import CellKeys, load_keys
 from carveout.backup.models import (
@@ -39,30 +39,30 @@ DB_FILE = "cell.db"
 @dataclass(frozen=True)
 class Located:
     spec: CellSpec
-    folder: Path
+    stored: Stored
     manifest: Manifest
     cell_key: bytes
 
 
-def find(data_dir: Path, policy: Policy, cell: str, backup_id: str) -> tuple[Path, CellKeys]:
-    """The backup's folder at the cell's designated site, and the cell's keys."""
+def find(data_dir: Path, policy: Policy, cell: str, backup_id: str) -> tuple[Stored, CellKeys]:
+    """The backup at the cell's designated site (folder or bucket), and the cell's keys."""
     site = backup_site(data_dir, policy, cell)
-    folder = backup_folder(site, cell, backup_id)
-    return folder, load_keys(data_dir, cell)
+    stored = stored_backup(site, cell, backup_id)
+    return stored, load_keys(data_dir, cell)
 
 
 def locate(data_dir: Path, policy: Policy, cell: str, backup_id: str) -> Located:
     """The backup at the cell's designated site, its signature checked with the cell's key."""
     spec = policy.cell(cell)
-    folder, keys = find(data_dir, policy, cell, backup_id)
-    manifest = open_manifest(folder, keys)
+    stored, keys = find(data_dir, policy, cell, backup_id)
+    manifest = open_manifest(stored, keys)
     backend = "sqlite" if is_sqlite(spec) else "postgresql"
     if manifest.backend != backend:
         raise BackupError(
             f"backup {backup_id} holds a {manifest.backend} database; cell {cell!r} is "
             f"configured for {backend}"
         )
-    return Located(spec, folder, manifest, keys.backup_key)
+    return Located(spec, stored, manifest, keys.backup_key)
 
 
 def _unpack(found: Located, dest: Path) -> None:
@@ -76,7 +76,9 @@ def _unpack(found: Located, dest: Path) -> None:
             raise BackupError(f"{item.name}: content sha256 {item.sha256} differs from its name")
         return dest / "blobs" / sha[:2] / sha[2:4] / sha
 
-    unpack(read_chunks(found.folder, found.manifest, found.cell_key), found.manifest, destination)
+    unpack(
+        read_chunks(found.stored.read, found.manifest, found.cell_key), found.manifest, destination
+    )
     (dest / "blobs").mkdir(exist_ok=True)
 
 
@@ -124,7 +126,7 @@ def _loaded(found: Located, dest: Path, db_prefix: str) -> Iterator[tuple[Store,
 
 def verify_backup(data_dir: Path, policy: Policy, cell: str, backup_id: str) -> Verification:
     """Restore into a scratch cell, compare with the manifest, record the result at the site."""
-    folder, _keys = find(data_dir, policy, cell, backup_id)  # missing backup or key: raised
+    stored, _keys = find(data_dir, policy, cell, backup_id)  # missing backup or key: raised
     scratch = scratch_dir(data_dir)
     problems: list[str] = []
     checks: dict[str, TableCheck] = {}
@@ -144,7 +146,7 @@ def verify_backup(data_dir: Path, policy: Policy, cell: str, backup_id: str) -> 
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     result = Verification(backup_id, not problems, now_ms(), tuple(problems), checks)
-    write_verification(folder, result)
+    write_verification(stored, result)
     return result
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from carveout.backup.catalog import TMP_PREFIX, prune, sign
+from carveout.backup.catalog import TMP_PREFIX, connect, prune, sign
 from carveout.backup.chunks import CHUNK_SIZE, COMPRESSION, ENCRYPTION, ChunkWriteError, ChunkWriter
 from carveout.backup.keys import load_or_create_keys
 from carveout.backup.models import (
@@ -58,10 +58,13 @@ def at_site(site: Site) -> Iterator[None]:
     """An OS error while writing to the site becomes one message naming the site."""
     try:
         yield
-    except ChunkWriteError as exc:
-        raise BackupError(describe_os_error(site, exc.cause)) from exc
-    except OSError as exc:
-        raise BackupError(describe_os_error(site, exc)) from exc
+    except (ChunkWriteError, OSError) as exc:
+        cause = exc.cause if isinstance(exc, ChunkWriteError) else exc
+        if site.s3 is not None:  # the local staging copy failed, not the bucket
+            raise BackupError(
+                f"staging the backup for S3 site {site.name!r} failed on the local disk: {cause}"
+            ) from exc
+        raise BackupError(describe_os_error(site, cause)) from exc
 
 
 def run_backup(
@@ -86,19 +89,30 @@ def run_backup(
     spec = deployment.policy.cell(cell)
     if not cell_exists(data_dir, spec):
         raise NotFound(f"cell {cell!r} has no database yet: nothing to back up")
-    check_writable(target)
+    # An S3 site is checked (bucket there, credentials accepted) before the snapshot.
+    bucket = connect(target) if target.s3 is not None else None
+    if bucket is not None:
+        bucket.check()
+    else:
+        check_writable(target)
     keys = load_or_create_keys(data_dir, cell)
     serving = deployment.cell(cell)
     created = now_ms()
     backup_id = new_backup_id(created)
-    folder = target.cell_folder(cell)
+    scratch = scratch_dir(data_dir)
+    upload_s = 0.0
+    # A folder site is written in place under a temp name. To an S3 site the chunks go up as
+    # they are sealed; only the manifest and signature are written locally (in the scratch
+    # space) before their upload, in that order, last.
+    upload = bucket.start_upload(cell, backup_id) if bucket is not None else None
+    folder = target.cell_folder(cell) if bucket is None else scratch / "site"
     tmp = folder / f"{TMP_PREFIX}{backup_id}"
     made_folder = not folder.exists()
-    scratch = scratch_dir(data_dir)
     try:
         with at_site(target):
             tmp.mkdir(parents=True)
-            writer = ChunkWriter(tmp, keys.backup_key, backup_id, chunk_size)
+            sink = upload.put if upload is not None else None
+            writer = ChunkWriter(tmp, keys.backup_key, backup_id, chunk_size, sink)
 
         def write_out(database: Path) -> None:
             # Blobs are listed once the snapshot is complete: every blob its rows name exists.
@@ -132,10 +146,17 @@ def run_backup(
                 tables=snapshot.tables,
             )
             sign(tmp, manifest, keys)
-            fsync_dir(tmp)
-            tmp.rename(folder / backup_id)
-            fsync_dir(folder)
+            if upload is not None:
+                uploading = time.perf_counter()
+                upload.complete(tmp)  # the chunks still in flight, the manifest, the signature
+                upload_s = time.perf_counter() - uploading
+            else:
+                fsync_dir(tmp)
+                tmp.rename(folder / backup_id)
+                fsync_dir(folder)
     except BaseException:
+        if upload is not None:
+            upload.abort()
         shutil.rmtree(tmp, ignore_errors=True)
         if made_folder:
             with contextlib.suppress(OSError):
@@ -154,6 +175,12 @@ def run_backup(
         encrypt_s=spent["encrypt"],
         checksum_s=spent["checksum"],
         write_s=spent["write"],
+        upload_s=upload_s,
         total_s=time.perf_counter() - started,
     )
-    return BackupResult(manifest, str(folder / backup_id), removed, timings)
+    where = str(folder / backup_id)
+    if bucket is not None:
+        where = (
+            f"s3://{bucket.spec.bucket}/{bucket.key(cell, backup_id, '')} at {bucket.spec.endpoint}"
+        )
+    return BackupResult(manifest, where, removed, timings)

@@ -1,4 +1,4 @@
-"""Backup sites: the folder a site stands for, and the residency checks made before any write."""
+"""Backup sites: the folder or bucket a site stands for, and the residency checks before writes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from carveout.backup.models import BackupError
 from carveout.cells import CellSpec, Policy
+from carveout.cells.policy import S3SiteSpec
 from carveout.core import Forbidden, PolicyError
 
 
@@ -17,6 +18,14 @@ class Site:
     name: str
     folder: Path
     configured: bool  # `path` set in the policy (a mount of the remote site), not the default
+    s3: S3SiteSpec | None = None  # the site is this bucket; `folder` is then unused
+
+    @property
+    def location(self) -> str:
+        if self.s3 is None:
+            return str(self.folder)
+        prefix = f"/{self.s3.prefix}" if self.s3.prefix else ""
+        return f"s3://{self.s3.bucket}{prefix} at {self.s3.endpoint}"
 
     def cell_folder(self, cell: str) -> Path:
         return self.folder / cell
@@ -29,6 +38,9 @@ def default_folder(data_dir: Path, site: str) -> Path:
 def site_of(data_dir: Path, policy: Policy, name: str) -> Site:
     if name not in policy.sites:
         raise PolicyError(f"site {name!r} is not declared under [sites] in the residency policy")
+    bucket = policy.site_s3.get(name)
+    if bucket is not None:
+        return Site(name, default_folder(data_dir, name), configured=True, s3=bucket)
     declared = policy.site_paths.get(name)
     if declared is None:
         return Site(name, default_folder(data_dir, name), configured=False)
@@ -51,6 +63,14 @@ def backup_site(data_dir: Path, policy: Policy, cell: str, requested: str | None
         )
     site = site_of(data_dir, policy, spec.backup_site)
     primary = site_of(data_dir, policy, spec.primary_site)
+    if site.s3 is not None or primary.s3 is not None:
+        same = site.s3 is not None and primary.s3 is not None and site.s3.key() == primary.s3.key()
+        if same:
+            raise PolicyError(
+                f"sites {site.name!r} and {primary.name!r} point at the same bucket "
+                f"{site.location}: a backup there would not leave the primary site"
+            )
+        return site
     if site.folder.resolve() == primary.folder.resolve():
         raise PolicyError(
             f"sites {site.name!r} and {primary.name!r} point at the same folder {site.folder}: "

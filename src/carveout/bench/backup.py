@@ -5,6 +5,8 @@ is what an operator would script instead: SQLite's online backup API (what `sqli
 calls) or `pg_dump -Fc`, with the blob folder through `tar | zstd`; restored with `zstd -d | tar
 -x` (and `pg_restore`). carveout's backup adds per-table checksums, chunking, AES-GCM, sha256 per
 chunk, a signed manifest and fsyncs; its restore checks all of them and compares every table.
+The `s3` row backs a SQLite cell up to an S3 site on a private Ceph radosgw (bench/backup_s3.py);
+its baseline uploads the SQLite baseline's files with boto3 and downloads them to restore.
 The transfer bundle's export and import of US, CA, AU and NZ are measured on the same
 deployment, next to `tar | zstd -3` of the same rows and blob files (see bench/bundle.py).
 """
@@ -12,6 +14,7 @@ deployment, next to `tar | zstd -3` of the same rows and blob files (see bench/b
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import sqlite3
 import subprocess
@@ -31,6 +34,7 @@ from carveout.backup.pgtools import (
 )
 from carveout.bench.api import DATA_LABEL, BenchError, Progress, _no_progress
 from carveout.bench.archive import tar_zstd, tool, untar_zstd
+from carveout.bench.backup_s3 import NOTES, CephS3Error, S3Bench, s3_bench, unavailable
 from carveout.bench.bundle import BundleRun, RecipientStorage, measure_bundle
 from carveout.bench.clock import Best
 from carveout.cells import init_data_dir
@@ -38,7 +42,7 @@ from carveout.cells.policy import one_cell_policy
 from carveout.datasets import load_kuairec
 from carveout.storage.pgcluster import DURABILITY, PgCluster, PgClusterError
 
-BACKENDS = ("sqlite", "postgresql")
+BACKENDS = ("sqlite", "postgresql", "s3")
 __all__ = ["BACKENDS", "DATA_LABEL", "BackupBenchConfig", "BackupBenchResult", "run_backup_bench"]
 
 
@@ -95,79 +99,114 @@ def run_backup_bench(
     started = time.perf_counter()
     runs: list[BackendRun] = []
     for backend in config.backends:
-        with _storage(backend) as (storage, run):
-            runs.append(run)
-            if storage is not None:
-                _measure(config, storage, run, report)
+        # Not "carveout-bench-*": the API bench test watches that pattern for its own leftovers.
+        root = Path(tempfile.mkdtemp(prefix="carveout-backupbench-"))
+        try:
+            with _storage(backend, root) as (storage, run, s3):
+                runs.append(run)
+                if storage is not None:
+                    _measure(config, storage, run, report, root, s3)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
     return BackupBenchResult(config, runs, time.perf_counter() - started)
 
 
+Storage = tuple[str | None, BackendRun, S3Bench | None]
+
+
 @contextlib.contextmanager
-def _storage(backend: str) -> Iterator[tuple[str | None, BackendRun]]:
+def _storage(backend: str, root: Path) -> Iterator[Storage]:
     if backend == "sqlite":
-        yield "sqlite", BackendRun(backend, sqlite3.sqlite_version, "WAL, one file per cell")
+        yield "sqlite", BackendRun(backend, sqlite3.sqlite_version, "WAL, one file per cell"), None
+        return
+    if backend == "s3":
+        if unavailable():
+            yield None, BackendRun(backend, skipped=unavailable()), None
+            return
+        with contextlib.ExitStack() as stack:
+            try:
+                s3 = stack.enter_context(s3_bench(root))
+            except CephS3Error as exc:
+                yield None, BackendRun(backend, skipped=f"skipped: {str(exc)[:200]}"), None
+                return
+            version = subprocess.run(  # noqa: S603 - fixed argv
+                [tool("radosgw"), "--version"], capture_output=True, text=True, check=False
+            ).stdout.split()
+            ceph = version[2] if len(version) > 2 else "?"
+            yield (
+                "sqlite",
+                BackendRun(backend, sqlite3.sqlite_version, NOTES.format(version=ceph)),
+                s3,
+            )
         return
     try:
         server = PgCluster()
         server.start()
     except PgClusterError as exc:
-        yield None, BackendRun(backend, skipped=f"skipped: {str(exc).splitlines()[0]}")
+        yield None, BackendRun(backend, skipped=f"skipped: {str(exc).splitlines()[0]}"), None
         return
     try:
         run = BackendRun(backend, server.version(), f"private local cluster, {DURABILITY}")
-        yield server.url("carveout_bench"), run
+        yield server.url("carveout_bench"), run, None
     finally:
         server.stop()
 
 
-def _measure(config: BackupBenchConfig, storage: str, run: BackendRun, report: Progress) -> None:
+def _measure(
+    config: BackupBenchConfig,
+    storage: str,
+    run: BackendRun,
+    report: Progress,
+    root: Path,
+    s3: S3Bench | None,
+) -> None:
     step = f"{run.backend}"
-    # Not "carveout-bench-*": the API bench test watches that pattern for its own leftovers.
-    root = Path(tempfile.mkdtemp(prefix="carveout-backupbench-"))
-    try:
-        report(step, 0, 6, "loading KuaiRec")
-        deployment = init_data_dir(root / "data", one_cell_policy(storage))
-        load_kuairec(deployment, config.datasets, seed=config.seed)
-        cell = deployment.cell("global")
-        report(step, 1, 6, "baseline backup")
-        work = root / "baseline"
-        for _ in range(config.rounds):
-            _empty(work)
-            run.baseline_backup.time(lambda: _baseline_backup(storage, cell.root, work))
-        run.baseline_stored_bytes = sum(f.stat().st_size for f in work.iterdir() if f.is_file())
-        report(step, 2, 6, "carveout backup")
-        best = None
-        # Keep every round's backup: the fastest one is restored below.
-        keep = config.rounds
-        for _ in range(config.rounds):
-            result = run.backup.time(lambda: run_backup(deployment, "global", keep=keep))
-            if best is None or result.timings.total_s < best.timings.total_s:
-                best = result
-        assert best is not None
-        run.timings = best.timings
-        run.data_bytes = best.manifest.logical_bytes
-        run.stored_bytes = best.manifest.stored_bytes
-        report(step, 3, 6, "bundle export and import")
+    # The caller removes `root`.
+    report(step, 0, 6, "loading KuaiRec")
+    policy = s3.policy() if s3 is not None else one_cell_policy(storage)
+    deployment = init_data_dir(root / "data", policy)
+    load_kuairec(deployment, config.datasets, seed=config.seed)
+    cell = deployment.cell("global")
+    report(step, 1, 6, "baseline backup")
+    work = root / "baseline"
+    for i in range(config.rounds):
+        _empty(work)
+        run.baseline_backup.time(
+            functools.partial(_baseline_backup, storage, cell.root, work, s3, i)
+        )
+    run.baseline_stored_bytes = sum(f.stat().st_size for f in work.iterdir() if f.is_file())
+    report(step, 2, 6, "carveout backup")
+    best = None
+    # Keep every round's backup: the fastest one is restored below.
+    keep = config.rounds
+    for _ in range(config.rounds):
+        result = run.backup.time(lambda: run_backup(deployment, "global", keep=keep))
+        if best is None or result.timings.total_s < best.timings.total_s:
+            best = result
+    assert best is not None
+    run.timings = best.timings
+    run.data_bytes = best.manifest.logical_bytes
+    run.stored_bytes = best.manifest.stored_bytes
+    report(step, 3, 6, "bundle export and import")
+    if s3 is None:  # the bundle never touches a backup site: measured once, on local rows
         run.bundle = measure_bundle(
             deployment, "global", root / "bundle", config.rounds, _recipient_storage(storage)
         )
-        deployment.close()
-        report(step, 4, 6, "baseline restore")
-        restored = root / "restored"
-        for _ in range(config.rounds):
-            _empty(restored)
-            run.baseline_restore.time(lambda: _baseline_restore(storage, work, restored))
-        report(step, 5, 6, "carveout restore")
-        backup_id = best.manifest.backup_id
-        for _ in range(config.rounds):
-            run.restore.time(
-                lambda: restore_backup(
-                    deployment.data_dir, deployment.policy, "global", backup_id, replace=True
-                )
+    deployment.close()
+    report(step, 4, 6, "baseline restore")
+    restored = root / "restored"
+    for _ in range(config.rounds):
+        _empty(restored)
+        run.baseline_restore.time(lambda: _baseline_restore(storage, work, restored, s3))
+    report(step, 5, 6, "carveout restore")
+    backup_id = best.manifest.backup_id
+    for _ in range(config.rounds):
+        run.restore.time(
+            lambda: restore_backup(
+                deployment.data_dir, deployment.policy, "global", backup_id, replace=True
             )
-        report(step, 6, 6, "done")
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+        )
+    report(step, 6, 6, "done")
 
 
 def _recipient_storage(storage: str) -> RecipientStorage:
@@ -193,7 +232,9 @@ def _empty(folder: Path) -> None:
     folder.mkdir(parents=True)
 
 
-def _baseline_backup(storage: str, cell_root: Path, work: Path) -> None:
+def _baseline_backup(
+    storage: str, cell_root: Path, work: Path, s3: S3Bench | None = None, round_: int = 0
+) -> None:
     if storage == "sqlite":
         src = sqlite3.connect(cell_root / "cell.db")
         dst = sqlite3.connect(work / "cell.db")
@@ -211,9 +252,14 @@ def _baseline_backup(storage: str, cell_root: Path, work: Path) -> None:
             check=True,
         )
     tar_zstd(cell_root / "blobs", work / "blobs.tar.zst")
+    if s3 is not None:
+        s3.upload(work, f"round{round_}")
 
 
-def _baseline_restore(storage: str, work: Path, target: Path) -> None:
+def _baseline_restore(storage: str, work: Path, target: Path, s3: S3Bench | None = None) -> None:
+    if s3 is not None:  # from the bucket, as the restore of a real off-site copy would
+        _empty(work)
+        s3.download("round0", work)
     if storage == "sqlite":
         subprocess.run(  # noqa: S603 - fixed argv
             [tool("zstd"), "-d", "-q", "-o", str(target / "cell.db"), str(work / "cell.db.zst")],

@@ -43,6 +43,12 @@ class Step:
 
 
 def baseline_name(backend: str, step: str) -> str:
+    if backend == "s3":
+        return (
+            f"online backup API + zstd -3, {TAR_ZSTD}, boto3 upload"
+            if step == "backup"
+            else f"boto3 download, zstd -d, {UNTAR_ZSTD}"
+        )
     if backend == "sqlite":
         return (
             f"online backup API + zstd -3, {TAR_ZSTD}"
@@ -151,7 +157,9 @@ def breakdown_lines(result: BackupBenchResult) -> list[str]:
             f"{run.backend} backup {t.total_s:.2f} s: snapshot {t.snapshot_s:.2f}, then side by "
             f"side per-table checksums {t.table_checks_s:.2f} and write-out {t.write_out_s:.2f} "
             f"(zstd {t.compress_s:.2f}, AES-GCM {t.encrypt_s:.2f}, sha256 {t.checksum_s:.2f}, "
-            f"write+fsync {t.write_s:.2f}); encryption + checksums overhead "
+            f"write+fsync {t.write_s:.2f})"
+            + (f", then the upload to S3 {t.upload_s:.2f}" if t.upload_s else "")
+            + "; encryption + checksums overhead "
             f"×{run.crypto_overhead:.3f}; without the per-table checksums "
             f"×{without_checks / base:.2f} the baseline"
         )

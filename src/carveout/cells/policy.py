@@ -47,12 +47,82 @@ class CellSpec:
     storage: str
 
 
+# Keys an `s3 = { ... }` site table may hold. Credentials are deliberately not among them: the
+# policy is copied around (carves rewrite it, it is kept beside the key store), secrets are not.
+S3_FIELDS = ("endpoint", "bucket", "region", "prefix", "credentials_file", "profile", "timeout_s")
+SECRET_HINTS = ("secret", "access_key", "password", "token")
+
+
+@dataclass(frozen=True)
+class S3SiteSpec:
+    """An S3-compatible bucket standing for a site; credentials come from the environment
+    (CARVEOUT_S3_<SITE>_ACCESS_KEY_ID / _SECRET_ACCESS_KEY, else boto3's usual chain) or from
+    the AWS-style credentials file named here."""
+
+    endpoint: str  # e.g. https://s3.ap-southeast-1.amazonaws.com or http://10.0.0.5:7480
+    bucket: str
+    region: str = "us-east-1"
+    prefix: str = ""  # object keys start with this (no trailing '/'); "" for the bucket root
+    credentials_file: str | None = None
+    profile: str = "default"
+    timeout_s: float = 60.0  # connect and read timeout of each request
+
+    def key(self) -> tuple[str, str, str]:
+        """Where the objects go: two sites with the same key are the same storage."""
+        return (self.endpoint.rstrip("/").lower(), self.bucket, self.prefix)
+
+    def to_toml(self) -> dict[str, Any]:
+        raw: dict[str, Any] = {"endpoint": self.endpoint, "bucket": self.bucket}
+        raw |= {"region": self.region, "prefix": self.prefix, "timeout_s": self.timeout_s}
+        if self.credentials_file is not None:
+            raw |= {"credentials_file": self.credentials_file, "profile": self.profile}
+        return raw
+
+
+def _s3_site(source: str, name: str, raw: Any) -> S3SiteSpec:
+    where = f"{source}: sites.{name}.s3"
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where} must be a table: {{ endpoint = ..., bucket = ... }}")
+    for key in raw:
+        if any(hint in key.lower() for hint in SECRET_HINTS):
+            env = f"CARVEOUT_S3_{name.upper().replace('-', '_')}"
+            raise PolicyError(
+                f"{where}.{key}: credentials do not belong in the residency policy; set "
+                f"{env}_ACCESS_KEY_ID and {env}_SECRET_ACCESS_KEY, or name an AWS-style "
+                "credentials_file"
+            )
+        if key not in S3_FIELDS:
+            raise PolicyError(f"{where}.{key} is not a known setting ({', '.join(S3_FIELDS)})")
+    for key in ("endpoint", "bucket", "region", "prefix", "credentials_file", "profile"):
+        if key in raw and not isinstance(raw[key], str):
+            raise PolicyError(f"{where}.{key} must be a string")
+    endpoint, bucket = raw.get("endpoint"), raw.get("bucket")
+    if not endpoint or not str(endpoint).startswith(("http://", "https://")):
+        raise PolicyError(f"{where}.endpoint must be an http:// or https:// URL")
+    if not bucket:
+        raise PolicyError(f"{where}.bucket is required")
+    timeout = raw.get("timeout_s", 60.0)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+        raise PolicyError(f"{where}.timeout_s must be a positive number of seconds")
+    return S3SiteSpec(
+        endpoint=str(endpoint),
+        bucket=str(bucket),
+        region=str(raw.get("region", "us-east-1")),
+        prefix=str(raw.get("prefix", "")).strip("/"),
+        credentials_file=raw.get("credentials_file"),
+        profile=str(raw.get("profile", "default")),
+        timeout_s=float(timeout),
+    )
+
+
 @dataclass(frozen=True)
 class Policy:
     cells: tuple[CellSpec, ...]
     sites: dict[str, str] = field(default_factory=dict)  # name -> description
     # name -> folder of the site (absolute or relative to the data dir); unset: the default
     site_paths: dict[str, str] = field(default_factory=dict)
+    # name -> the S3-compatible bucket standing for the site (instead of a folder)
+    site_s3: dict[str, S3SiteSpec] = field(default_factory=dict)
 
     def cell(self, name: str) -> CellSpec:
         for spec in self.cells:
@@ -132,6 +202,12 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
             if not isinstance(site["path"], str) or not site["path"]:
                 raise PolicyError(f"{source}: sites.{name}.path must be a non-empty string")
             site_paths[name] = site["path"]
+    site_s3: dict[str, S3SiteSpec] = {}
+    for name, site in sites_raw.items():
+        if isinstance(site, dict) and "s3" in site:
+            if "path" in site:
+                raise PolicyError(f"{source}: sites.{name} has both a path and an s3 bucket")
+            site_s3[name] = _s3_site(source, name, site["s3"])
     cells_raw = raw.get("cells")
     if not isinstance(cells_raw, dict) or not cells_raw:
         raise PolicyError(f"{source}: no [cells.*] defined")
@@ -148,7 +224,7 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
     rest = [s.name for s in cells if s.serves_rest]
     if len(rest) > 1:
         raise PolicyError(f"{source}: only one cell may serve '*', found {rest}")
-    return Policy(cells=cells, sites=sites, site_paths=site_paths)
+    return Policy(cells=cells, sites=sites, site_paths=site_paths, site_s3=site_s3)
 
 
 def load_policy(path: Path) -> Policy:

@@ -20,6 +20,7 @@ def render_policy(policy: Policy) -> str:
         "sites": {
             name: {"description": desc}
             | ({"path": policy.site_paths[name]} if name in policy.site_paths else {})
+            | ({"s3": policy.site_s3[name].to_toml()} if name in policy.site_s3 else {})
             for name, desc in policy.sites.items()
         },
         "cells": {},
@@ -52,7 +53,10 @@ def with_new_cell(policy: Policy, target: CellSpec) -> Policy:
         # A cell left serving nothing is a decision (retire it), not a side effect.
         raise PolicyError(f"the carve would leave cell(s) {emptied} serving no jurisdiction")
     result = Policy(
-        cells=(*cells, target), sites=dict(policy.sites), site_paths=dict(policy.site_paths)
+        cells=(*cells, target),
+        sites=dict(policy.sites),
+        site_paths=dict(policy.site_paths),
+        site_s3=dict(policy.site_s3),
     )
     parse_policy(render_policy(result))  # the same checks as a hand-written policy
     return result

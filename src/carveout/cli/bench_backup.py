@@ -16,7 +16,8 @@ DEFAULT_JSON = Path("benchmarks/results/backup.json")
 
 BENCH_BACKUP_HELP = (
     "Backup, restore and transfer-bundle MB/s next to the raw tools on the same data, SQLite "
-    "and PostgreSQL."
+    "and PostgreSQL, and backup/restore to an S3 site (a private Ceph radosgw) next to the "
+    "SQLite baseline's files uploaded and downloaded with boto3."
     "\n\n"
     "Each backend gets a fresh one-cell deployment loaded with the real KuaiRec data. The "
     "baseline is the online backup API (SQLite) or `pg_dump -Fc` (PostgreSQL) with the blobs "
@@ -30,8 +31,12 @@ BENCH_BACKUP_HELP = (
 
 def bench_backup_command(
     backends: Annotated[
-        str, typer.Option(help="Comma-separated storage backends: sqlite, postgresql.")
-    ] = "sqlite,postgresql",
+        str,
+        typer.Option(
+            help="Comma-separated: sqlite, postgresql, s3 (a SQLite cell backed up to an S3 "
+            "site on a private Ceph radosgw; skipped if Ceph is not installed)."
+        ),
+    ] = "sqlite,postgresql,s3",
     rounds: Annotated[
         int, typer.Option(min=1, help="Runs of each measurement; the fastest is reported.")
     ] = 1,
