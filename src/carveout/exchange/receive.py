@@ -18,7 +18,7 @@ from carveout.moderation.decisions import VIDEO_STATUS, apply_to_video
 from carveout.moderation.service import screen_video
 
 VIDEOS, BLOBS, STATS = TABLES["videos"], TABLES["blobs"], TABLES["video_stats"]
-GUESTS = TABLES["guest_videos"]
+GUESTS, DECISIONS = TABLES["guest_videos"], TABLES["moderation_decisions"]
 
 # Held guest copies stay unserved (`processing`) and are not queued for review: a statement of
 # reasons and an appeal belong to the creator, who is not this cell's user.
@@ -161,8 +161,14 @@ def copy_one(
 
 def remoderate(receiver: Cell, video_id: str, run_id: str, frames: dict[str, VideoHash]) -> str:
     """Screen a guest copy again with the receiver's current banks, classifier and rules (a
-    hash added to a bank after the copy was made must reach it too)."""
+    hash added to a bank after the copy was made must reach it too). A copy one of the
+    receiver's moderators decided on (after a report) keeps that human decision."""
     with receiver.store.connect() as conn:
+        reviewed = conn.execute(
+            sa.select(DECISIONS.c.id).where(DECISIONS.c.target_id == video_id).limit(1)
+        ).first()
+        if reviewed is not None:
+            return "decided by a reviewer here"
         row = conn.execute(
             sa.select(VIDEOS.c.caption, VIDEOS.c.domicile, GUESTS.c.sha256, GUESTS.c.origin_cell)
             .select_from(VIDEOS.join(GUESTS, GUESTS.c.video_id == VIDEOS.c.id))

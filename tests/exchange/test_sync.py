@@ -1,0 +1,166 @@
+"""The content exchange between two live cells: what crosses, what B decides, what B's users do."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from exchange_env import Env, all_text, auth, count
+
+from carveout import exchange
+from carveout.datamap import TABLES
+from carveout.moderation import ListedHash, add_hashes, create_bank, hash_video
+
+VIDEOS, GUESTS, LOG = TABLES["videos"], TABLES["guest_videos"], TABLES["exchange_log"]
+
+
+def test_a_guest_copy_carries_public_fields_and_the_handle_only(env: Env) -> None:
+    gb = env.signup("GB")
+    body = env.users[gb["id"]]
+    v = env.upload(gb, 1, caption="sunset over the pier")
+    report = env.sync()
+    assert report.ok and report.copied == {"published": 1} and report.bytes > 0
+
+    with env.na.store.connect() as conn:
+        row = conn.execute(sa.select(VIDEOS).where(VIDEOS.c.id == v["id"])).one()
+    assert row.origin_cell == "global" and row.domicile == "GB"
+    assert row.caption == "sunset over the pier" and row.status == "published"
+    assert row.creator_id != gb["id"]  # a pseudonym keyed by the origin's secret
+    assert exchange.guest(env.na.store, v["id"]).creator_handle == body["handle"]
+    # The same media bytes, re-hashed on arrival.
+    sha = exchange.guest(env.na.store, v["id"]).sha256
+    assert env.na.blobs.local_path(sha).read_bytes() == env.glob.blobs.local_path(sha).read_bytes()
+
+    # Byte level: nothing else of the creator is anywhere in B (every value of every table).
+    text = all_text(env.na)
+    for secret in (body["email"], body["display_name"], gb["id"], "1990"):
+        assert secret not in text, secret
+    assert body["handle"] in text
+
+
+def test_the_sqlite_file_of_b_holds_no_personal_field_of_the_creator(sqlite_env: Env) -> None:
+    env = sqlite_env
+    gb = env.signup("GB")
+    body = env.users[gb["id"]]
+    env.upload(gb, 2)
+    env.sync()
+    with env.na.store.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    folder = env.na.root
+    raw = b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+    for secret in (body["email"], body["display_name"], gb["id"]):
+        assert secret.encode() not in raw, secret
+
+
+def test_b_users_watch_like_comment_and_their_rows_are_domiciled_in_b(env: Env) -> None:
+    gb, ca = env.signup("GB"), env.signup("CA")
+    v = env.upload(gb, 3)
+    before_glob = env.fingerprints()["global"]
+    env.sync()
+    r = env.client.get(f"/v1/videos/{v['id']}", headers=auth(ca))
+    assert r.status_code == 200, r.text
+    assert r.json()["guest_of"] == "global" and r.json()["creator_handle"] == "maker1"
+    media = env.client.get(f"/v1/videos/{v['id']}/media", headers=auth(ca))
+    origin_file = env.glob.blobs.local_path(exchange.guest(env.na.store, v["id"]).sha256)
+    assert media.status_code == 200 and media.content == origin_file.read_bytes()
+    feed = env.client.get("/v1/feed", headers=auth(ca)).json()["items"]
+    assert [i["video"]["guest_of"] for i in feed if i["video"]["id"] == v["id"]] == ["global"]
+
+    assert env.client.put(f"/v1/videos/{v['id']}/like", headers=auth(ca)).status_code == 200
+    events = {"events": [{"video_id": v["id"], "kind": "watch", "watched_ms": 1500}]}
+    assert env.client.post("/v1/events", headers=auth(ca), json=events).status_code == 202
+    c = env.client.post(f"/v1/videos/{v['id']}/comments", headers=auth(ca), json={"body": "lovely"})
+    assert c.status_code == 201, c.text
+    likes, ev = TABLES["likes"], TABLES["events"]
+    assert count(env.na, "likes", likes.c.video_id == v["id"], likes.c.domicile == "CA") == 1
+    assert count(env.na, "events", ev.c.video_id == v["id"], ev.c.domicile == "CA") >= 3
+    assert count(env.na, "comments", TABLES["comments"].c.domicile == "CA") == 1
+    # Nothing of it reached the origin cell: B's users' data stays in B (the origin only
+    # appended its own "sent" log line).
+    after = env.fingerprints()["global"]
+    assert [t for t in before_glob.diff(after) if "exchange_log" not in t] == []
+
+
+def test_guest_content_is_read_only_in_b(env: Env) -> None:
+    gb, ca = env.signup("GB"), env.signup("CA")
+    v = env.upload(gb, 4)
+    env.sync()
+    before = env.fingerprints()
+    r = env.client.delete(f"/v1/videos/{v['id']}", headers=auth(ca))
+    assert r.status_code == 409
+    assert "guest content from cell 'global'" in r.json()["detail"]
+    assert env.fingerprints()["na-anz"].diff(before["na-anz"]) == []
+    # Its creator deletes it where it lives.
+    assert env.client.delete(f"/v1/videos/{v['id']}", headers=auth(gb)).status_code == 204
+    assert env.client.get(f"/v1/videos/{v['id']}", headers=auth(gb)).status_code == 404
+
+
+def test_b_rejects_what_a_published_when_its_own_bank_has_the_hash(env: Env) -> None:
+    gb, ca = env.signup("GB"), env.signup("CA")
+    v = env.upload(gb, 5)
+    assert v["status"] == "published"  # A has no such bank
+    create_bank(env.na.store, "csam-na", "US", action="reject", ground="illegal")
+    frames = hash_video(env.clip(5)).hexes
+    add_hashes(env.na.store, "csam-na", [ListedHash(h, "test") for h in frames])
+    report = env.sync()
+    assert report.copied == {"rejected": 1}
+    assert exchange.guest(env.na.store, v["id"]).visibility == "rejected"
+    assert env.client.get(f"/v1/videos/{v['id']}", headers=auth(ca)).status_code == 404
+    assert env.client.get(f"/v1/videos/{v['id']}/media", headers=auth(ca)).status_code == 404
+    feed = env.client.get("/v1/feed", headers=auth(ca)).json()["items"]
+    assert v["id"] not in {i["video"]["id"] for i in feed}
+    # A's decision is untouched: still published there.
+    fr = env.signup("GB")
+    assert env.client.get(f"/v1/videos/{v['id']}", headers=auth(fr)).status_code == 200
+    entry = exchange.read_log(env.na.store, video_id=v["id"])[0]
+    assert entry.action == "copied" and entry.outcome.startswith("rejected")
+
+
+def test_a_bank_added_later_reaches_copies_already_held_with_remoderate(env: Env) -> None:
+    gb, ca = env.signup("GB"), env.signup("CA")
+    v = env.upload(gb, 6)
+    env.sync()
+    assert env.client.get(f"/v1/videos/{v['id']}", headers=auth(ca)).status_code == 200
+    create_bank(env.na.store, "later", "US", action="hold")
+    add_hashes(env.na.store, "later", [ListedHash(h, "t") for h in hash_video(env.clip(6)).hexes])
+    report = env.sync(remoderate_kept=True)
+    assert report.remoderated == 1
+    assert env.client.get(f"/v1/videos/{v['id']}", headers=auth(ca)).status_code == 404
+    assert exchange.guest(env.na.store, v["id"]).visibility == "held"
+
+
+def test_resync_is_idempotent(env: Env) -> None:
+    gb = env.signup("GB")
+    for seed in (7, 8):
+        env.upload(gb, seed)
+    env.sync()
+    before = env.fingerprints()["na-anz"]
+    again = env.sync()
+    assert again.copied == {} and again.kept == 2 and again.withdrawn == {}
+    changed = before.diff(env.fingerprints()["na-anz"])
+    # Only the bookkeeping of "the origin still publishes it" moves.
+    assert all("guest_videos" in c for c in changed), changed
+    assert count(env.na, "videos") == 2 and len(list(env.na.blobs.list())) == 2
+
+
+def test_the_log_records_both_sides_and_refuses_rewrites(env: Env) -> None:
+    gb = env.signup("GB")
+    v = env.upload(gb, 9)
+    env.sync()
+    [received] = exchange.read_log(env.na.store)
+    [sent] = exchange.read_log(env.glob.store)
+    assert (received.direction, received.origin_cell, received.receiving_cell) == (
+        "received",
+        "global",
+        "na-anz",
+    )
+    assert received.video_id == sent.video_id == v["id"] and received.bytes == sent.bytes > 0
+    assert sent.direction == "sent"
+    for cell in (env.na, env.glob):
+        for stmt in (sa.update(LOG).values(outcome="forged"), sa.delete(LOG)):
+            try:
+                with cell.store.begin() as conn:
+                    conn.execute(stmt)
+            except sa.exc.DBAPIError as exc:
+                assert "append-only" in str(exc)
+            else:
+                raise AssertionError("the exchange log accepted a rewrite")
+    assert len(exchange.read_log(env.na.store)) == 1
