@@ -70,10 +70,10 @@ def test_a_media_file_missing_at_the_origin_fails_that_video_only(env: Env) -> N
     report = env.sync()
     assert report.failures == [f"{broken}: media file missing at the origin"]
     assert report.copied == {"published": 1} and not report.ok
-    assert exchange.guest(env.na.store, broken) is None
+    assert exchange.guest(env.na, broken) is None
     assert count(env.na, "videos", TABLES["videos"].c.id == broken) == 0
     assert sha not in set(env.na.blobs.list())
-    assert exchange.guest(env.na.store, fine) is not None
+    assert exchange.guest(env.na, fine) is not None
     assert exchange.read_log(env.na.store, video_id=broken)[0].action == "failed"
 
 
@@ -90,10 +90,10 @@ def test_a_sync_interrupted_between_videos_is_finished_by_running_it_again(env: 
 
     with pytest.raises(Killed):
         env.sync(on_video=die_after_first)
-    assert len(exchange.guests(env.na.store)) == 1
+    assert len(exchange.guests(env.na)) == 1
     report = env.sync()
     assert report.copied == {"published": 2} and report.kept == 1
-    assert sorted(g.video_id for g in exchange.guests(env.na.store)) == sorted(ids)
+    assert sorted(g.video_id for g in exchange.guests(env.na)) == sorted(ids)
     assert count(env.na, "videos") == 3 and len(list(env.na.blobs.list())) == 3
 
 
@@ -112,7 +112,7 @@ def test_a_copy_whose_transaction_fails_leaves_nothing_and_a_rerun_completes(
         )
     with pytest.raises(Exception, match="disk gone"):
         env.sync()
-    assert exchange.guest(env.na.store, first) is not None
+    assert exchange.guest(env.na, first) is not None
     assert count(env.na, "videos", TABLES["videos"].c.id == second) == 0
     assert len(list(env.na.blobs.list())) == 1
     with env.na.store.begin() as conn:

@@ -7,7 +7,9 @@ from exchange_env import Env, all_text, auth, count
 from carveout import exchange
 from carveout.accounts import staff
 from carveout.datamap import TABLES
+from carveout.exchange import handles
 from carveout.privacy import erase
+from carveout.privacy.scan import cell_paths, scan
 
 LIKES = TABLES["likes"]
 
@@ -21,7 +23,7 @@ def _copied(env: Env, seed: int) -> tuple[dict[str, str], dict[str, str], str]:
 
 
 def _gone_from_b(env: Env, video_id: str, sha: str) -> None:
-    assert exchange.guest(env.na.store, video_id) is None
+    assert exchange.guest(env.na, video_id) is None
     assert count(env.na, "videos", TABLES["videos"].c.id == video_id) == 0
     assert count(env.na, "video_stats", TABLES["video_stats"].c.video_id == video_id) == 0
     assert count(env.na, "blobs", TABLES["blobs"].c.sha256 == sha) == 0
@@ -30,7 +32,7 @@ def _gone_from_b(env: Env, video_id: str, sha: str) -> None:
 
 def test_a_video_deleted_at_the_origin_is_withdrawn(env: Env) -> None:
     gb, ca, v = _copied(env, 11)
-    sha = exchange.guest(env.na.store, v).sha256
+    sha = exchange.guest(env.na, v).sha256
     assert env.client.delete(f"/v1/videos/{v}", headers=auth(gb)).status_code == 204
     # Until the next sync B still shows it; then it is gone, media included.
     assert env.client.get(f"/v1/videos/{v}", headers=auth(ca)).status_code == 200
@@ -46,7 +48,7 @@ def test_a_video_deleted_at_the_origin_is_withdrawn(env: Env) -> None:
 
 def test_a_video_rejected_by_the_origins_reviewer_is_withdrawn(env: Env) -> None:
     _gb, _ca, v = _copied(env, 12)
-    sha = exchange.guest(env.na.store, v).sha256
+    sha = exchange.guest(env.na, v).sha256
     reporter, mod = env.signup("GB"), env.signup("GB")
     staff.grant(env.glob, mod["id"], "moderator", "tests")
     item = env.client.post(
@@ -70,14 +72,19 @@ def test_an_erased_creator_leaves_no_handle_in_b(env: Env) -> None:
     kept = env.upload(other, 14)["id"]
     env.sync()
     handle = env.users[gb["id"]]["handle"]
-    assert handle in all_text(env.na)
+    creator = exchange.guest(env.na, v)
+    assert creator is not None and creator.creator_handle == handle
     erase(env.glob, gb["id"], requested_by="tests")
     report = env.sync()
     assert sum(report.withdrawn.values()) == 1 and report.kept == 1
-    assert exchange.guest(env.na.store, v) is None
+    assert exchange.guest(env.na, v) is None
+    # The handle's key is destroyed: no copy of it is readable in B, on any byte of any file
+    # of B (database, WAL, blobs, both key stores).
+    assert handles.key_store(env.na).keys([creator.creator_id], fresh=True) == {}
     assert handle not in all_text(env.na)
+    assert scan(cell_paths(env.na, env.deployment.data_dir), [handle]) == []
     # Another creator's guest copy is untouched.
-    assert exchange.guest(env.na.store, kept) is not None
+    assert exchange.guest(env.na, kept) is not None
 
 
 def test_a_blob_shared_with_another_guest_copy_stays_until_both_are_gone(env: Env) -> None:
@@ -85,10 +92,10 @@ def test_a_blob_shared_with_another_guest_copy_stays_until_both_are_gone(env: En
     first = env.upload(gb, 15)["id"]
     second = env.upload(gb, 15, caption="same clip again")["id"]
     env.sync()
-    sha = exchange.guest(env.na.store, first).sha256
+    sha = exchange.guest(env.na, first).sha256
     env.client.delete(f"/v1/videos/{first}", headers=auth(gb))
     env.sync()
-    assert sha in set(env.na.blobs.list()) and exchange.guest(env.na.store, second) is not None
+    assert sha in set(env.na.blobs.list()) and exchange.guest(env.na, second) is not None
     env.client.delete(f"/v1/videos/{second}", headers=auth(gb))
     env.sync()
     _gone_from_b(env, second, sha)
@@ -98,5 +105,5 @@ def test_the_shared_blob_test_really_shares_one_file(env: Env) -> None:
     gb = env.signup("GB")
     a, b = env.upload(gb, 16)["id"], env.upload(gb, 16)["id"]
     env.sync()
-    assert exchange.guest(env.na.store, a).sha256 == exchange.guest(env.na.store, b).sha256
+    assert exchange.guest(env.na, a).sha256 == exchange.guest(env.na, b).sha256
     assert len(list(env.na.blobs.list())) == 1

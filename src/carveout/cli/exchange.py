@@ -140,10 +140,11 @@ def guests_command(
     from carveout import exchange
 
     with fail_on_errors(), _deployment(data_dir) as deployment:
-        held = exchange.guests(deployment.cell(cell).store, origin)
+        held = exchange.guests(deployment.cell(cell), origin)
     for g in held:
+        handle = g.creator_handle or "(erased)"
         typer.echo(
-            f"{g.video_id} from {g.origin_cell} ({g.origin_domicile}) @{g.creator_handle} "
+            f"{g.video_id} from {g.origin_cell} ({g.origin_domicile}) @{handle} "
             f"{g.visibility} {g.size_bytes:,} B"
         )
     typer.echo(f"{len(held)} guest videos in cell {cell}")

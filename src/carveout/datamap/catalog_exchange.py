@@ -27,11 +27,20 @@ GUEST_VIDEOS = Table(
             max_length=2,
         ),
         Column(
+            "creator_id",
+            T.ID,
+            OPS,
+            "the creator's pseudonym (as the copy's videos.creator_id), keyed by the origin's "
+            "secret: it resolves to nobody here; it names the key sealing the handle",
+        ),
+        Column(
             "creator_handle",
             T.TEXT,
             "user.account.username",
-            "the foreign creator's public handle: the only personal field an exchange carries",
+            "the foreign creator's public handle, the only personal field an exchange carries; "
+            "sealed under a key this cell destroys when the creator's last copy is withdrawn",
             max_length=30,
+            sealed=True,
         ),
         Column("sha256", T.TEXT, OPS, "the media file copied", max_length=64),
         Column("size_bytes", T.BIGINT, OPS, "bytes of media copied"),

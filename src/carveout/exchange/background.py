@@ -17,7 +17,7 @@ def sync_all(deployment: Deployment) -> list[SyncReport]:
     """One sync per allowed (origin, receiver) pair. A pair that fails (a sync already running,
     a cell unreachable) is logged and skipped: the next pass retries it, and syncs are
     idempotent. In embedded mode every cell is local; in production each receiving cell runs
-    this for itself."""
+    this for itself. `carveout serve` runs it from its housekeeping tick."""
     reports = []
     deployment.refresh_policy()
     policy = deployment.policy
@@ -27,6 +27,10 @@ def sync_all(deployment: Deployment) -> list[SyncReport]:
                 report = sync(policy, deployment.cell(origin), deployment.cell(receiver))
             except CarveoutError as exc:
                 log.warning("exchange %s -> %s skipped: %s", origin, receiver, exc)
+                continue
+            except Exception:
+                # Beside serving, never fatal to it: the next pass re-runs the pair.
+                log.exception("exchange %s -> %s failed", origin, receiver)
                 continue
             for failure in report.failures:
                 log.warning("exchange %s -> %s: %s", origin, receiver, failure)

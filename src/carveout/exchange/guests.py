@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
+from carveout.cells import Cell
 from carveout.datamap import TABLES
-from carveout.storage import Store
+from carveout.exchange import handles
 from carveout.videos import Video
 
 GUESTS, VIDEOS = TABLES["guest_videos"], TABLES["videos"]
@@ -29,31 +31,41 @@ class Guest:
     video_id: str
     origin_cell: str
     origin_domicile: str
-    creator_handle: str
+    creator_id: str  # the pseudonym
+    creator_handle: str | None  # None once the handle's key is destroyed
     sha256: str
     size_bytes: int
     visibility: str
     synced_at: int
 
 
-def guest(store: Store, video_id: str) -> Guest | None:
-    with store.connect() as conn:
+def _guest(cell: Cell, m: Any) -> Guest:
+    return Guest(
+        video_id=m["video_id"],
+        origin_cell=m["origin_cell"],
+        origin_domicile=m["origin_domicile"],
+        creator_id=m["creator_id"],
+        creator_handle=handles.open_handle(cell, m["creator_id"], m["creator_handle"]),
+        sha256=m["sha256"],
+        size_bytes=m["size_bytes"],
+        visibility=m["visibility"],
+        synced_at=m["synced_at"],
+    )
+
+
+def guest(cell: Cell, video_id: str) -> Guest | None:
+    with cell.store.connect() as conn:
         row = conn.execute(sa.select(GUESTS).where(GUESTS.c.video_id == video_id)).first()
-    if row is None:
-        return None
-    m = row._mapping
-    return Guest(**{k: m[k] for k in Guest.__dataclass_fields__})
+    return None if row is None else _guest(cell, row._mapping)
 
 
-def guests(store: Store, origin: str | None = None) -> list[Guest]:
+def guests(cell: Cell, origin: str | None = None) -> list[Guest]:
     stmt = sa.select(GUESTS).order_by(GUESTS.c.video_id)
     if origin is not None:
         stmt = stmt.where(GUESTS.c.origin_cell == origin)
-    with store.connect() as conn:
-        return [
-            Guest(**{k: r._mapping[k] for k in Guest.__dataclass_fields__})
-            for r in conn.execute(stmt)
-        ]
+    with cell.store.connect() as conn:
+        rows = [r._mapping for r in conn.execute(stmt)]
+    return [_guest(cell, m) for m in rows]
 
 
 def guest_row_filter(table: str, origins: Collection[str]) -> sa.ColumnElement[bool] | None:
@@ -86,10 +98,10 @@ def foreign_guest_rows(
     return int(conn.execute(stmt).scalar_one())
 
 
-def handle_of(store: Store, video: Video) -> str | None:
+def handle_of(cell: Cell, video: Video) -> str | None:
     """The foreign creator's public handle for a guest copy (None for the cell's own videos,
     whose creators have profiles here)."""
     if video.origin_cell is None:
         return None
-    g = guest(store, video.id)
+    g = guest(cell, video.id)
     return g.creator_handle if g is not None else None

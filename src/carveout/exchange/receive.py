@@ -11,7 +11,7 @@ from carveout.cells import Cell
 from carveout.core import now_ms
 from carveout.datamap import TABLES
 from carveout.events.stats import zero_row
-from carveout.exchange import log
+from carveout.exchange import handles, log
 from carveout.exchange.models import OriginVideo
 from carveout.moderation import VideoHash, Visibility, hash_video
 from carveout.moderation.decisions import VIDEO_STATUS, apply_to_video
@@ -22,6 +22,11 @@ GUESTS, DECISIONS = TABLES["guest_videos"], TABLES["moderation_decisions"]
 
 # Held guest copies stay unserved (`processing`) and are not queued for review: a statement of
 # reasons and an appeal belong to the creator, who is not this cell's user.
+
+
+# The marker a carve's seal raises on the source (carve.capture.MOVED_MARKER; the carve package
+# sits above this one, so the literal is repeated rather than imported).
+SEALED = "carveout:moved"
 
 
 class CopyFailed(Exception):
@@ -64,6 +69,9 @@ def copy_one(
             frames[sha] = hash_video(path)
         screening = screen_video(receiver, path, video.caption, frames[sha])
         verdict = screening.verdict
+        sealed_handle = handles.seal(
+            receiver, video.creator_pseudonym, video.domicile, video.creator_handle
+        )
         now = now_ms()
         # The sender records what left it first: a crash before the receiver commits leaves an
         # extra "sent" line, never a copy the origin has no record of.
@@ -129,7 +137,8 @@ def copy_one(
                     video_id=video.id,
                     origin_cell=origin.name,
                     origin_domicile=video.domicile,
-                    creator_handle=video.creator_handle,
+                    creator_id=video.creator_pseudonym,
+                    creator_handle=sealed_handle,
                     sha256=sha,
                     size_bytes=size,
                     visibility=verdict.visibility.value,
@@ -152,6 +161,15 @@ def copy_one(
                 outcome=verdict.visibility.value
                 + (f": {verdict.rule}" if verdict.visibility is not Visibility.PUBLISHED else ""),
             )
+    except sa.exc.DBAPIError as exc:
+        if created:
+            receiver.blobs.delete(sha)
+        if SEALED in str(exc):
+            raise CopyFailed(
+                f"cell {receiver.name!r} is sealed against {video.domicile} (a carve moved it "
+                "out): guest copies of its videos cannot be written there"
+            ) from exc
+        raise
     except BaseException:
         if created:
             receiver.blobs.delete(sha)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from carveout.cells import Cell, Policy
 from carveout.core import Conflict, new_id, now_ms
 from carveout.datamap import TABLES
-from carveout.exchange import log
+from carveout.exchange import handles, log
 from carveout.exchange import origin as sender
 from carveout.exchange.models import OriginVideo, SyncReport
 from carveout.exchange.permit import check_allowed
@@ -139,11 +139,20 @@ def _touch(receiver: Cell, kept: list[str], offers: dict[str, OriginVideo]) -> N
     now = now_ms()
     with receiver.store.begin() as conn:
         for vid in kept:
-            conn.execute(
-                sa.update(GUESTS)
-                .where(GUESTS.c.video_id == vid)
-                .values(synced_at=now, creator_handle=offers[vid].creator_handle)
-            )
+            offer = offers[vid]
+            row = conn.execute(
+                sa.select(GUESTS.c.creator_id, GUESTS.c.creator_handle).where(
+                    GUESTS.c.video_id == vid
+                )
+            ).one()
+            values: dict[str, object] = {"synced_at": now}
+            if handles.open_handle(receiver, row.creator_id, row.creator_handle) != (
+                offer.creator_handle
+            ):
+                values["creator_handle"] = handles.seal(
+                    receiver, row.creator_id, offer.domicile, offer.creator_handle
+                )
+            conn.execute(sa.update(GUESTS).where(GUESTS.c.video_id == vid).values(**values))
 
 
 def _log_failure(

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from carveout.cells import Cell
 from carveout.datamap import TABLES
-from carveout.exchange import log
+from carveout.exchange import handles, log
 
 VIDEOS, BLOBS, GUESTS = TABLES["videos"], TABLES["blobs"], TABLES["guest_videos"]
 STATS, RESTRICTIONS = TABLES["video_stats"], TABLES["video_restrictions"]
@@ -15,9 +15,9 @@ DECISIONS, REVIEWS = TABLES["moderation_decisions"], TABLES["moderation_reviews"
 
 def withdraw(receiver: Cell, video_id: str, reason: str, run_id: str) -> int:
     """Delete every row of the guest copy in one transaction, then its media file if no row
-    names it any more. The receiving cell's users' likes, comments and events on it stay: they
-    are their data, and keep the id as an opaque reference (as after a carve). Returns bytes
-    freed."""
+    names it any more, and the creator's handle key if it was their last copy here. The
+    receiving cell's users' likes, comments and events on it stay: they are their data, and
+    keep the id as an opaque reference (as after a carve). Returns bytes freed."""
     with receiver.store.begin() as conn:
         g = conn.execute(sa.select(GUESTS).where(GUESTS.c.video_id == video_id)).first()
         if g is None:
@@ -52,6 +52,12 @@ def withdraw(receiver: Cell, video_id: str, reason: str, run_id: str) -> int:
         named = conn.execute(
             sa.select(BLOBS.c.id).where(BLOBS.c.sha256 == g.sha256).limit(1)
         ).first()
+        more = conn.execute(
+            sa.select(GUESTS.c.video_id).where(GUESTS.c.creator_id == g.creator_id).limit(1)
+        ).first()
+    if more is None:
+        # The creator's last copy here: their handle becomes unreadable everywhere.
+        handles.forget(receiver, g.creator_id, g.origin_domicile, run_id)
     if named is None and receiver.blobs.delete(g.sha256):
         return int(g.size_bytes)
     return 0

@@ -46,7 +46,7 @@ def get_video(video_id: str, caller: CallerDep) -> VideoOut:
     """Metadata of a video the caller may see (451 where restricted in their jurisdiction).
     Guest content says so: `guest_of` names its origin cell, `creator_handle` its creator."""
     video = videos.get_video(caller.cell.store, video_id, caller.user)
-    return VideoOut.of(video, exchange.handle_of(caller.cell.store, video))
+    return VideoOut.of(video, exchange.handle_of(caller.cell, video))
 
 
 @router.delete("/videos/{video_id}", status_code=status.HTTP_204_NO_CONTENT)
