@@ -42,7 +42,7 @@ def test_a_carve_then_an_exchange_sync_shows_the_source_videos_again(loaded: Dep
 
     report = exchange.sync(loaded.policy, source, target, only_referenced=True, limit=5)
     assert report.ok and sum(report.copied.values()) == 5, report
-    held = {g.video_id for g in exchange.guests(target.store)}
+    held = {g.video_id for g in exchange.guests(target)}
     assert first in held and held <= wanted
 
     seen = client.get(f"/v1/videos/{first}", headers=auth)
@@ -63,6 +63,13 @@ def test_a_carve_then_an_exchange_sync_shows_the_source_videos_again(loaded: Dep
     scan = leak_scan(target, MOVING, loaded.policy)
     assert scan.leaks == 0 and scan.guest_rows["videos"] == 5
     assert leak_scan(target, MOVING).leaks > 0  # without the policy nothing is allowed
+
+    # The other way, the source is sealed against J since the carve: refused, clearly, per
+    # video, and nothing written.
+    back = exchange.sync(loaded.policy, target, source, limit=2)
+    assert back.copied == {} and len(back.failures) == 2
+    assert all("is sealed against" in f for f in back.failures)
+    assert exchange.guests(source) == []
 
     # Retrained with guest copies watched: the lineage stays inside J.
     manifest = train_cell(target)
