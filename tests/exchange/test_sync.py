@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from exchange_env import Env, all_text, auth, count
 
@@ -165,3 +166,79 @@ def test_the_log_records_both_sides_and_refuses_rewrites(env: Env) -> None:
             else:
                 raise AssertionError("the exchange log accepted a rewrite")
     assert len(exchange.read_log(env.na.store)) == 1
+
+
+def test_concurrent_log_writers_never_collide(env: Env) -> None:
+    """Syncs from one origin to different receivers append to the origin's log at once."""
+    import threading
+
+    from carveout.exchange import log
+
+    def write(n: int) -> None:
+        for i in range(15):
+            with env.glob.store.begin() as conn:
+                log.append(
+                    conn,
+                    run_id=f"run-{n}",
+                    direction="sent",
+                    origin="global",
+                    receiver=f"r{n}",
+                    video_id=f"v{i}",
+                    action="copied",
+                    nbytes=1,
+                    outcome="sent",
+                )
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seqs = [e.seq for e in exchange.read_log(env.glob.store, limit=100)]
+    assert len(seqs) == 45 and len(set(seqs)) == 45
+
+
+def test_a_second_sync_into_the_same_cell_is_refused_while_one_runs(env: Env) -> None:
+    import fcntl
+
+    from carveout.core import Conflict
+
+    env.upload(env.signup("GB"), 41)
+    before = env.fingerprints()["na-anz"]
+    with (env.na.root / "exchange.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(Conflict, match="is running"):
+            env.sync()
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert env.fingerprints()["na-anz"].diff(before) == []
+    assert env.sync().copied == {"published": 1}
+
+
+def test_a_reviewers_decision_on_a_guest_copy_survives_remoderation(env: Env) -> None:
+    from carveout.accounts import staff
+
+    gb, ca, mod = env.signup("GB"), env.signup("CA"), env.signup("US")
+    staff.grant(env.na, mod["id"], "moderator", "tests")
+    v = env.upload(gb, 42)["id"]
+    env.sync()
+    item = env.client.post(
+        "/v1/reports",
+        headers=auth(ca),
+        json={"target_kind": "video", "target_id": v, "reason": "not for here"},
+    ).json()
+    r = env.client.post(
+        f"/v1/moderation/queue/{item['id']}/decision",
+        headers=auth(mod),
+        json={
+            "visibility": "rejected",
+            "facts": "breaks our terms",
+            "ground": "terms",
+            "rule": "local terms",
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert env.client.get(f"/v1/videos/{v}", headers=auth(ca)).status_code == 404
+    env.sync(remoderate_kept=True)  # B's automated checks alone would publish it
+    assert env.client.get(f"/v1/videos/{v}", headers=auth(ca)).status_code == 404
+    # ... and the origin is unaffected by B's decision.
+    assert env.client.get(f"/v1/videos/{v}", headers=auth(env.signup("GB"))).status_code == 200

@@ -24,13 +24,17 @@ def append(
     nbytes: int,
     outcome: str,
 ) -> None:
-    """Inside the caller's transaction, so an entry exists exactly when its change does. The
-    position is max+1 under that transaction: syncs into one cell run one at a time (the CLI and
-    the background pass both go through `sync`, which the receiver's lock serialises)."""
-    seq = conn.execute(sa.select(sa.func.coalesce(sa.func.max(LOG.c.seq), 0) + 1)).scalar_one()
+    """Inside the caller's transaction, so an entry exists exactly when its change does.
+    PostgreSQL numbers entries from the column's sequence, so concurrent syncs through one
+    origin (to different receivers) never collide; SQLite serialises writers, so max+1 under
+    the writing transaction is unique there."""
+    values: dict[str, object] = {}
+    if conn.dialect.name != "postgresql":
+        seq = conn.execute(sa.select(sa.func.coalesce(sa.func.max(LOG.c.seq), 0) + 1))
+        values["seq"] = int(seq.scalar_one())
     conn.execute(
         sa.insert(LOG).values(
-            seq=int(seq),
+            **values,
             run_id=run_id,
             direction=direction,
             origin_cell=origin,
