@@ -242,3 +242,16 @@ def test_a_reviewers_decision_on_a_guest_copy_survives_remoderation(env: Env) ->
     assert env.client.get(f"/v1/videos/{v}", headers=auth(ca)).status_code == 404
     # ... and the origin is unaffected by B's decision.
     assert env.client.get(f"/v1/videos/{v}", headers=auth(env.signup("GB"))).status_code == 200
+
+
+def test_bs_per_jurisdiction_restriction_applies_to_a_guest_copy(env: Env) -> None:
+    gb, ca, us = env.signup("GB"), env.signup("CA"), env.signup("US")
+    v = env.upload(gb, 43)["id"]
+    create_bank(env.na.store, "ca-only", "CA", action="restrict", ground="illegal")
+    add_hashes(
+        env.na.store, "ca-only", [ListedHash(h, "t") for h in hash_video(env.clip(43)).hexes]
+    )
+    assert env.sync().copied == {"restricted": 1}
+    assert env.client.get(f"/v1/videos/{v}", headers=auth(ca)).status_code == 451
+    assert env.client.get(f"/v1/videos/{v}", headers=auth(us)).status_code == 200
+    assert env.client.get(f"/v1/videos/{v}", headers=auth(gb)).status_code == 200  # origin

@@ -39,24 +39,28 @@ class Guest:
     synced_at: int
 
 
-def _guest(cell: Cell, m: Any) -> Guest:
-    return Guest(
-        video_id=m["video_id"],
-        origin_cell=m["origin_cell"],
-        origin_domicile=m["origin_domicile"],
-        creator_id=m["creator_id"],
-        creator_handle=handles.open_handle(cell, m["creator_id"], m["creator_handle"]),
-        sha256=m["sha256"],
-        size_bytes=m["size_bytes"],
-        visibility=m["visibility"],
-        synced_at=m["synced_at"],
-    )
+def _guests(cell: Cell, rows: list[Any]) -> list[Guest]:
+    opened = handles.open_many(cell, [(m["creator_id"], m["creator_handle"]) for m in rows])
+    return [
+        Guest(
+            video_id=m["video_id"],
+            origin_cell=m["origin_cell"],
+            origin_domicile=m["origin_domicile"],
+            creator_id=m["creator_id"],
+            creator_handle=handle,
+            sha256=m["sha256"],
+            size_bytes=m["size_bytes"],
+            visibility=m["visibility"],
+            synced_at=m["synced_at"],
+        )
+        for m, handle in zip(rows, opened, strict=True)
+    ]
 
 
 def guest(cell: Cell, video_id: str) -> Guest | None:
     with cell.store.connect() as conn:
         row = conn.execute(sa.select(GUESTS).where(GUESTS.c.video_id == video_id)).first()
-    return None if row is None else _guest(cell, row._mapping)
+    return None if row is None else _guests(cell, [row._mapping])[0]
 
 
 def guests(cell: Cell, origin: str | None = None) -> list[Guest]:
@@ -65,7 +69,7 @@ def guests(cell: Cell, origin: str | None = None) -> list[Guest]:
         stmt = stmt.where(GUESTS.c.origin_cell == origin)
     with cell.store.connect() as conn:
         rows = [r._mapping for r in conn.execute(stmt)]
-    return [_guest(cell, m) for m in rows]
+    return _guests(cell, rows)
 
 
 def guest_row_filter(table: str, origins: Collection[str]) -> sa.ColumnElement[bool] | None:

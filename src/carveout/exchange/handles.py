@@ -44,6 +44,14 @@ def open_handle(cell: Cell, creator_id: str, sealed: str) -> str | None:
     return Vault.open_value(key, TABLE, COLUMN, creator_id, sealed)
 
 
+def open_many(cell: Cell, sealed: list[tuple[str, str]]) -> list[str | None]:
+    """`open_handle` for many (creator id, sealed handle) pairs with one key-store read."""
+    keys = key_store(cell).keys({creator for creator, _ in sealed})
+    return [
+        Vault.open_value(keys[c], TABLE, COLUMN, c, v) if c in keys else None for c, v in sealed
+    ]
+
+
 def forget(cell: Cell, creator_id: str, domicile: str, run_id: str) -> bool:
     """Destroy the creator's handle key (a tombstone records when and by which sync run)."""
     return key_store(cell).destroy(creator_id, domicile, run_id)

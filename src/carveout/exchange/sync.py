@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from carveout.cells import Cell, Policy
 from carveout.core import Conflict, new_id, now_ms
 from carveout.datamap import TABLES
-from carveout.exchange import handles, log
+from carveout.exchange import log
 from carveout.exchange import origin as sender
 from carveout.exchange.models import OriginVideo, SyncReport
 from carveout.exchange.permit import check_allowed
@@ -85,7 +85,7 @@ def sync(
             on_video(vid, f"withdrawn: {reason}")
 
         kept = [vid for vid in held if vid in by_id]
-        _touch(receiver, kept, {vid: by_id[vid] for vid in kept})
+        _touch(receiver, kept)
         report.kept = len(kept)
         if remoderate_kept:
             for vid in kept:
@@ -134,25 +134,16 @@ def _held(receiver: Cell, origin: str) -> list[tuple[str, str]]:
         return [(r.video_id, r.sha256) for r in conn.execute(stmt)]
 
 
-def _touch(receiver: Cell, kept: list[str], offers: dict[str, OriginVideo]) -> None:
-    """The origin still publishes these: note it, and follow a renamed handle."""
+def _touch(receiver: Cell, kept: list[str]) -> None:
+    """The origin still publishes these: note when that was last seen. (Handles cannot change
+    in carveout, so the sealed handle stays as copied.)"""
     now = now_ms()
     with receiver.store.begin() as conn:
-        for vid in kept:
-            offer = offers[vid]
-            row = conn.execute(
-                sa.select(GUESTS.c.creator_id, GUESTS.c.creator_handle).where(
-                    GUESTS.c.video_id == vid
-                )
-            ).one()
-            values: dict[str, object] = {"synced_at": now}
-            if handles.open_handle(receiver, row.creator_id, row.creator_handle) != (
-                offer.creator_handle
-            ):
-                values["creator_handle"] = handles.seal(
-                    receiver, row.creator_id, offer.domicile, offer.creator_handle
-                )
-            conn.execute(sa.update(GUESTS).where(GUESTS.c.video_id == vid).values(**values))
+        for i in range(0, len(kept), sender.IN_CHUNK):
+            chunk = kept[i : i + sender.IN_CHUNK]
+            conn.execute(
+                sa.update(GUESTS).where(GUESTS.c.video_id.in_(chunk)).values(synced_at=now)
+            )
 
 
 def _log_failure(
