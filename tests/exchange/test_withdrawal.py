@@ -104,6 +104,10 @@ def test_a_blob_shared_with_another_guest_copy_stays_until_both_are_gone(env: En
 def test_the_shared_blob_test_really_shares_one_file(env: Env) -> None:
     gb = env.signup("GB")
     a, b = env.upload(gb, 16)["id"], env.upload(gb, 16)["id"]
-    env.sync()
+    report = env.sync()
     assert exchange.guest(env.na, a).sha256 == exchange.guest(env.na, b).sha256
     assert len(list(env.na.blobs.list())) == 1
+    # The file moved once, and the log says so.
+    assert report.bytes == env.clip(16).stat().st_size
+    moved = sorted(e.bytes for e in exchange.read_log(env.na.store))
+    assert moved == [0, env.clip(16).stat().st_size]

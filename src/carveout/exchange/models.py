@@ -39,7 +39,7 @@ class SyncReport:
     run_id: str
     offered: int = 0
     copied: dict[str, int] = field(default_factory=dict)  # visibility -> guest copies written
-    bytes: int = 0
+    bytes: int = 0  # media bytes moved (a file the receiver already has moves once)
     kept: int = 0  # guest copies the origin still publishes
     remoderated: int = 0
     withdrawn: dict[str, int] = field(default_factory=dict)  # reason -> guest copies removed

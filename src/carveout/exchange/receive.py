@@ -60,7 +60,15 @@ def copy_one(
     content-addressed and the rows are written only if the guest copy is not there yet."""
     if not origin.blobs.exists(video.sha256):
         raise CopyFailed("media file missing at the origin")
-    sha, size, created = receiver.blobs.put_file(origin.blobs.local_path(video.sha256))
+    if receiver.blobs.exists(video.sha256):
+        # Already here (another copy or the receiver's own upload of the same file), hashed
+        # when it arrived: many videos share one media file, and copying it again per video
+        # would move gigabytes for nothing.
+        sha, size, created = video.sha256, receiver.blobs.size(video.sha256), False
+        moved = 0
+    else:
+        sha, size, created = receiver.blobs.put_file(origin.blobs.local_path(video.sha256))
+        moved = size
     try:
         if sha != video.sha256:
             raise CopyFailed(f"media file at the origin does not hash to {video.sha256}")
@@ -84,7 +92,7 @@ def copy_one(
                 receiver=receiver.name,
                 video_id=video.id,
                 action="copied",
-                nbytes=size,
+                nbytes=moved,
                 outcome="sent",
             )
         with receiver.store.begin() as conn:
@@ -157,7 +165,7 @@ def copy_one(
                 receiver=receiver.name,
                 video_id=video.id,
                 action="copied",
-                nbytes=size,
+                nbytes=moved,
                 outcome=verdict.visibility.value
                 + (f": {verdict.rule}" if verdict.visibility is not Visibility.PUBLISHED else ""),
             )
@@ -174,7 +182,7 @@ def copy_one(
         if created:
             receiver.blobs.delete(sha)
         raise
-    return Copied(verdict.visibility.value, size)
+    return Copied(verdict.visibility.value, moved)
 
 
 def remoderate(receiver: Cell, video_id: str, run_id: str, frames: dict[str, VideoHash]) -> str:
