@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from exchange_env import Env, count
 from typer.testing import CliRunner
 
@@ -120,3 +121,15 @@ def test_a_copy_whose_transaction_fails_leaves_nothing_and_a_rerun_completes(
     report = env.sync()
     assert report.copied == {"published": 1} and report.kept == 1
     assert count(env.na, "videos") == 2 and len(list(env.na.blobs.list())) == 2
+
+
+def test_videos_of_the_receivers_own_jurisdictions_are_never_guest_copies(env: Env) -> None:
+    """Between a carve's cutover and its purge the source still holds the carved
+    jurisdictions' videos: they are the receiver's own data, not guest content."""
+    gb = env.signup("GB")
+    v = env.upload(gb, 51)["id"]
+    videos = TABLES["videos"]
+    with env.glob.store.begin() as conn:
+        conn.execute(sa.update(videos).where(videos.c.id == v).values(domicile="US"))
+    report = env.sync()
+    assert report.copied == {} and exchange.guests(env.na) == []

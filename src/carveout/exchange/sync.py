@@ -116,7 +116,13 @@ def _not_its_own(policy: Policy, receiver: Cell, offers: list[OriginVideo]) -> l
     """Leave out videos domiciled in the receiver's own jurisdictions, or whose id it already
     holds as its own: between a carve's cutover and its purge the source still has the carved
     jurisdictions' videos, and those are the receiver's data, not guest content."""
-    rest = [v for v in offers if policy.cell_for(v.domicile).name != receiver.name]
+    spec = policy.cell(receiver.name)
+
+    def its_own(code: str) -> bool:  # policy.cell_for, without refusing an unmapped code
+        named = any(code in c.jurisdictions for c in policy.cells)
+        return code in spec.jurisdictions or (spec.serves_rest and not named)
+
+    rest = [v for v in offers if not its_own(v.domicile)]
     taken: set[str] = set()
     with receiver.store.connect() as conn:
         ids = [v.id for v in rest]
