@@ -200,3 +200,44 @@ def test_truncated_faststart_upload_is_named_truncated(api: Api, tmp_path: Path)
     api.assert_unchanged(before)
     status, _ = _post(api, a, sample)
     assert status == 201
+
+
+def test_a_creator_deletes_their_video_and_others_cannot(api: Api) -> None:
+    a, b = api.signup("AU"), api.signup("AU")
+    clip = make_video(api.tmp / "shared.mp4", seed=31)
+
+    def post(who: dict[str, str]) -> dict[str, str]:
+        with clip.open("rb") as fh:
+            r = api.client.post(
+                "/v1/videos", headers=auth(who), files={"file": ("c.mp4", fh, "video/mp4")}
+            )
+        assert r.status_code == 201, r.text
+        out: dict[str, str] = r.json()
+        return out
+
+    video, shared = post(a), post(a)  # the same file: one blob, two videos
+    other = api.upload(a, seed=32)
+    assert api.client.put(f"/v1/videos/{video['id']}/like", headers=auth(b)).status_code == 200
+    before = api.fingerprints()
+    assert api.client.delete(f"/v1/videos/{video['id']}", headers=auth(b)).status_code == 403
+    assert api.client.delete(f"/v1/videos/{new_id()}", headers=auth(b)).status_code == 404
+    api.assert_unchanged(before)
+    cell = api.deployment.cell("global")
+    files = set(cell.blobs.list())
+    assert api.client.delete(f"/v1/videos/{video['id']}", headers=auth(a)).status_code == 204
+    assert api.client.get(f"/v1/videos/{video['id']}", headers=auth(a)).status_code == 404
+    assert set(cell.blobs.list()) == files  # still used by `shared`
+    assert api.client.delete(f"/v1/videos/{shared['id']}", headers=auth(a)).status_code == 204
+    assert len(set(cell.blobs.list())) == len(files) - 1
+    assert api.client.get(f"/v1/videos/{other['id']}", headers=auth(b)).status_code == 200
+    likes = TABLES["likes"]
+    with cell.store.connect() as conn:
+        kept = conn.execute(
+            sa.select(sa.func.count()).select_from(likes).where(likes.c.video_id == video["id"])
+        ).scalar_one()
+        stats = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(TABLES["video_stats"])
+            .where(TABLES["video_stats"].c.video_id == video["id"])
+        ).scalar_one()
+    assert kept == 1 and stats == 0  # b's like is b's data; the counters went with the video

@@ -63,7 +63,9 @@ def test_full_carve_moves_j_exactly_and_leaves_nothing_behind(loaded: Deployment
     with source.store.connect() as conn:
         triggers = [
             r[0]
-            for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='trigger'")
+            for r in conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type='trigger' AND name LIKE 'carve%'"
+            )
         ]
         assert conn.exec_driver_sql("SELECT count(*) FROM carve_changes").scalar_one() == 0
     assert triggers and all(t.startswith("carve_seal_") for t in triggers)

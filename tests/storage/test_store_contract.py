@@ -87,6 +87,7 @@ def dataset(n: int = 6, seed: int = 7) -> Rows:
             "blob_id": blob["id"],
             "status": "published",
             "external_ref": f"kuairec:{i}" if i % 2 else None,
+            "origin_cell": None,
             "created_at": 1_700_000_000_200 + i,
         }
         blobs.append(blob)

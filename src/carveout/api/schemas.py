@@ -105,9 +105,17 @@ class VideoOut(BaseModel):
     domicile: str
     created_at: int
     media_url: str
+    guest_of: str | None = Field(
+        None,
+        description="guest content: the cell this read-only copy came from (content exchange); "
+        "null for the cell's own videos",
+    )
+    creator_handle: str | None = Field(
+        None, description="guest content: the foreign creator's public handle"
+    )
 
     @classmethod
-    def of(cls, video: Video) -> VideoOut:
+    def of(cls, video: Video, creator_handle: str | None = None) -> VideoOut:
         return cls(
             id=video.id,
             creator_id=video.creator_id,
@@ -121,6 +129,8 @@ class VideoOut(BaseModel):
             domicile=video.domicile,
             created_at=video.created_at,
             media_url=f"/v1/videos/{video.id}/media",
+            guest_of=video.origin_cell,
+            creator_handle=creator_handle,
         )
 
 

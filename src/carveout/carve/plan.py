@@ -108,8 +108,15 @@ def _cross_refs(
                     action = f"moves to {target}; kept as an opaque reference into {source}"
                 else:
                     action = f"stays in {source}; kept as an opaque reference into {target}"
-                if exchange and ref_name == "videos" and not row_moves:
-                    action += " (content exchange on: the video may be shown as guest content)"
+                if exchange and ref_name == "videos":
+                    # Guest copies flow into the carved cell only: the source stays sealed
+                    # against J, so it cannot hold copies of J's videos (docs/exchange.md).
+                    action += (
+                        f" (content exchange on: `carveout exchange sync --from {source} --to "
+                        f"{target} --referenced` brings the video as guest content)"
+                        if row_moves
+                        else " (not shown as guest content: the source stays sealed against J)"
+                    )
                 out.append(CrossRef(table.name, col.name, col.references, direction, rows, action))
     return out
 

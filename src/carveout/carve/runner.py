@@ -263,7 +263,7 @@ def run(
                             conn.execute(sa.delete(TABLES["carve_changes"]))
 
                     retrying(end_capture)
-                out.leaks = leak_scan(target, codes)
+                out.leaks = leak_scan(target, codes, deployment.policy)
                 details = {
                     "chunks": out.verify.chunks,
                     "mismatches": out.verify.mismatches,

@@ -14,9 +14,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from carveout import exchange
 from carveout.carve import keys, state
 from carveout.carve.capture import carved_tables
-from carveout.cells import Cell
+from carveout.cells import Cell, Policy
 from carveout.datamap import DATA_MAP, TABLES, Table
 from carveout.storage import fingerprint
 from carveout.storage.fingerprint import row_digest
@@ -43,6 +44,9 @@ class LeakReport:
     foreign_models: list[str] = field(default_factory=list)
     foreign_keys: list[str] = field(default_factory=list)  # jurisdictions owning user keys
     leftover_changes: int = 0
+    # Rows outside J that are parts of guest copies the policy allows (content exchange): not
+    # leaks, but counted so a report shows them.
+    guest_rows: dict[str, int] = field(default_factory=dict)
 
     @property
     def leaks(self) -> int:
@@ -158,16 +162,22 @@ def model_lineage_leaks(root: Path, codes: tuple[str, ...]) -> list[str]:
     return out
 
 
-def leak_scan(target: Cell, codes: tuple[str, ...]) -> LeakReport:
-    """Every row, blob file and model artefact of the target must belong to J."""
+def leak_scan(target: Cell, codes: tuple[str, ...], policy: Policy | None = None) -> LeakReport:
+    """Every row, blob file and model artefact of the target must belong to J, except the
+    parts of guest copies from cells the policy lets exchange with the target (only when the
+    policy is given: without it, every foreign row is a leak)."""
     report = LeakReport()
+    origins = exchange.partners(policy, target.name) if policy is not None else ()
     with target.store.connect() as conn:
         for table in DATA_MAP.tables:
             tbl = TABLES[table.name]
             n = conn.execute(
                 sa.select(sa.func.count()).select_from(tbl).where(~tbl.c.domicile.in_(codes))
             ).scalar_one()
-            report.foreign_rows[table.name] = int(n)
+            guests = exchange.foreign_guest_rows(conn, table.name, codes, origins)
+            report.foreign_rows[table.name] = int(n) - guests
+            if guests:
+                report.guest_rows[table.name] = guests
         shas = {r[0] for r in conn.execute(sa.select(TABLES["blobs"].c.sha256))}
         changes = TABLES["carve_changes"]
         report.leftover_changes = int(

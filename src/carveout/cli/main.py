@@ -12,6 +12,7 @@ from carveout.cli.bench import bench_app
 from carveout.cli.carve import carve_app
 from carveout.cli.common import DataDirOpt, fail_on_errors
 from carveout.cli.demo import demo_command
+from carveout.cli.exchange import exchange_app
 from carveout.cli.load import load_app
 from carveout.cli.moderation import moderation_app
 from carveout.cli.privacy import privacy_app
@@ -28,6 +29,7 @@ app.add_typer(load_app, name="load", help="Import a real dataset into the cells.
 app.add_typer(recommend_app, name="recommend", help="Train each cell's recommender.")
 app.add_typer(backup_app, name="backup", help="Backups at each cell's designated backup site.")
 app.add_typer(carve_app, name="carve", help="Carve jurisdictions out into a new cell.")
+app.add_typer(exchange_app, name="exchange", help="Guest content between cells; its log.")
 app.add_typer(moderation_app, name="moderation", help="Hash banks, text classifier, review.")
 app.add_typer(privacy_app, name="privacy", help="Erasure, retention, byte-level checks.")
 app.add_typer(staff_app, name="staff", help="Staff roles of a cell and its access log.")

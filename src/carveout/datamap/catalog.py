@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from carveout.datamap.catalog_exchange import EXCHANGE_LOG, GUEST_VIDEOS
 from carveout.datamap.catalog_moderation import (
     MODERATION_BANK_HASHES,
     MODERATION_BANKS,
@@ -190,6 +191,15 @@ VIDEOS = Table(
             max_length=64,
         ),
         created_column(),
+        # Last: revision 0005 appended it, and the carve compares column order.
+        Column(
+            "origin_cell",
+            T.TEXT,
+            OPS,
+            "guest content: the cell this read-only copy came from; NULL for the cell's own",
+            nullable=True,
+            max_length=64,
+        ),
     ),
     indexes=(("creator_id",), ("status", "created_at"), ("external_ref",)),
 )
@@ -389,5 +399,5 @@ DATA_MAP = DataMap(
         PRIVACY_REQUESTS,
         STAFF_ACCESS_LOG,
     ),
-    system=(CARVE_CHANGES, CARVE_STATE, STAFF_ROLES),
+    system=(CARVE_CHANGES, CARVE_STATE, STAFF_ROLES, GUEST_VIDEOS, EXCHANGE_LOG),
 )

@@ -54,9 +54,13 @@ def screen_text(cell: Cell, text: str, field: str, rules: Rules | None = None) -
     return Screening(replace(verdict, signals=signals), None, scores)
 
 
-def screen_video(cell: Cell, path: Path, caption: str) -> Screening:
+def screen_video(
+    cell: Cell, path: Path, caption: str, frames: VideoHash | None = None
+) -> Screening:
+    """`frames`: the file's hashes when the caller has them (the content exchange screens many
+    videos that share one media file, and hashing is the expensive part)."""
     rules = load_rules(cell.root)
-    frames = hash_video(path)
+    frames = frames if frames is not None else hash_video(path)
     matches = matcher(cell.store).match(frames.hexes)
     text = screen_text(cell, caption, "caption", rules)
     findings = bank_findings(matches, rules.match_share)

@@ -37,7 +37,12 @@ def _read(cell: Cell) -> tuple[list[Any], dict[str, dict[str, tuple[str, ...]]],
             EVENTS.c.watched_ms,
             EVENTS.c.domicile,
             VIDEOS.c.duration_ms,
-            VIDEOS.c.domicile.label("video_domicile"),
+            # A guest copy is public content the policy let this cell hold (content exchange),
+            # re-moderated here; the personal data the model learns from is this cell's own
+            # users' events. Its lineage therefore names the viewer's domicile for it.
+            sa.case(
+                (VIDEOS.c.origin_cell.is_(None), VIDEOS.c.domicile), else_=EVENTS.c.domicile
+            ).label("video_domicile"),
         )
         .select_from(EVENTS.join(VIDEOS, VIDEOS.c.id == EVENTS.c.video_id))
         .where(EVENTS.c.kind == "watch", VIDEOS.c.duration_ms > 0)

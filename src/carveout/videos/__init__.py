@@ -3,8 +3,10 @@
 from carveout.videos.media import MediaInfo, probe
 from carveout.videos.models import BlobRef, NewVideo, Video, VideoStatus
 from carveout.videos.service import (
+    GuestReadOnly,
     UnavailableHere,
     blob_of,
+    delete_video,
     exists,
     get_video,
     list_by_creator,
@@ -14,12 +16,14 @@ from carveout.videos.service import (
 
 __all__ = [
     "BlobRef",
+    "GuestReadOnly",
     "MediaInfo",
     "NewVideo",
     "UnavailableHere",
     "Video",
     "VideoStatus",
     "blob_of",
+    "delete_video",
     "exists",
     "get_video",
     "list_by_creator",

@@ -29,6 +29,7 @@ class Video:
     blob_id: str
     status: str
     created_at: int
+    origin_cell: str | None = None  # guest content: the cell this read-only copy came from
 
     @classmethod
     def from_row(cls, row: Any) -> Video:
@@ -46,6 +47,7 @@ class Video:
             blob_id=m["blob_id"],
             status=m["status"],
             created_at=m["created_at"],
+            origin_cell=m.get("origin_cell"),
         )
 
 

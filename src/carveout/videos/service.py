@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from carveout.accounts import User
 from carveout.cells import Cell
-from carveout.core import CarveoutError, InvalidInput, NotFound, new_id, now_ms
+from carveout.core import CarveoutError, Forbidden, InvalidInput, NotFound, new_id, now_ms
 from carveout.core.pagination import Page, check_limit, decode_cursor, encode_cursor
 from carveout.datamap import TABLES
 from carveout.events.stats import zero_row
@@ -30,6 +30,12 @@ class UnavailableHere(CarveoutError):
     """The video exists but is restricted in the viewer's jurisdiction."""
 
     status = 451
+
+
+class GuestReadOnly(CarveoutError):
+    """A write to guest content: only its creator, in its origin cell, may change it."""
+
+    status = 409
 
 
 def check_new_video(new: NewVideo) -> NewVideo:
@@ -169,3 +175,42 @@ def exists(store: Store, video_id: str) -> bool:
         return (
             conn.execute(sa.select(VIDEOS.c.id).where(VIDEOS.c.id == video_id)).first() is not None
         )
+
+
+def delete_video(cell: Cell, video_id: str, user: User) -> None:
+    """The creator deletes their video: the video, its counters, restrictions, its blob row (if
+    no other video uses it) in one transaction, then the file if nothing names it. Others'
+    likes, comments and events stay as their data, with the id as an opaque reference.
+    Guest content (a copy from another cell) is refused: its creator deletes it where it lives,
+    and the next exchange sync withdraws the copy."""
+    with cell.store.begin() as conn:
+        row = conn.execute(sa.select(VIDEOS).where(VIDEOS.c.id == video_id)).first()
+        if row is None:
+            raise NotFound(f"no video {video_id}")
+        video = Video.from_row(row)
+        if video.origin_cell is not None:
+            raise GuestReadOnly(
+                f"video {video_id} is guest content from cell {video.origin_cell!r}: read-only "
+                "here; its creator changes or deletes it in that cell"
+            )
+        if video.creator_id != user.id:
+            if video.status != VideoStatus.PUBLISHED.value:
+                raise NotFound(f"no video {video_id}")
+            raise Forbidden(f"video {video_id} is not yours to delete")
+        conn.execute(sa.delete(RESTRICTIONS).where(RESTRICTIONS.c.video_id == video_id))
+        conn.execute(sa.delete(STATS).where(STATS.c.video_id == video_id))
+        conn.execute(sa.delete(VIDEOS).where(VIDEOS.c.id == video_id))
+        blob = conn.execute(sa.select(BLOBS).where(BLOBS.c.id == video.blob_id)).first()
+        sha = None
+        if blob is not None:
+            used = conn.execute(
+                sa.select(VIDEOS.c.id).where(VIDEOS.c.blob_id == blob.id).limit(1)
+            ).first()
+            if used is None:
+                conn.execute(sa.delete(BLOBS).where(BLOBS.c.id == blob.id))
+                named = conn.execute(
+                    sa.select(BLOBS.c.id).where(BLOBS.c.sha256 == blob.sha256).limit(1)
+                ).first()
+                sha = blob.sha256 if named is None else None
+    if sha is not None:
+        cell.blobs.delete(sha)

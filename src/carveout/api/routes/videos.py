@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi.responses import FileResponse
 
-from carveout import moderation, videos
+from carveout import exchange, moderation, videos
 from carveout.api.deps import CallerDep
 from carveout.api.schemas import PageOut, VideoOut
 from carveout.core import InvalidInput
@@ -43,8 +43,17 @@ def upload(
 
 @router.get("/videos/{video_id}", response_model=VideoOut)
 def get_video(video_id: str, caller: CallerDep) -> VideoOut:
-    """Metadata of a video the caller may see (451 where restricted in their jurisdiction)."""
-    return VideoOut.of(videos.get_video(caller.cell.store, video_id, caller.user))
+    """Metadata of a video the caller may see (451 where restricted in their jurisdiction).
+    Guest content says so: `guest_of` names its origin cell, `creator_handle` its creator."""
+    video = videos.get_video(caller.cell.store, video_id, caller.user)
+    return VideoOut.of(video, exchange.handle_of(caller.cell, video))
+
+
+@router.delete("/videos/{video_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_video(video_id: str, caller: CallerDep) -> None:
+    """Delete one of the caller's own videos (403 for someone else's; 409 for guest content,
+    which is read-only in this cell: its creator deletes it in its origin cell)."""
+    videos.delete_video(caller.cell, video_id, caller.user)
 
 
 @router.get(

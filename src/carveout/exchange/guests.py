@@ -1,0 +1,111 @@
+"""Guest content as the receiving cell reads it: which rows are guest copies, and their origin."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from carveout.cells import Cell
+from carveout.datamap import TABLES
+from carveout.exchange import handles
+from carveout.videos import Video
+
+GUESTS, VIDEOS = TABLES["guest_videos"], TABLES["videos"]
+
+# The rows a guest copy consists of in the receiving cell, by the column naming the copy: they
+# carry the origin's domicile (the video's), so a leak scan must tell them from foreign data.
+GUEST_LINKS = {
+    "videos": "id",
+    "video_stats": "video_id",
+    "video_restrictions": "video_id",
+    "moderation_decisions": "target_id",
+    "moderation_reviews": "target_id",
+}
+
+
+@dataclass(frozen=True)
+class Guest:
+    video_id: str
+    origin_cell: str
+    origin_domicile: str
+    creator_id: str  # the pseudonym
+    creator_handle: str | None  # None once the handle's key is destroyed
+    sha256: str
+    size_bytes: int
+    visibility: str
+    synced_at: int
+
+
+def _guests(cell: Cell, rows: list[Any]) -> list[Guest]:
+    opened = handles.open_many(cell, [(m["creator_id"], m["creator_handle"]) for m in rows])
+    return [
+        Guest(
+            video_id=m["video_id"],
+            origin_cell=m["origin_cell"],
+            origin_domicile=m["origin_domicile"],
+            creator_id=m["creator_id"],
+            creator_handle=handle,
+            sha256=m["sha256"],
+            size_bytes=m["size_bytes"],
+            visibility=m["visibility"],
+            synced_at=m["synced_at"],
+        )
+        for m, handle in zip(rows, opened, strict=True)
+    ]
+
+
+def guest(cell: Cell, video_id: str) -> Guest | None:
+    with cell.store.connect() as conn:
+        row = conn.execute(sa.select(GUESTS).where(GUESTS.c.video_id == video_id)).first()
+    return None if row is None else _guests(cell, [row._mapping])[0]
+
+
+def guests(cell: Cell, origin: str | None = None) -> list[Guest]:
+    stmt = sa.select(GUESTS).order_by(GUESTS.c.video_id)
+    if origin is not None:
+        stmt = stmt.where(GUESTS.c.origin_cell == origin)
+    with cell.store.connect() as conn:
+        rows = [r._mapping for r in conn.execute(stmt)]
+    return _guests(cell, rows)
+
+
+def guest_row_filter(table: str, origins: Collection[str]) -> sa.ColumnElement[bool] | None:
+    """Rows of `table` that belong to a guest copy from one of `origins` (None: the table
+    holds no part of a guest copy). A row claiming to be a guest copy without a guest_videos
+    entry from an allowed origin matches nothing."""
+    ids = sa.select(GUESTS.c.video_id).where(GUESTS.c.origin_cell.in_(list(origins)))
+    tbl = TABLES[table]
+    if table == "videos":
+        return sa.and_(tbl.c.id.in_(ids), tbl.c.origin_cell.in_(list(origins)))
+    if table == "blobs":
+        return tbl.c.id.in_(
+            sa.select(VIDEOS.c.blob_id).where(
+                VIDEOS.c.id.in_(ids), VIDEOS.c.origin_cell.in_(list(origins))
+            )
+        )
+    column = GUEST_LINKS.get(table)
+    return None if column is None else tbl.c[column].in_(ids)
+
+
+def foreign_guest_rows(
+    conn: sa.Connection, table: str, codes: Collection[str], origins: Collection[str]
+) -> int:
+    """How many of the table's rows outside `codes` are parts of allowed guest copies."""
+    cond = guest_row_filter(table, origins)
+    if cond is None or not origins:
+        return 0
+    tbl = TABLES[table]
+    stmt = sa.select(sa.func.count()).select_from(tbl).where(~tbl.c.domicile.in_(list(codes)), cond)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def handle_of(cell: Cell, video: Video) -> str | None:
+    """The foreign creator's public handle for a guest copy (None for the cell's own videos,
+    whose creators have profiles here)."""
+    if video.origin_cell is None:
+        return None
+    g = guest(cell, video.id)
+    return g.creator_handle if g is not None else None

@@ -1,0 +1,71 @@
+"""The leak scan with guest content: allowed copies pass, anything else foreign is still found."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import sqlalchemy as sa
+from exchange_env import NA, Env, auth
+
+from carveout.carve.verify import leak_scan
+from carveout.cells import Policy
+from carveout.core import new_id
+from carveout.datamap import TABLES
+
+
+def _synced(env: Env) -> str:
+    gb, ca = env.signup("GB"), env.signup("CA")
+    v = env.upload(gb, 31)["id"]
+    env.sync()
+    # A user of B reports the guest copy: B's review item is about the copy (its domicile).
+    r = env.client.post(
+        "/v1/reports",
+        headers=auth(ca),
+        json={"target_kind": "video", "target_id": v, "reason": "looks like spam"},
+    )
+    assert r.status_code == 201, r.text
+    return v
+
+
+def test_allowed_guest_copies_are_not_leaks(env: Env) -> None:
+    _synced(env)
+    scan = leak_scan(env.na, NA, env.deployment.policy)
+    assert scan.leaks == 0, scan
+    assert scan.guest_rows == {
+        "blobs": 1,
+        "videos": 1,
+        "video_stats": 1,
+        "moderation_reviews": 1,
+    }
+    # Without the policy there is no allowance: the same rows are foreign.
+    assert leak_scan(env.na, NA).leaks == 4
+
+
+def test_a_planted_foreign_row_is_still_a_leak(env: Env) -> None:
+    v = _synced(env)
+    with env.na.store.begin() as conn:
+        row = dict(conn.execute(sa.select(TABLES["videos"])).one()._mapping)
+        # Looks like a guest copy (origin_cell set) but the exchange never wrote it.
+        conn.execute(sa.insert(TABLES["videos"]).values({**row, "id": new_id()}))
+        # A foreign user's like: never part of any guest copy.
+        conn.execute(
+            sa.insert(TABLES["likes"]).values(
+                id=new_id(), domicile="GB", user_id=new_id(), video_id=v, created_at=1
+            )
+        )
+    scan = leak_scan(env.na, NA, env.deployment.policy)
+    assert scan.foreign_rows["videos"] == 1 and scan.foreign_rows["likes"] == 1
+    assert scan.leaks == 2
+
+
+def test_guest_copies_from_a_cell_that_left_the_exchange_are_leaks(env: Env) -> None:
+    _synced(env)
+    policy = env.deployment.policy
+    closed = Policy(
+        cells=tuple(
+            dataclasses.replace(c, content_exchange=False) if c.name == "global" else c
+            for c in policy.cells
+        ),
+        sites=policy.sites,
+    )
+    assert leak_scan(env.na, NA, closed).leaks == 4
