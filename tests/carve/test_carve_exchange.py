@@ -4,6 +4,7 @@ as guest copies the leak scan accepts and the recommender's lineage keeps inside
 from __future__ import annotations
 
 import sqlalchemy as sa
+from carving import MOVING
 from fastapi.testclient import TestClient
 
 from carveout import carve, exchange
@@ -12,7 +13,6 @@ from carveout.carve.verify import leak_scan
 from carveout.cells import Deployment
 from carveout.datamap import TABLES
 from carveout.recommend import train_cell
-from conftest import MOVING
 
 EVENTS, VIDEOS = TABLES["events"], TABLES["videos"]
 
