@@ -6,8 +6,9 @@ The routing switch is a rename of the policy file: the point of no return."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from carveout.carve import keys, replication, state
 from carveout.carve.apply import ApplyStats, catch_up
@@ -39,6 +40,21 @@ class CutoverReport:
     pause_ms: float
     final_changes: int
     pre_fence_lag: int
+    # What the pause was spent on, step by step in the order they ran (ms): the fence's budget.
+    steps: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass
+class _StepClock:
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.steps.append((name, (time.monotonic() - began) * 1000))
 
 
 def target_spec(spec: CarveSpec) -> CellSpec:
@@ -70,38 +86,53 @@ def cutover(
         catch_up(source, target, codes, stats, until_lag=PRE_FENCE_LAG, max_seconds=120)
     fences = FenceBoard(deployment.data_dir)
     before = stats.changes
+    clock = _StepClock()
     raised = time.monotonic()
-    fences.raise_fence(Fence(spec.target, frozenset(codes), now_ms()))
+    with clock.step("raise fence"):
+        fences.raise_fence(Fence(spec.target, frozenset(codes), now_ms()))
     try:
-        time.sleep(DRAIN_S)
+        with clock.step("drain in-flight writes"):
+            time.sleep(DRAIN_S)
 
         def seal() -> None:
             with source.store.begin() as conn:
                 prefer_to_lose(conn)
                 install_seal(conn, codes, spec.target)
 
-        retrying(seal)
+        with clock.step("seal source"):
+            retrying(seal)
         if replicating:
             # Sealed: nothing of J changes any more; once the subscriber has everything up to
             # here the target is complete. Dropping the subscription waits until after the
             # fence is down: it only carries the source's (now frozen) rows of J.
-            replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
-            copy_missing_blobs(source, target)
+            with clock.step("last changes (subscriber catches up)"):
+                replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
+            with clock.step("missing blob files"):
+                copy_missing_blobs(source, target)
         else:
-            catch_up(source, target, codes, stats, sealed=True)
-        keys.hand_over(source, target, codes)  # users who signed up during the carve
-        with target.store.begin() as conn:
+            with clock.step("last changes (catch-up)"):
+                catch_up(source, target, codes, stats, sealed=True)
+        with clock.step("hand over keys"):
+            keys.hand_over(source, target, codes)  # users who signed up during the carve
+        with clock.step("target capture on"), target.store.begin() as conn:
             # From here on the target takes writes the sealed source never sees; its own
             # capture log lets verify tell them from copy errors.
             install_capture(conn, codes)
             state.put(conn, "routing_switched_at", now_ms())
-        new_policy = with_new_cell(deployment.policy, target_spec(spec))
-        write_policy_atomically(deployment.data_dir / POLICY_FILE, new_policy)
-        deployment.refresh_policy()
+        with clock.step("switch routing (policy file)"):
+            new_policy = with_new_cell(deployment.policy, target_spec(spec))
+            write_policy_atomically(deployment.data_dir / POLICY_FILE, new_policy)
+            deployment.refresh_policy()
     finally:
-        fences.release()
+        with clock.step("release fence"):
+            fences.release()
     pause_ms = (time.monotonic() - raised) * 1000
     if replicating and spec.target in deployment.policy.names:
         replication.stop(source, target, spec.target, restore_identity=False)
     say(f"write pause {pause_ms:.0f} ms; {stats.changes - before} changes applied while fenced")
-    return CutoverReport(pause_ms=pause_ms, final_changes=stats.changes - before, pre_fence_lag=0)
+    return CutoverReport(
+        pause_ms=pause_ms,
+        final_changes=stats.changes - before,
+        pre_fence_lag=0,
+        steps=tuple(clock.steps),
+    )
