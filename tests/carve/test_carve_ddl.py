@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from carveout.carve.capture import install_capture, remove_triggers
+from carveout.carve.capture import install_capture, install_seal, remove_triggers
 from carveout.carve.ddl import retrying
 from carveout.core import new_id, now_ms
 from carveout.datamap import TABLES
@@ -145,3 +145,40 @@ def test_removing_capture_triggers_never_deadlocks_a_writer_mid_transaction(
 
     retrying(remove)
     assert _capture_triggers(store) == 0
+
+
+def _seal_triggers(store: Store) -> int:
+    with store.connect() as conn:
+        return int(
+            conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_trigger WHERE tgname = 'carve_seal'"
+            ).scalar_one()
+        )
+
+
+def test_the_seal_never_waits_for_a_writer_and_goes_in_once_it_is_done(pg_store: Store) -> None:
+    """The cutover's seal takes its locks NOWAIT: a writer mid-transaction (here one that has
+    written a like and would go on to write more, as moderation's resolve writes decisions and
+    then videos) makes the attempt fail at once, with nothing sealed and the writer unharmed;
+    the cutover's retry seals once the writer has committed."""
+    store = pg_store
+
+    def seal() -> None:
+        with store.begin() as conn:
+            install_seal(conn, ("US",), "na-anz")
+
+    with store.engine.connect() as writer:
+        writer.execute(sa.insert(LIKES).values(_row(LIKES, user_id=new_id(), video_id=new_id())))
+        with pytest.raises(sa.exc.OperationalError) as failed:
+            seal()
+        assert isinstance(failed.value.orig, psycopg.errors.LockNotAvailable)
+        assert _seal_triggers(store) == 0
+        assert _waiting_pids(store) == set()  # the seal left no lock request behind
+        # The writer goes on to another carved table and commits: nothing of the seal is held.
+        row = _row(EVENTS, user_id=new_id(), video_id=new_id(), kind="watch")
+        writer.execute(sa.insert(EVENTS).values(row))
+        writer.commit()
+    retrying(seal, pause_s=0.002)
+    assert _seal_triggers(store) > 0
+    with store.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(EVENTS)).scalar_one() == 1

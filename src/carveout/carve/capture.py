@@ -99,12 +99,13 @@ def _pg_args(first: str, codes: tuple[str, ...]) -> str:
     return ", ".join([f"'{first}'", *(f"'{c}'" for c in codes)])
 
 
-def _lock_in_map_order(conn: sa.Connection) -> None:
-    """SHARE ROW EXCLUSIVE on every carved table at once, in data-map order: writers take their
-    row locks in that order too, so waiting here cannot close a cycle, and readers never wait
-    (unlike DROP TRIGGER's ACCESS EXCLUSIVE)."""
+def _lock_in_map_order(conn: sa.Connection, *, nowait: bool = False) -> None:
+    """SHARE ROW EXCLUSIVE on every carved table at once, in data-map order; readers never wait
+    for it (unlike DROP TRIGGER's ACCESS EXCLUSIVE). With `nowait`, a table some writer holds
+    fails the statement at once (LockNotAvailable) instead of waiting."""
     names = ", ".join(t.name for t in carved_tables())
-    conn.exec_driver_sql(f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE")
+    tail = " NOWAIT" if nowait else ""
+    conn.exec_driver_sql(f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE{tail}")
 
 
 def _pg_triggers(conn: sa.Connection, name: str) -> set[str]:
@@ -131,6 +132,8 @@ def install_capture(conn: sa.Connection, codes: tuple[str, ...]) -> None:
 
 
 def install_seal(conn: sa.Connection, codes: tuple[str, ...], target: str) -> None:
+    """Make the source refuse writes of J. On PostgreSQL this fails with LockNotAvailable,
+    changing nothing, while a writer is busy on a carved table: run it under ddl.retrying."""
     if conn.dialect.name == "sqlite":
         for table in carved_tables():
             for ddl in _sqlite_seal(table, codes, target):
@@ -138,7 +141,12 @@ def install_seal(conn: sa.Connection, codes: tuple[str, ...], target: str) -> No
         return
     conn.exec_driver_sql(_PG_SEAL_FN)
     msg = f"{MOVED_MARKER}:{target}"
-    _lock_in_map_order(conn)
+    # NOWAIT, retried by the cutover: not every writer takes its locks in map order
+    # (moderation's resolve writes decisions, then videos), so a seal waiting for one table
+    # while holding others could close a cycle with such a writer, and PostgreSQL might abort
+    # the writer. Never waiting while holding a lock, the seal is never in a cycle; and staying
+    # writers never queue behind a half-taken seal.
+    _lock_in_map_order(conn, nowait=True)
     for table in carved_tables():
         conn.exec_driver_sql(
             "CREATE OR REPLACE TRIGGER carve_seal BEFORE INSERT OR UPDATE OR DELETE ON "

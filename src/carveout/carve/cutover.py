@@ -29,8 +29,13 @@ from carveout.cells import (
 from carveout.core import now_ms
 
 # Writes that passed the fence check just before it went up get this long to commit before the
-# seal; a slower one meets the seal and fails with a retryable error instead of being lost.
-DRAIN_S = 0.05
+# seal; a slower one meets the seal and is replayed after the cutover (api/replay.py), so this
+# only trades a few replays against pause: a write takes a few ms on an unsaturated server.
+DRAIN_S = 0.015
+# The seal takes its table locks NOWAIT (capture.install_seal): while a writer holds one, try
+# again soon. The writes it waits out take milliseconds; 500 tries bound it at a few seconds.
+SEAL_RETRY_S = 0.002
+SEAL_ATTEMPTS = 500
 # Catch up to within this many changes before raising the fence, so the pause stays short.
 PRE_FENCE_LAG = 200
 
@@ -100,7 +105,7 @@ def cutover(
                 install_seal(conn, codes, spec.target)
 
         with clock.step("seal source"):
-            retrying(seal)
+            retrying(seal, pause_s=SEAL_RETRY_S, attempts=SEAL_ATTEMPTS)
         if replicating:
             # Sealed: nothing of J changes any more; once the subscriber has everything up to
             # here the target is complete. Dropping the subscription waits until after the
