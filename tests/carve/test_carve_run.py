@@ -49,6 +49,7 @@ def test_full_carve_moves_j_exactly_and_leaves_nothing_behind(loaded: Deployment
         "last changes (catch-up)",
         "hand over keys",
         "target capture on",
+        "target counters from its own events",
         "switch routing (policy file)",
         "release fence",
     ]

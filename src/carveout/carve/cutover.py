@@ -27,6 +27,7 @@ from carveout.cells import (
     write_policy_atomically,
 )
 from carveout.core import now_ms
+from carveout.events import recompute_all
 
 # Writes that passed the fence check just before it went up get this long to commit before the
 # seal; a slower one meets the seal and is replayed after the cutover (api/replay.py), so this
@@ -89,6 +90,9 @@ def cutover(
         copy_missing_blobs(source, target)
     else:
         catch_up(source, target, codes, stats, until_lag=PRE_FENCE_LAG, max_seconds=120)
+    # Planner statistics before the pause: on SQLite ANALYZE writes, and J's released writers
+    # would wait for it; the last few hundred changes do not change the statistics.
+    target.store.analyze()
     fences = FenceBoard(deployment.data_dir)
     before = stats.changes
     clock = _StepClock()
@@ -124,6 +128,10 @@ def cutover(
             # capture log lets verify tell them from copy errors.
             install_capture(conn, codes)
             state.put(conn, "routing_switched_at", now_ms())
+        with clock.step("target counters from its own events"):
+            # Here, while nothing else writes to the target: rebuilt after the switch, it held
+            # up J's released writers (SQLite's one writer; on PostgreSQL a table lock).
+            recompute_all(target.store, now_ms())
         with clock.step("switch routing (policy file)"):
             new_policy = with_new_cell(deployment.policy, target_spec(spec))
             write_policy_atomically(deployment.data_dir / POLICY_FILE, new_policy)

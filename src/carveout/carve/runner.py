@@ -248,10 +248,8 @@ def run(
                         "final_changes": out.cutover.final_changes,
                     }
                 FenceBoard(deployment.data_dir).release()
-                # The target's counters come from its own events only, never the source's.
-                recompute_all(target.store, now_ms())
+                # The target's counters were rebuilt inside the fence, from its own events only.
                 details["stray_blobs_removed"] = remove_stray_blobs(target)
-                target.store.analyze()
             elif phase is Phase.VERIFY:
                 out.verify = verify(source, target, codes, rep.advance)
                 if out.verify.ok:
