@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from carveout.carve import keys, replication, state
-from carveout.carve.apply import ApplyStats, catch_up
+from carveout.carve.apply import ApplyStats, applied_seq, catch_up, touched_videos
 from carveout.carve.capture import install_capture, install_seal
 from carveout.carve.ddl import prefer_to_lose, retrying
 from carveout.carve.models import CarveSpec
@@ -93,6 +93,10 @@ def cutover(
     # Planner statistics before the pause: on SQLite ANALYZE writes, and J's released writers
     # would wait for it; the last few hundred changes do not change the statistics.
     target.store.analyze()
+    # Counters from the target's events as they are now, outside the pause (nothing serves from
+    # the target yet); inside it only the videos the last changes touched are counted again.
+    counted_at = None if replicating else applied_seq(target)
+    recompute_all(target.store, now_ms())
     fences = FenceBoard(deployment.data_dir)
     before = stats.changes
     clock = _StepClock()
@@ -131,7 +135,8 @@ def cutover(
         with clock.step("target counters from its own events"):
             # Here, while nothing else writes to the target: rebuilt after the switch, it held
             # up J's released writers (SQLite's one writer; on PostgreSQL a table lock).
-            recompute_all(target.store, now_ms())
+            touched = None if counted_at is None else touched_videos(source, target, counted_at)
+            recompute_all(target.store, now_ms(), videos=touched)
         with clock.step("switch routing (policy file)"):
             new_policy = with_new_cell(deployment.policy, target_spec(spec))
             write_policy_atomically(deployment.data_dir / POLICY_FILE, new_policy)

@@ -29,7 +29,6 @@ from carveout.cells import Cell, Deployment, FenceBoard, open_cell
 from carveout.cells.registry import key_dir
 from carveout.core import CarveoutError, Conflict, NotFound, now_ms
 from carveout.datamap import DATA_MAP, TABLES
-from carveout.events import recompute_all
 from carveout.recommend import train_cell
 from carveout.recommend.service import forget
 from carveout.storage import drop_database, schema_head
@@ -278,7 +277,8 @@ def run(
                 if trained and (target.root / "models" / trained["model"]).is_dir():
                     details = trained  # trained before a restart: not again
                 else:
-                    recompute_all(target.store, now_ms())
+                    # No counter rebuild here: the cutover rebuilt them before the switch and
+                    # writers keep them since; a rebuild now would stall J's writers.
                     manifest = train_cell(target)
                     rep.say(
                         f"model {manifest.version} trained on {', '.join(manifest.jurisdictions)} "
