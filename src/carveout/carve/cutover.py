@@ -33,10 +33,11 @@ from carveout.events import recompute_all
 # seal; a slower one meets the seal and is replayed after the cutover (api/replay.py), so this
 # only trades a few replays against pause: a write takes a few ms on an unsaturated server.
 DRAIN_S = 0.015
-# The seal takes its table locks NOWAIT (capture.install_seal): while a writer holds one, try
-# again soon. The writes it waits out take milliseconds; 500 tries bound it at a few seconds.
+# The seal waits for its table locks at most capture.SEAL_WAIT_MS per attempt (on PostgreSQL);
+# after a timeout or a lost deadlock it tries again soon. 40 tries bound it at a few seconds,
+# well inside the gateway's HOLD_TIMEOUT_S.
 SEAL_RETRY_S = 0.002
-SEAL_ATTEMPTS = 500
+SEAL_ATTEMPTS = 40
 # Catch up to within this many changes before raising the fence, so the pause stays short.
 PRE_FENCE_LAG = 200
 
