@@ -16,8 +16,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from carveout.carve.capture import install_capture, remove_triggers
-from carveout.carve.ddl import retrying
+from carveout.carve.capture import install_capture, install_seal, remove_triggers
+from carveout.carve.ddl import prefer_to_lose, retrying
 from carveout.core import new_id, now_ms
 from carveout.datamap import TABLES
 from carveout.storage import Store
@@ -145,3 +145,79 @@ def test_removing_capture_triggers_never_deadlocks_a_writer_mid_transaction(
 
     retrying(remove)
     assert _capture_triggers(store) == 0
+
+
+def _seal_triggers(store: Store) -> int:
+    with store.connect() as conn:
+        return int(
+            conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_trigger WHERE tgname = 'carve_seal'"
+            ).scalar_one()
+        )
+
+
+def test_the_seal_gives_way_to_a_writer_and_goes_in_once_it_is_done(pg_store: Store) -> None:
+    """The cutover's seal waits for its locks only briefly (lock_timeout, half the writers'
+    deadlock_timeout at most): a writer that keeps a carved table mid-transaction (here one
+    that has written a like and goes on to write more, as moderation's resolve writes
+    decisions and then videos) makes the attempt fail, with nothing sealed and the writer
+    unharmed; the cutover's retry seals once the writer has committed."""
+    store = pg_store
+
+    def seal() -> None:
+        with store.begin() as conn:
+            install_seal(conn, ("US",), "na-anz")
+
+    with store.engine.connect() as writer:
+        writer.execute(sa.insert(LIKES).values(_row(LIKES, user_id=new_id(), video_id=new_id())))
+        with pytest.raises(sa.exc.OperationalError) as failed:
+            seal()
+        assert isinstance(failed.value.orig, psycopg.errors.LockNotAvailable)
+        assert _seal_triggers(store) == 0
+        assert _waiting_pids(store) == set()  # the seal left no lock request behind
+        # The writer goes on to another carved table and commits: nothing of the seal is held.
+        row = _row(EVENTS, user_id=new_id(), video_id=new_id(), kind="watch")
+        writer.execute(sa.insert(EVENTS).values(row))
+        writer.commit()
+    retrying(seal, pause_s=0.002)
+    assert _seal_triggers(store) > 0
+    with store.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(EVENTS)).scalar_one() == 1
+
+
+def test_a_writer_in_a_cycle_with_the_seal_is_never_the_one_aborted(pg_store: Store) -> None:
+    """A writer that holds a table late in map order (events) and then writes an earlier one
+    (likes) closes a cycle with a seal holding likes and waiting for events. The seal gives up
+    (its deadlock check or its short lock_timeout) long before the writer's deadlock check
+    would run (1 s): the writer's transaction commits."""
+    store = pg_store
+    outcome: dict[str, BaseException | None] = {}
+
+    def seal() -> None:
+        try:
+            with store.begin() as conn:
+                prefer_to_lose(conn)
+                install_seal(conn, ("US",), "na-anz")
+            outcome["seal"] = None
+        except BaseException as exc:  # reported by the test, whatever it is
+            outcome["seal"] = exc
+
+    with store.engine.connect() as writer:
+        writer_pid = _pid(writer)
+        row = _row(EVENTS, user_id=new_id(), video_id=new_id(), kind="watch")
+        writer.execute(sa.insert(EVENTS).values(row))
+        sealing = threading.Thread(target=seal)
+        sealing.start()
+        # The seal has taken the tables before events (likes among them) and waits for events.
+        _until(lambda: bool(_waiting_pids(store) - {writer_pid}), "seal waiting")
+        writer.execute(sa.insert(LIKES).values(_row(LIKES, user_id=new_id(), video_id=new_id())))
+        writer.commit()
+        sealing.join()
+    failed = outcome["seal"]
+    assert isinstance(failed, sa.exc.OperationalError), repr(failed)
+    assert isinstance(
+        failed.orig, psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected
+    ), repr(failed)
+    assert _seal_triggers(store) == 0
+    with store.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(LIKES)).scalar_one() == 1

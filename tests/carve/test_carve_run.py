@@ -40,6 +40,19 @@ def test_full_carve_moves_j_exactly_and_leaves_nothing_behind(loaded: Deployment
     assert outcome.leaks is not None and outcome.leaks.leaks == 0
     assert outcome.purge is not None and outcome.purge.remaining_rows == 0
     assert outcome.cutover is not None and outcome.cutover.pause_ms > 0
+    # The fence's steps ran in the order that makes the pause safe: the source is sealed before
+    # the last changes are read, and routing switches only once the target has them all.
+    assert [name for name, _ms in outcome.cutover.steps] == [
+        "raise fence",
+        "drain in-flight writes",
+        "seal source",
+        "last changes (catch-up)",
+        "hand over keys",
+        "target capture on",
+        "target counters from its own events",
+        "switch routing (policy file)",
+        "release fence",
+    ]
     # Routing: J to the new cell, everything else stays.
     assert loaded.cell_for("CA").name == "na-anz" and loaded.cell_for("GB").name == "global"
     assert loaded.policy.cell("na-anz").backup_site == "sg"

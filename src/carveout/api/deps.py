@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from carveout.accounts import User, authenticate, token_jurisdiction
 from carveout.cells import Cell, Gateway
@@ -27,7 +28,7 @@ def get_gateway(request: Request) -> Gateway:
     return gateway
 
 
-def get_caller(
+async def get_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
@@ -35,10 +36,21 @@ def get_caller(
         raise Unauthenticated("missing bearer token: log in with POST /v1/sessions")
     token = credentials.credentials
     gateway = get_gateway(request)
-    # Reads are served throughout a carve; writes of a fenced jurisdiction wait for the cutover.
+    # Reads are served throughout a carve; writes of a fenced jurisdiction wait for the cutover,
+    # on the event loop (see Gateway.hold_write), before they take a worker thread.
     is_read = request.method in ("GET", "HEAD", "OPTIONS")
     try:
         jurisdiction = token_jurisdiction(token)
+    except (PolicyError, InvalidInput) as exc:
+        raise Unauthenticated("token names a jurisdiction no cell serves") from exc
+    if not is_read:
+        await gateway.hold_write(jurisdiction)
+    return await run_in_threadpool(_caller, gateway, jurisdiction, token, is_read)
+
+
+def _caller(gateway: Gateway, jurisdiction: str, token: str, is_read: bool) -> Caller:
+    try:
+        # route_write checks the fence again: one raised since hold_write holds the write here.
         cell = gateway.route(jurisdiction) if is_read else gateway.route_write(jurisdiction)
     except (PolicyError, InvalidInput) as exc:
         raise Unauthenticated("token names a jurisdiction no cell serves") from exc

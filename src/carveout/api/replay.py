@@ -60,10 +60,11 @@ class ReplayMoved:
         await self.app(scope, replaying(), watch)
         if moved and replayable:
             # Wait for the cutover to release the fence, then run the request once more.
-            await anyio.to_thread.run_sync(self._wait_clear)
+            await self._wait_clear()
             await self.app(scope, replaying(), send)
 
-    def _wait_clear(self) -> None:
+    async def _wait_clear(self) -> None:
+        # On the event loop, not in a worker thread: see Gateway.hold_write.
         deadline = time.monotonic() + WAIT_S
         while self.fences.current() is not None and time.monotonic() < deadline:
-            time.sleep(0.005)
+            await anyio.sleep(0.002)

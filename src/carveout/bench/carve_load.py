@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import uvloop
 
+from carveout.bench.carve_http import HttpError, LeanClient
 from carveout.bench.servers import _die_with_parent
 
 KINDS = ("events", "like", "comment", "follow")
@@ -147,21 +148,21 @@ class _Client:
         followee = self._next_target(who, "user")
         return "PUT", f"/v1/users/{followee}/follow", None, followee
 
-    async def one(self, client: httpx.AsyncClient, who: Writer, kind: int) -> None:
+    async def one(self, client: LeanClient, who: Writer, kind: int) -> None:
         method, path, body, entry = self._request(who, kind)
         headers = {"Authorization": f"Bearer {who.token}"}
         began = time.monotonic()
         status = 0
         error = ""
         try:
-            response = await client.request(method, path, json=body, headers=headers)
-            status = response.status_code
+            response = await client.request(method, path, body, headers)
+            status = response.status
             if status >= 300:
                 error = f"{method} {path}: HTTP {status} {response.text[:300]}"
             elif KINDS[kind] in ("like", "follow") and not response.json()["changed"]:
                 # A fresh target must be a new row; "unchanged" would mean an earlier copy.
                 error = f"{method} {path}: answered changed=false for a new target"
-        except httpx.HTTPError as exc:
+        except HttpError as exc:
             error = f"{method} {path}: {type(exc).__name__}: {exc}"
         self.requests.append((began, time.monotonic(), who.moving, kind, status))
         if error:
@@ -183,18 +184,10 @@ class _Client:
 
     async def drive(self, stop: threading.Event) -> None:
         per_side = max(1, self.plan.max_in_flight // 2)
-        # Idle connections expire before uvicorn's 5 s keep-alive timeout: otherwise the server
-        # may close one just as a request goes out on it (a ReadError, not the carve's doing).
-        limits = httpx.Limits(
-            max_connections=2 * per_side,
-            max_keepalive_connections=2 * per_side,
-            keepalive_expiry=2.0,
-        )
         in_flight = {True: 0, False: 0}
         tasks: set[asyncio.Task[None]] = set()
-        async with httpx.AsyncClient(
-            base_url=self.plan.url, limits=limits, timeout=TIMEOUT_S
-        ) as client:
+        client = LeanClient(self.plan.url, TIMEOUT_S)
+        try:
 
             async def run(who: Writer, kind: int) -> None:
                 try:
@@ -230,6 +223,8 @@ class _Client:
                 else:
                     await asyncio.sleep(0)
             await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            await client.aclose()
 
 
 def _plan_from_json(raw: dict[str, Any]) -> LoadPlan:
@@ -260,7 +255,8 @@ def main(plan_path: str, out_path: str) -> None:
     threading.Thread(target=watch_stdin, daemon=True).start()
     started = time.monotonic()
     print("ready", flush=True)
-    asyncio.run(client.drive(stop))
+    # uvloop: the client's own event-loop overhead is CPU the server under test does not get.
+    uvloop.run(client.drive(stop))
     result = {
         "requests": client.requests,
         "ledger": asdict(client.ledger),

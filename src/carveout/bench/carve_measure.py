@@ -84,6 +84,9 @@ class CarveMeasure:
             "phase_seconds": out.seconds,
             "pause_ms_carve": round(out.cutover.pause_ms, 1) if out.cutover else None,
             "final_changes_while_fenced": out.cutover.final_changes if out.cutover else None,
+            "fence_steps_ms": (
+                {name: round(ms, 1) for name, ms in out.cutover.steps} if out.cutover else None
+            ),
             "copy": {
                 **self.copy.as_json(),
                 "chunks": out.copy.chunks,

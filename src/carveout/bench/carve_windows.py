@@ -53,3 +53,12 @@ def rate(requests: list[Request], start: float, end: float) -> float:
     """Acknowledged requests per second among those that started in [start, end)."""
     n = sum(1 for r in requests if start <= r[0] < end and 200 <= r[4] < 300)
     return n / (end - start) if end > start else 0.0
+
+
+def write_rate(
+    requests: list[Request], start: float, end: float, rows_per_kind: list[int]
+) -> float:
+    """Acknowledged writes (rows the ledger checks: each event of a batch is one) per second
+    among the requests that started in [start, end)."""
+    n = sum(rows_per_kind[r[3]] for r in requests if start <= r[0] < end and 200 <= r[4] < 300)
+    return n / (end - start) if end > start else 0.0

@@ -116,3 +116,27 @@ def catch_up(
             time.sleep(0.01)  # waiting for a young gap to fill
         if deadline is not None and time.monotonic() > deadline:
             return
+
+
+def touched_videos(source: Cell, target: Cell, after_seq: int) -> set[str] | None:
+    """The videos whose counters the changes applied after `after_seq` can have changed: new or
+    removed videos, and the videos of new events. None (count them all again) when an event
+    was updated or deleted: the video it was about is gone with it."""
+    with source.store.connect() as conn:
+        changes = conn.execute(
+            sa.select(CHANGES.c.table_name, CHANGES.c.row_pk, CHANGES.c.op).where(
+                CHANGES.c.seq > after_seq, CHANGES.c.table_name.in_(("videos", "events"))
+            )
+        ).all()
+    if any(c.table_name == "events" and c.op != "insert" for c in changes):
+        return None
+    videos = {c.row_pk for c in changes if c.table_name == "videos"}
+    events = sorted({c.row_pk for c in changes if c.table_name == "events"})
+    table = TABLES["events"]
+    with target.store.connect() as conn:
+        for i in range(0, len(events), 500):
+            part = events[i : i + 500]
+            videos |= {
+                r[0] for r in conn.execute(sa.select(table.c.video_id).where(table.c.id.in_(part)))
+            }
+    return videos

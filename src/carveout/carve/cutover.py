@@ -6,11 +6,12 @@ The routing switch is a rename of the policy file: the point of no return."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from carveout.carve import keys, replication, state
-from carveout.carve.apply import ApplyStats, catch_up
+from carveout.carve.apply import ApplyStats, applied_seq, catch_up, touched_videos
 from carveout.carve.capture import install_capture, install_seal
 from carveout.carve.ddl import prefer_to_lose, retrying
 from carveout.carve.models import CarveSpec
@@ -26,10 +27,17 @@ from carveout.cells import (
     write_policy_atomically,
 )
 from carveout.core import now_ms
+from carveout.events import recompute_all
 
 # Writes that passed the fence check just before it went up get this long to commit before the
-# seal; a slower one meets the seal and fails with a retryable error instead of being lost.
-DRAIN_S = 0.05
+# seal; a slower one meets the seal and is replayed after the cutover (api/replay.py), so this
+# only trades a few replays against pause: a write takes a few ms on an unsaturated server.
+DRAIN_S = 0.015
+# The seal waits for its table locks at most capture.SEAL_WAIT_MS per attempt (on PostgreSQL);
+# after a timeout or a lost deadlock it tries again soon. 40 tries bound it at a few seconds,
+# well inside the gateway's HOLD_TIMEOUT_S.
+SEAL_RETRY_S = 0.002
+SEAL_ATTEMPTS = 40
 # Catch up to within this many changes before raising the fence, so the pause stays short.
 PRE_FENCE_LAG = 200
 
@@ -39,6 +47,21 @@ class CutoverReport:
     pause_ms: float
     final_changes: int
     pre_fence_lag: int
+    # What the pause was spent on, step by step in the order they ran (ms): the fence's budget.
+    steps: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass
+class _StepClock:
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.steps.append((name, (time.monotonic() - began) * 1000))
 
 
 def target_spec(spec: CarveSpec) -> CellSpec:
@@ -68,40 +91,67 @@ def cutover(
         copy_missing_blobs(source, target)
     else:
         catch_up(source, target, codes, stats, until_lag=PRE_FENCE_LAG, max_seconds=120)
+    # Planner statistics before the pause: on SQLite ANALYZE writes, and J's released writers
+    # would wait for it; the last few hundred changes do not change the statistics.
+    target.store.analyze()
+    # Counters from the target's events as they are now, outside the pause (nothing serves from
+    # the target yet); inside it only the videos the last changes touched are counted again.
+    counted_at = None if replicating else applied_seq(target)
+    recompute_all(target.store, now_ms())
     fences = FenceBoard(deployment.data_dir)
     before = stats.changes
+    clock = _StepClock()
     raised = time.monotonic()
-    fences.raise_fence(Fence(spec.target, frozenset(codes), now_ms()))
+    with clock.step("raise fence"):
+        fences.raise_fence(Fence(spec.target, frozenset(codes), now_ms()))
     try:
-        time.sleep(DRAIN_S)
+        with clock.step("drain in-flight writes"):
+            time.sleep(DRAIN_S)
 
         def seal() -> None:
             with source.store.begin() as conn:
                 prefer_to_lose(conn)
                 install_seal(conn, codes, spec.target)
 
-        retrying(seal)
+        with clock.step("seal source"):
+            retrying(seal, pause_s=SEAL_RETRY_S, attempts=SEAL_ATTEMPTS)
         if replicating:
             # Sealed: nothing of J changes any more; once the subscriber has everything up to
             # here the target is complete. Dropping the subscription waits until after the
             # fence is down: it only carries the source's (now frozen) rows of J.
-            replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
-            copy_missing_blobs(source, target)
+            with clock.step("last changes (subscriber catches up)"):
+                replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
+            with clock.step("missing blob files"):
+                copy_missing_blobs(source, target)
         else:
-            catch_up(source, target, codes, stats, sealed=True)
-        keys.hand_over(source, target, codes)  # users who signed up during the carve
-        with target.store.begin() as conn:
+            with clock.step("last changes (catch-up)"):
+                catch_up(source, target, codes, stats, sealed=True)
+        with clock.step("hand over keys"):
+            keys.hand_over(source, target, codes)  # users who signed up during the carve
+        with clock.step("target capture on"), target.store.begin() as conn:
             # From here on the target takes writes the sealed source never sees; its own
             # capture log lets verify tell them from copy errors.
             install_capture(conn, codes)
             state.put(conn, "routing_switched_at", now_ms())
-        new_policy = with_new_cell(deployment.policy, target_spec(spec))
-        write_policy_atomically(deployment.data_dir / POLICY_FILE, new_policy)
-        deployment.refresh_policy()
+        with clock.step("target counters from its own events"):
+            # Here, while nothing else writes to the target: rebuilt after the switch, it held
+            # up J's released writers (SQLite's one writer; on PostgreSQL a table lock).
+            touched = None if counted_at is None else touched_videos(source, target, counted_at)
+            recompute_all(target.store, now_ms(), videos=touched)
+        with clock.step("switch routing (policy file)"):
+            new_policy = with_new_cell(deployment.policy, target_spec(spec))
+            write_policy_atomically(deployment.data_dir / POLICY_FILE, new_policy)
+            deployment.refresh_policy()
     finally:
-        fences.release()
+        with clock.step("release fence"):
+            fences.release()
     pause_ms = (time.monotonic() - raised) * 1000
     if replicating and spec.target in deployment.policy.names:
         replication.stop(source, target, spec.target, restore_identity=False)
     say(f"write pause {pause_ms:.0f} ms; {stats.changes - before} changes applied while fenced")
-    return CutoverReport(pause_ms=pause_ms, final_changes=stats.changes - before, pre_fence_lag=0)
+    return CutoverReport(
+        pause_ms=pause_ms,
+        final_changes=stats.changes - before,
+        pre_fence_lag=0,
+        steps=tuple(clock.steps),
+    )

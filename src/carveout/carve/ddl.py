@@ -33,12 +33,13 @@ def _lost(exc: BaseException) -> bool:
     return isinstance(cause, psycopg.errors.DeadlockDetected | psycopg.errors.LockNotAvailable)
 
 
-def retrying(work: Callable[[], T]) -> T:
-    for attempt in range(ATTEMPTS):
+def retrying(work: Callable[[], T], pause_s: float = 0.02, attempts: int = ATTEMPTS) -> T:
+    """Run `work` again after a lost lock conflict, pausing pause_s x 1..5 between attempts."""
+    for attempt in range(attempts):
         try:
             return work()
         except (sa.exc.DBAPIError, psycopg.Error) as exc:
-            if not _lost(exc) or attempt == ATTEMPTS - 1:
+            if not _lost(exc) or attempt == attempts - 1:
                 raise
-            time.sleep(0.02 * (1 + attempt % 5))
+            time.sleep(pause_s * (1 + attempt % 5))
     raise AssertionError("unreachable")

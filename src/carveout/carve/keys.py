@@ -64,8 +64,11 @@ def parse_keys(data: bytes, codes: tuple[str, ...]) -> KeyHandover:
 def hand_over(source: Cell, target: Cell, codes: tuple[str, ...]) -> int:
     """Give the target the keys of J's users (idempotent) and J's tombstones: a user erased
     at the source during the carve has no key at the target either. Returns keys added."""
+    # Only keys the target lacks are opened and re-wrapped: inside the cutover's fence that is
+    # the users who signed up since the copy, not every user of J again.
+    have = target.vault.keys.user_ids(codes)
     return target.vault.keys.accept(
-        source.vault.keys.records(codes), source.vault.keys.tombstones(codes)
+        source.vault.keys.records(codes, skip=have), source.vault.keys.tombstones(codes)
     )
 
 

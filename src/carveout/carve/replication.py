@@ -91,7 +91,11 @@ def start(source: Cell, target: Cell, codes: tuple[str, ...], carve: str) -> Non
             conn.execute(
                 sql.SQL(
                     "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} "
-                    "WITH (create_slot = false, slot_name = {}, copy_data = true)"
+                    "WITH (create_slot = false, slot_name = {}, copy_data = true, "
+                    # The cutover waits for the slot's confirmed flush position: with the
+                    # default (off) the subscriber confirms an applied change only after the
+                    # WAL writer's next round (wal_writer_delay, 200 ms), inside the pause.
+                    "synchronous_commit = 'on')"
                 ).format(
                     sql.Identifier(name),
                     sql.Literal(_conninfo(src_url)),

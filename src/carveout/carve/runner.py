@@ -29,7 +29,6 @@ from carveout.cells import Cell, Deployment, FenceBoard, open_cell
 from carveout.cells.registry import key_dir
 from carveout.core import CarveoutError, Conflict, NotFound, now_ms
 from carveout.datamap import DATA_MAP, TABLES
-from carveout.events import recompute_all
 from carveout.recommend import train_cell
 from carveout.recommend.service import forget
 from carveout.storage import drop_database, schema_head
@@ -248,10 +247,8 @@ def run(
                         "final_changes": out.cutover.final_changes,
                     }
                 FenceBoard(deployment.data_dir).release()
-                # The target's counters come from its own events only, never the source's.
-                recompute_all(target.store, now_ms())
+                # The target's counters were rebuilt inside the fence, from its own events only.
                 details["stray_blobs_removed"] = remove_stray_blobs(target)
-                target.store.analyze()
             elif phase is Phase.VERIFY:
                 out.verify = verify(source, target, codes, rep.advance)
                 if out.verify.ok:
@@ -280,7 +277,8 @@ def run(
                 if trained and (target.root / "models" / trained["model"]).is_dir():
                     details = trained  # trained before a restart: not again
                 else:
-                    recompute_all(target.store, now_ms())
+                    # No counter rebuild here: the cutover rebuilt them before the switch and
+                    # writers keep them since; a rebuild now would stall J's writers.
                     manifest = train_cell(target)
                     rep.say(
                         f"model {manifest.version} trained on {', '.join(manifest.jurisdictions)} "

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
+
+import anyio
 
 from carveout.cells.fence import FenceBoard
 from carveout.cells.registry import Cell, Deployment
@@ -10,6 +13,8 @@ from carveout.core import CarveoutError
 
 # Longest a write waits at a fence; a cutover normally lifts it in well under a second.
 HOLD_TIMEOUT_S = 10.0
+# How often a held write looks at the fence again: a bound on the delay it adds after release.
+HOLD_POLL_S = 0.002
 
 
 class WritesPaused(CarveoutError):
@@ -42,6 +47,20 @@ class Gateway:
                 f"writes for {jurisdiction} are paused by a carve cutover; retry shortly"
             )
         return self.route(jurisdiction)
+
+    async def hold_write(self, jurisdiction: str) -> None:
+        """Wait on the event loop while `jurisdiction` is fenced. A write held in a worker
+        thread would keep that thread: a cutover holding more writes than the server has
+        threads would then stall every other jurisdiction's requests too."""
+        if not self.fences.blocks(jurisdiction):
+            return
+        deadline = time.monotonic() + HOLD_TIMEOUT_S
+        while self.fences.blocks(jurisdiction):
+            if time.monotonic() >= deadline:
+                raise WritesPaused(
+                    f"writes for {jurisdiction} are paused by a carve cutover; retry shortly"
+                )
+            await anyio.sleep(HOLD_POLL_S)
 
     def cells(self) -> list[Cell]:
         return self.deployment.cells()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,8 +119,9 @@ def zero_row(video_id: str, domicile: str, now: int) -> dict[str, Any]:
     }
 
 
-def recompute_all(store: Store, now: int) -> int:
-    """Rebuild video_stats from the cell's own event log (after a load, or a carve)."""
+def recompute_all(store: Store, now: int, videos: Collection[str] | None = None) -> int:
+    """Rebuild video_stats from the cell's own event log (after a load, or a carve); only the
+    counters of `videos` when given (a carve's cutover: the videos its last changes touched)."""
     dur = sa.cast(sa.func.nullif(VIDEOS.c.duration_ms, 0), sa.Double)
     is_watch = EVENTS.c.kind == EventKind.WATCH.value
 
@@ -166,12 +167,24 @@ def recompute_all(store: Store, now: int) -> int:
             # Writers' counter updates wait for the rebuild instead of racing its DELETE and
             # INSERT: an event committed before it is counted by it, one after it adds its delta.
             conn.exec_driver_sql("LOCK TABLE video_stats IN SHARE ROW EXCLUSIVE MODE")
-        conn.execute(sa.delete(STATS))
-        conn.execute(sa.insert(STATS).from_select(cols, agg))
-        conn.execute(
-            sa.update(STATS).values(
-                popularity=(STATS.c.watch_ratio_sum + SHRINK_M * PRIOR)
-                / (STATS.c.watches + SHRINK_M)
+        parts = [None] if videos is None else _chunks(sorted(videos))
+        for part in parts:
+            delete, select, update = sa.delete(STATS), agg, sa.update(STATS)
+            if part is not None:
+                delete = delete.where(STATS.c.video_id.in_(part))
+                select = agg.where(VIDEOS.c.id.in_(part))
+                update = update.where(STATS.c.video_id.in_(part))
+            conn.execute(delete)
+            conn.execute(sa.insert(STATS).from_select(cols, select))
+            conn.execute(
+                update.values(
+                    popularity=(STATS.c.watch_ratio_sum + SHRINK_M * PRIOR)
+                    / (STATS.c.watches + SHRINK_M)
+                )
             )
-        )
         return int(conn.execute(sa.select(sa.func.count()).select_from(STATS)).scalar_one())
+
+
+def _chunks(ids: list[str], size: int = 500) -> list[list[str] | None]:
+    # IN lists within every backend's parameter limit.
+    return [ids[i : i + size] for i in range(0, len(ids), size)]

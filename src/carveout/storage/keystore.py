@@ -15,7 +15,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,9 +212,12 @@ class UserKeyStore:
 
     # --- a carve moves keys with their users ---------------------------------------------
 
-    def records(self, domiciles: Iterable[str]) -> list[KeyRecord]:
+    def records(
+        self, domiciles: Iterable[str], *, skip: Collection[str] = frozenset()
+    ) -> list[KeyRecord]:
         """The keys of users domiciled in those jurisdictions, for another store to `accept`:
-        each store wraps under its own key-encryption key, which never leaves its cell."""
+        each store wraps under its own key-encryption key, which never leaves its cell. Users
+        in `skip` (keys the receiver already holds) are left out unopened."""
         doms = sorted(domiciles)
         marks = ",".join("?" * len(doms))
         with self._connect() as db:
@@ -223,7 +226,15 @@ class UserKeyStore:
                 f"WHERE domicile IN ({marks}) ORDER BY user_id",
                 doms,
             ).fetchall()
-        return [KeyRecord(u, d, self._unwrap(u, w), c) for u, d, w, c in rows]
+        return [KeyRecord(u, d, self._unwrap(u, w), c) for u, d, w, c in rows if u not in skip]
+
+    def user_ids(self, domiciles: Iterable[str]) -> set[str]:
+        """Whose keys of those jurisdictions this store holds (nothing unwrapped)."""
+        doms = sorted(domiciles)
+        marks = ",".join("?" * len(doms))
+        with self._connect() as db:
+            sql = f"SELECT user_id FROM user_keys WHERE domicile IN ({marks})"
+            return {r[0] for r in db.execute(sql, doms)}
 
     def accept(self, records: Iterable[KeyRecord], tombstones: Iterable[Tombstone]) -> int:
         """Take keys handed over by another cell, and its tombstones: a user erased at the

@@ -1,0 +1,69 @@
+"""Writes held at a cutover's fence wait on the event loop, not in worker threads: with more
+writes held than the server has threads, other jurisdictions' writes still go through."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import anyio.to_thread
+import httpx
+
+from carveout.api import create_app
+from carveout.cells import Fence, FenceBoard, init_data_dir
+
+
+async def _signup(client: httpx.AsyncClient, handle: str, country: str) -> tuple[str, str]:
+    body = {
+        "handle": handle,
+        "display_name": handle,
+        "email": f"{handle}@example.com",
+        "password": "correct horse battery",
+        "birth_year": 1990,
+        "country": country,
+    }
+    r = await client.post("/v1/users", json=body)
+    assert r.status_code == 201, r.text
+    return str(r.json()["user"]["id"]), str(r.json()["token"])
+
+
+def test_held_writes_do_not_take_the_threads_other_jurisdictions_need(tmp_path: Path) -> None:
+    deployment = init_data_dir(tmp_path / "data")
+    app = create_app(deployment)
+    fences = FenceBoard(deployment.data_dir)
+
+    async def main() -> None:
+        threads = anyio.to_thread.current_default_thread_limiter().total_tokens
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            ca_ids, ca_tokens = zip(
+                *[await _signup(client, f"ca{i}", "CA") for i in range(4)], strict=True
+            )
+            gb_id, gb_token = await _signup(client, "gb0", "GB")
+            fences.raise_fence(Fence("na-anz", frozenset({"CA"}), 0))
+            # More held CA writes than the server has worker threads.
+            held = [
+                asyncio.create_task(
+                    client.put(
+                        f"/v1/users/{gb_id}/follow",
+                        headers={"Authorization": f"Bearer {ca_tokens[i % 4]}"},
+                    )
+                )
+                for i in range(int(threads) + 10)
+            ]
+            await asyncio.sleep(0.2)
+            assert not any(t.done() for t in held)  # held at the fence, none failed
+            staying = await client.put(
+                f"/v1/users/{ca_ids[0]}/follow", headers={"Authorization": f"Bearer {gb_token}"}
+            )
+            assert staying.status_code == 200 and staying.json()["changed"] is True
+            assert not any(t.done() for t in held)  # the GB write went through under the fence
+            fences.release()
+            answers = await asyncio.gather(*held)
+        assert [r.status_code for r in answers] == [200] * len(held)
+        assert sum(r.json()["changed"] for r in answers) == 4  # each CA user's follow, once
+
+    try:
+        asyncio.run(main())
+    finally:
+        deployment.close()
