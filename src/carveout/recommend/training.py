@@ -12,7 +12,7 @@ from carveout.accounts import consent
 from carveout.cells import Cell
 from carveout.core import InvalidInput, new_id, now_ms
 from carveout.datamap import TABLES
-from carveout.recommend import artefact
+from carveout.recommend import artefact, service
 from carveout.recommend.ann import AnnIndex
 from carveout.recommend.artefact import Manifest
 from carveout.recommend.candidates import CandidateModel
@@ -97,6 +97,7 @@ def train_cell(cell: Cell, seed: int = 0) -> Manifest:
         artefact_sha256="",
     )
     path = artefact.save(cell, ranker, manifest, candidates)
+    service.model_saved(cell)  # a recommender serving the cell swaps it in without a request
     return artefact.read_manifest(path)  # with the digests that saving added
 
 
