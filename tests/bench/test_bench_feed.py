@@ -69,6 +69,13 @@ def test_bench_feed_small_run_writes_sane_json_and_leaves_nothing_behind(
     assert [r["expansion"] for r in data["recall"]] == [128, 256, 512, 1024]
     assert all(0.0 <= r["recall"] <= 1.0 for r in data["recall"])
     assert data["serving_expansion"] in {r["expansion"] for r in data["recall"]}
+    swap = data["swap"]
+    assert swap["rate"] == 10 and swap["background_swap_s"] > 0 and swap["on_request_load_s"] > 0
+    for name in ("steady", "background", "on_request"):
+        window = swap[name]
+        assert window["requests"] > 0 and 0 < window["p50_ms"] <= window["p99_ms"]
+        assert window["p99_ms"] <= window["max_ms"]
+        assert window["seconds"] == swap["steady"]["seconds"]  # the same length each
     http = data["http"]
     assert http["rate"] == 10 and http["users"] == 11  # 10 viewers and 1 with no history
     measured = http["measured"]
