@@ -16,7 +16,6 @@ from scipy.sparse.linalg import svds
 
 DIM = 32
 COWATCH_K = 20
-COWATCH_BLOCK = 16_384  # videos whose co-counts are held at once
 RATIO_CAP = 2.0
 
 
@@ -57,31 +56,20 @@ def fit_embeddings(data: Interactions, dim: int = DIM, seed: int = 0) -> np.ndar
     return out
 
 
-def cowatch(data: Interactions, k: int = COWATCH_K, block: int = COWATCH_BLOCK) -> np.ndarray:
-    """Each video's k most co-watched other videos, as column indices (-1 pads a short row);
-    most co-watched first, ties by column so that the artefact is deterministic.
-
-    Computed for `block` videos at a time, sorted with numpy: at 1M synthetic videos a loop
-    over the rows in Python took most of the stage, and the whole co-count matrix at once is
-    the largest thing training allocates (its entries grow with each user's history squared)."""
+def cowatch(data: Interactions, k: int = COWATCH_K) -> np.ndarray:
+    """Each video's k most co-watched other videos, as column indices (-1 pads a short row)."""
     binary = data.matrix.copy()
     binary.data[:] = 1.0
-    by_video = binary.T.tocsr()
-    n = by_video.shape[0]
-    out = np.full((n, k), -1, dtype=np.int32)
-    for start in range(0, n, block):
-        stop = min(n, start + block)
-        co = (by_video[start:stop] @ binary).tocsr()
-        co.sum_duplicates()
-        rows = np.repeat(np.arange(start, stop), np.diff(co.indptr))
-        keep = (co.indices != rows) & (co.data != 0)  # not itself
-        rows, cols, counts = rows[keep], co.indices[keep], co.data[keep]
-        if not rows.size:
+    co = (binary.T @ binary).tocsr()
+    co.setdiag(0)
+    co.eliminate_zeros()
+    out = np.full((co.shape[0], k), -1, dtype=np.int32)
+    for i in range(co.shape[0]):
+        start, end = co.indptr[i], co.indptr[i + 1]
+        if start == end:
             continue
-        order = np.lexsort((cols, -counts, rows))
-        rows, cols = rows[order], cols[order]
-        first = np.searchsorted(rows, rows, side="left")  # each entry's row starts here
-        rank = np.arange(rows.size) - first
-        top = rank < k
-        out[rows[top], rank[top]] = cols[top]
+        cols, counts = co.indices[start:end], co.data[start:end]
+        # Most co-watched first; ties by column so that the artefact is deterministic.
+        order = np.lexsort((cols, -counts))[:k]
+        out[i, : len(order)] = cols[order]
     return out
