@@ -69,6 +69,13 @@ def test_bench_feed_small_run_writes_sane_json_and_leaves_nothing_behind(
     assert [r["expansion"] for r in data["recall"]] == [128, 256, 512, 1024]
     assert all(0.0 <= r["recall"] <= 1.0 for r in data["recall"])
     assert data["serving_expansion"] in {r["expansion"] for r in data["recall"]}
+    swap = data["swap"]
+    assert swap["rate"] == 10 and swap["background_swap_s"] > 0 and swap["on_request_load_s"] > 0
+    for name in ("steady", "background", "on_request"):
+        window = swap[name]
+        assert window["requests"] > 0 and 0 < window["p50_ms"] <= window["p99_ms"]
+        assert window["p99_ms"] <= window["max_ms"]
+        assert window["seconds"] == swap["steady"]["seconds"]  # the same length each
     http = data["http"]
     assert http["rate"] == 10 and http["users"] == 11  # 10 viewers and 1 with no history
     measured = http["measured"]
@@ -79,6 +86,7 @@ def test_bench_feed_small_run_writes_sane_json_and_leaves_nothing_behind(
     assert 0 < len(slowest) <= 10 and slowest == sorted(slowest, reverse=True)
     assert slowest[0] == pytest.approx(measured["max_ms"], abs=0.01)
     assert all(0 <= due <= 2.0 for due, _ms in http["slowest"])  # due within the measured 2 s
+    assert all(ms >= 5.0 and gen in (0, 1, 2) for _at, gen, ms in http["server_gc"])
 
     assert children(os.getpid()) <= before, "the feed server outlived the bench"
     assert list(private_tmp.iterdir()) == [], "the bench left a temp dir behind"

@@ -5,11 +5,12 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from world import World
+from world import World, publish_copy
 
 from carveout.core import new_id, now_ms
 from carveout.datamap import TABLES
@@ -104,17 +105,24 @@ def test_corrupt_index_is_refused_and_the_previous_version_serves(
     good = train_cell(trained_world.cell)
     viewer = trained_world.users[4]
     assert for_you(trained_world.cell, viewer, None, 5).items[0].source != FALLBACK_SOURCE
-    bad = train_cell(trained_world.cell)
-    index = trained_world.cell.root / "models" / bad.version / INDEX_FILE
-    index.write_bytes(index.read_bytes()[:-7] + b"garbage")
+
+    def damage(folder: Path) -> None:
+        index = folder / INDEX_FILE
+        index.write_bytes(index.read_bytes()[:-7] + b"garbage")
+
+    bad = publish_copy(trained_world.cell, good.version, damage)
     with pytest.raises(ArtefactRefused, match=r"ann\.index digest"):
-        artefact.load_version(index.parent, trained_world.cell.spec)
+        artefact.load_version(
+            artefact.models_dir(trained_world.cell) / bad, trained_world.cell.spec
+        )
+    rec = service.recommender(trained_world.cell)
     with caplog.at_level(logging.ERROR):
-        page = for_you(trained_world.cell, viewer, None, 5)
+        page = for_you(trained_world.cell, viewer, None, 5)  # finds it, loads it aside
+        assert rec.wait_for_loader(timeout=120)
     assert page.items and page.items[0].source != FALLBACK_SOURCE
     assert "ann.index digest does not match" in caplog.text
-    served = service.recommender(trained_world.cell).manifest
-    assert served is not None and served.version == good.version
+    assert rec.manifest is not None and rec.manifest.version == good.version
+    assert bad in rec.refused
 
 
 def test_a_rejected_video_never_shows(trained_world: World) -> None:

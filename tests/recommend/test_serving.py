@@ -5,13 +5,14 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+from pathlib import Path
 
 import pytest
-from world import World
+from world import World, publish_copy
 
 from carveout.accounts import consent
 from carveout.core import NotFound
-from carveout.recommend import FALLBACK_SOURCE, artefact, for_you, train_cell
+from carveout.recommend import FALLBACK_SOURCE, artefact, for_you, service, train_cell
 from carveout.recommend.artefact import MANIFEST_FILE, RANKER_FILE, ArtefactRefused
 
 SOURCES = {"following", "cowatch", "embedding", "trending", "popular", "explore"}
@@ -70,7 +71,6 @@ def test_an_event_changes_the_next_feed(trained_world: World) -> None:
 def test_new_upload_is_explored(trained_world: World) -> None:
     train_cell(trained_world.cell)
     fresh = trained_world.video(trained_world.users[0], "news")
-    from carveout.recommend import service
 
     service.recommender(trained_world.cell).catalogue = None  # skip the 0.5 s cache
     page = for_you(trained_world.cell, trained_world.user(), None, 20)
@@ -84,20 +84,24 @@ def test_foreign_lineage_is_refused_and_serving_continues(
     good = train_cell(trained_world.cell)
     viewer = trained_world.user()
     assert for_you(trained_world.cell, viewer, None, 5).items[0].source != FALLBACK_SOURCE
-    bad = train_cell(trained_world.cell)
-    path = trained_world.cell.root / "models" / bad.version
-    raw = json.loads((path / MANIFEST_FILE).read_text())
-    raw["jurisdictions"] = ["CA", "GB"]
-    (path / MANIFEST_FILE).write_text(json.dumps(raw))
+
+    def foreign(folder: Path) -> None:
+        raw = json.loads((folder / MANIFEST_FILE).read_text())
+        raw["jurisdictions"] = ["CA", "GB"]
+        (folder / MANIFEST_FILE).write_text(json.dumps(raw))
+
+    bad = publish_copy(trained_world.cell, good.version, foreign)
+    path = artefact.models_dir(trained_world.cell) / bad
     with pytest.raises(ArtefactRefused, match="GB"):
         artefact.load(path, trained_world.cell.spec)
+    rec = service.recommender(trained_world.cell)
     with caplog.at_level(logging.ERROR):
         page = for_you(trained_world.cell, viewer, None, 5)
+        assert rec.wait_for_loader(timeout=120)
     assert page.items[0].source != FALLBACK_SOURCE
     assert "outside cell 'na'" in caplog.text
-    from carveout.recommend import service
-
-    assert service.recommender(trained_world.cell).manifest.version == good.version  # type: ignore[union-attr]
+    assert rec.manifest is not None and rec.manifest.version == good.version
+    assert for_you(trained_world.cell, viewer, None, 5).items[0].source != FALLBACK_SOURCE
 
 
 def test_corrupt_artefact_is_refused(trained_world: World) -> None:

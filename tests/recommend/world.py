@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -12,6 +15,7 @@ from carveout.accounts import User, sealed_user_rows
 from carveout.cells import Cell, Deployment
 from carveout.core import new_id, now_ms
 from carveout.datamap import TABLES
+from carveout.recommend import artefact
 
 POLICY = """
 version = 1
@@ -87,3 +91,18 @@ class World:
             occurred_at=None,
         )
         events.record(self.cell.store, user, [ev])
+
+
+def publish_copy(cell: Cell, version: str, damage: Callable[[Path], None]) -> str:
+    """A copy of a saved version under a newer version id, damaged by `damage` before it is
+    renamed into place (as artefact.save does), so no reader sees it undamaged. Returns its id."""
+    models = artefact.models_dir(cell)
+    tmp = models / f".tmp-{new_id()}"
+    shutil.copytree(models / version, tmp)
+    damage(tmp)
+    newer = new_id()
+    raw = json.loads((tmp / artefact.MANIFEST_FILE).read_text("utf-8"))
+    raw["version"] = newer
+    (tmp / artefact.MANIFEST_FILE).write_text(json.dumps(raw), encoding="utf-8")
+    tmp.rename(models / newer)
+    return newer

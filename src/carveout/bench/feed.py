@@ -5,8 +5,9 @@ viewers with watch histories logged as real events, and a synthetic model versio
 process: single feed requests of 20 (p50/p99) with the ANN index and with exact search in its
 place; recall@100 of the index against exact search over the viewers' taste vectors; the time
 from an acknowledged event to a changed feed; a new upload's first impression under traffic.
-Then the same cell served over HTTP by uvicorn in its own process, open-loop at a stated rate
-(feed_http.py)."""
+Then feed latency while a new model version is swapped in, in the background and on the
+request as before (feed_swap.py). Then the same cell served over HTTP by uvicorn in its own
+process, open-loop at a stated rate (feed_http.py)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from carveout.bench.feed_catalogue import (
     save_model,
 )
 from carveout.bench.feed_http import HttpFeedResult, measure_http
+from carveout.bench.feed_swap import SwapResult, measure_swap
 from carveout.cells import Cell, init_data_dir
 from carveout.core import new_id, now_ms
 from carveout.datamap import TABLES
@@ -66,6 +68,7 @@ class FeedBenchResult:
     event_to_feed_ms: dict[str, float]
     first_impression_ms: dict[str, float]
     traffic_rps: float
+    swap: SwapResult | None = None  # feed latency while a new model version loads
     http: HttpFeedResult | None = None  # None when skipped (--http-seconds 0)
     max_rss_mib: float = 0.0  # this process's peak memory: catalogue, model, index build
     notes: list[str] = field(default_factory=list)
@@ -300,6 +303,9 @@ def run_feed_bench(
             progress("freshness", 1, 2, "first impressions")
             first = _first_impressions(cell, users + cold, 10, rps, seed)
             progress("freshness", 2, 2, "")
+            progress("model swap", 0, 1, "background, on the request, none")
+            swap = measure_swap(cell, users + cold, rps, seed)
+            progress("model swap", 1, 1, "")
             serving = index.expansion_search if isinstance(index, AnnIndex) else 0
             http = None
             if http_seconds > 0:
@@ -323,6 +329,7 @@ def run_feed_bench(
         event_to_feed_ms=_pct(to_feed),
         first_impression_ms=_pct(first),
         traffic_rps=rps,
+        swap=swap,
         http=http,
         # Linux reports ru_maxrss in KiB.
         max_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -10,9 +10,10 @@ on this machine at that moment."""
 
 from __future__ import annotations
 
+import json
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ from carveout.cells import Cell
 from carveout.core import CarveoutError
 from carveout.core.settings import DATA_ENV
 
-APP = "carveout.api.server:app"
+APP = "carveout.bench.feed_server:app"  # the serve app, with its collections noted
+GC_LOG_ENV = "CARVEOUT_BENCH_GC_LOG"  # where feed_server notes them
 FEED_PATH = "/v1/feed?limit=20"
 BASELINE_PATH = "/v1/health"
 LOAD_TIMEOUT_S = 1800.0  # the first request loads a 1M-video model and catalogue
@@ -48,6 +50,9 @@ class HttpFeedResult:
     measured: dict[str, float | int | str]  # loadgen.Measurement.as_json()
     baseline: dict[str, float | int | str]  # the same for GET /v1/health
     slowest: list[tuple[float, float]]  # the feed's slowest: (due s after warm-up, latency ms)
+    # The server's collections of 5 ms or more while the feed was measured: (s after warm-up,
+    # approximate to a few ms, generation, ms); set beside `slowest` to tell a stall's cause.
+    server_gc: list[tuple[float, int, float]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,7 +75,10 @@ def measure_http(
         Call("GET", FEED_PATH, {"Authorization": f"Bearer {rng.choice(tokens)}"})
         for _ in range(PREPARED)
     ]
-    with UvicornServer(APP, "/v1/health", env={DATA_ENV: str(data_dir)}) as server:
+    gc_log = data_dir.parent / "server-gc.jsonl"
+    env = {DATA_ENV: str(data_dir), GC_LOG_ENV: str(gc_log)}
+    feed_began = 0.0
+    with UvicornServer(APP, "/v1/health", env=env) as server:
         try:
             load_s = _warm_up(server.url, tokens, progress)
             runs = []
@@ -78,6 +86,7 @@ def measure_http(
                 (("baseline", [Call("GET", BASELINE_PATH, {})]), ("feed", calls))
             ):
                 progress("HTTP", i, 2, f"{what}: open loop at {rate:g} req/s")
+                feed_began = time.time()
                 runs.append(
                     run_open_loop(
                         server.url,
@@ -104,7 +113,19 @@ def measure_http(
         feed.measurement.as_json(),
         baseline.measurement.as_json(),
         feed.slowest,
+        _collections(gc_log, feed_began + warmup, seconds),
     )
+
+
+def _collections(path: Path, began: float, seconds: float) -> list[tuple[float, int, float]]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text("utf-8").splitlines():
+        at, generation, took_ms = json.loads(line)
+        if began <= at <= began + seconds + 1:
+            out.append((round(at - began, 3), int(generation), float(took_ms)))
+    return out
 
 
 def _warm_up(url: str, tokens: list[str], progress: Progress) -> float:

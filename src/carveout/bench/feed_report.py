@@ -54,6 +54,23 @@ def feed_table(r: FeedBenchResult) -> Table:
         f"p95 {r.first_impression_ms['p95']:.0f} ms · max of {int(r.first_impression_ms['n'])}",
         "<= 10000 ms",
     )
+    if r.swap is not None:
+        w = r.swap
+        for name, win, extra in (
+            ("no swap", w.steady, ""),
+            (
+                "swap in the background",
+                w.background,
+                f"; swapped after {w.background_swap_s:.1f} s",
+            ),
+            ("load on the request (before)", w.on_request, f"; load {w.on_request_load_s:.1f} s"),
+        ):
+            table.add_row(
+                f"feed of 20 in-process, open loop {w.rate:g} req/s, {win.seconds:.0f} s: {name}",
+                f"p50 {win.p50_ms:.1f} ms · p99 {win.p99_ms:.1f} ms · max {win.max_ms:.0f} ms · "
+                f"{win.requests} requests at load {win.load_1min:.1f}{extra}",
+                "stated" if name == "swap in the background" else "baseline",
+            )
     if r.http is not None:
         m, b = r.http.measured, r.http.baseline
         table.add_row(

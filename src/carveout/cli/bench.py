@@ -262,6 +262,57 @@ def feed(
     out.print(f"JSON: {json_path}", highlight=False)
 
 
+TRAIN_HELP = (
+    "train_cell on a synthetic catalogue with synthetic watch events (labelled synthetic): "
+    "training time per stage and the training process's peak memory. Histories and watch ratios "
+    "are resampled from KuaiRec's watch_ratio.csv; the catalogue is bench feed's."
+)
+
+
+@bench_app.command("train", help=TRAIN_HELP)
+def train(
+    videos: Annotated[int, typer.Option(min=1000, help="Synthetic catalogue size.")] = 200_000,
+    users: Annotated[int, typer.Option(min=20, help="Synthetic users who watched.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the results.")] = Path(
+        "benchmarks/results/train.json"
+    ),
+    datasets: Annotated[
+        Path | None,
+        typer.Option(
+            "--datasets",
+            envvar=settings.DATASETS_ENV,
+            help="Folder of the public datasets (KuaiRand, KuaiRec) used for calibration.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    from carveout.bench.feed_train import run_train_bench
+    from carveout.bench.report import machine, machine_line, write_json
+
+    err = Console(stderr=True)
+    try:
+        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+        with exit_on_sigterm(), Progress(*columns, console=err) as progress:
+            result = run_train_bench(
+                settings.datasets_dir(datasets), videos, users, seed, Bars(progress)
+            )
+    except CarveoutError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    info = machine()
+    write_json(json_path, {**result.as_json(), "machine": info})
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in result.stages_s.items())
+    typer.echo(
+        f"train_cell [{result.label}]: {result.videos:,} videos, {result.users:,} users, "
+        f"{result.watch_events:,} watch events: {result.train_s:.1f} s "
+        f"(stages, s: {stages}); peak memory {result.peak_rss_mib:,.0f} MiB; "
+        f"load {result.load_1min[0]:.1f} -> {result.load_1min[1]:.1f}"
+    )
+    typer.echo(f"machine: {machine_line(info)}")
+    typer.echo(f"JSON: {json_path}")
+
+
 from carveout.cli.bench_backup import BENCH_BACKUP_HELP, bench_backup_command  # noqa: E402
 
 bench_app.command("backup", help=BENCH_BACKUP_HELP)(bench_backup_command)

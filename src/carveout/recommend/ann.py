@@ -54,9 +54,13 @@ class AnnIndex:
     @classmethod
     def load(cls, path: Path, ndim: int) -> AnnIndex:
         # The file's own header sets the scalar type and links: an index saved with other
-        # settings (an older version) still loads as it was built.
+        # settings (an older version) still loads as it was built. Memory-mapped, not copied:
+        # a copying load is one call that holds the interpreter's lock throughout (96 ms at
+        # 60k vectors, 10 ms mapped), stalling every feed request while a new version loads
+        # in the background; a version folder never changes once saved, and a mapped file
+        # deleted by a purge stays readable until it is unmapped.
         index = Index(ndim=ndim, metric="ip", dtype=DTYPE, connectivity=CONNECTIVITY)
-        index.load(str(path))
+        index.view(str(path))
         if index.ndim != ndim:
             raise ValueError(f"the ANN index has {index.ndim} dimensions, the embeddings {ndim}")
         return cls(index)

@@ -21,6 +21,7 @@ import numpy as np
 from carveout.cells import Cell
 from carveout.cells.policy import CellSpec, Policy
 from carveout.core import CarveoutError, new_id
+from carveout.recommend import stepwise_json
 from carveout.recommend.ann import AnnIndex
 from carveout.recommend.candidates import CandidateModel
 from carveout.recommend.ranker import Ranker
@@ -213,7 +214,8 @@ def load_version(path: Path, spec: CellSpec, policy: Policy | None = None) -> Ve
         if not ok:
             raise ArtefactRefused(f"model {path.name}: {name} digest does not match its manifest")
     try:
-        ranker = Ranker.from_json(json.loads(body))
+        # Step by step: a background load must not hold the interpreter's lock for seconds.
+        ranker = Ranker.from_json(stepwise_json.loads(body.decode("utf-8")))
         candidates = _candidates(path, manifest)
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
         raise ArtefactRefused(f"model {path.name}: corrupt artefact ({exc})") from exc
@@ -223,7 +225,7 @@ def load_version(path: Path, spec: CellSpec, policy: Policy | None = None) -> Ve
 def _candidates(path: Path, manifest: Manifest) -> CandidateModel | None:
     if IDS_FILE not in manifest.files:
         return None
-    ids = [str(v) for v in json.loads((path / IDS_FILE).read_text("utf-8"))]
+    ids = [str(v) for v in stepwise_json.loads((path / IDS_FILE).read_text("utf-8"), depth=1)]
     vectors = np.load(path / VECTORS_FILE, allow_pickle=False)
     cowatch = np.load(path / COWATCH_FILE, allow_pickle=False)
     if vectors.shape[0] != len(ids) or cowatch.shape[0] != len(ids):

@@ -185,5 +185,8 @@ def states_from_rows(
     """Each user's state from their rows, one observe() per row: the online path, in bulk."""
     states: dict[str, UserState] = {}
     for user, video, ratio in zip(users, videos, ratios, strict=True):
-        ranker.observe(states.setdefault(user, UserState()), video, float(ratio))
+        state = states.get(user)
+        if state is None:  # not setdefault: it would build a UserState for every row
+            state = states[user] = UserState()
+        ranker.observe(state, video, float(ratio))
     return states

@@ -10,6 +10,8 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from carveout.recommend import artefact, candidates
 from carveout.recommend.artefact import ArtefactRefused, Manifest
 from carveout.recommend.candidates import CandidateModel, Viewer, centroid
 from carveout.recommend.catalogue import Catalogue
+from carveout.recommend.loading import Prepared, prepare
 from carveout.recommend.models import FeedItem
 from carveout.recommend.pool import SOURCES, Pool, ServingIndex, gather, row_scores
 from carveout.recommend.popular import feed as popular_feed
@@ -82,27 +85,121 @@ class CellRecommender:
     serving: ServingIndex | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    # Called in the loader thread once a version is loaded and its index built, just before
+    # the swap (tests hold a load there to see requests served meanwhile; the bench times it).
+    before_swap: Callable[[Manifest], None] | None = None
+    _loader: threading.Thread | None = None
+    _arrived: list[str] | None = None  # catalogue additions while a loader builds its index
+    _tried: bool = False  # a first load was attempted in this process
+
     def refresh_model(self) -> None:
-        """Serve the newest version that passes the checks; a refused one is logged and skipped."""
-        for path in artefact.versions(self.cell):
-            if self.manifest is not None and path.name <= self.manifest.version:
-                return  # nothing newer than what is served
-            if path.name in self.refused:
-                continue
+        """Start loading a newer version in the background, if there is one (under the lock).
+
+        Requests go on with what is served (a model, or the fallback) until the loader swaps
+        the new version in. Only a process that has not tried to load any version yet loads on
+        the request (it has nothing older to serve): its first request waits for the load."""
+        if not self._tried:
+            self._tried = True
+            self.load_now()
+        elif self._newer():
+            self._start_loader()
+
+    def _newer(self) -> list[Path]:
+        """Versions newer than the served one and not refused, newest first."""
+        served = self.manifest.version if self.manifest is not None else ""
+        return [
+            p
+            for p in artefact.versions(self.cell)
+            if p.name > served and p.name not in self.refused
+        ]
+
+    def load_now(self) -> None:
+        """Load the newest acceptable version in this thread, under the lock the caller holds:
+        the request path's way before loading moved off it (the feed bench measures it as the
+        old behaviour), and a process's first load."""
+        for path in self._newer():
             try:
-                loaded = artefact.load_version(path, self.cell.spec, self.policy)
+                ready = prepare(path, self.cell.spec, self.policy, None)
             except ArtefactRefused as exc:
-                self.refused[path.name] = str(exc)
-                log.error("recommend: %s; serving continues on the previous model", exc)
+                self._refuse(path, exc)
                 continue
-            if self.manifest is not None:
-                self.users.clear()  # residuals depend on the prior: rebuild from the log
-            self.ranker, self.manifest = loaded.ranker, loaded.manifest
-            self.model = (
-                loaded.candidates.with_popular(loaded.ranker) if loaded.candidates else None
-            )
+            self._swap(ready)
             _settle()
             return
+
+    def _refuse(self, path: Path, exc: ArtefactRefused) -> None:
+        self.refused[path.name] = str(exc)
+        log.error("recommend: %s; serving continues on the previous model", exc)
+
+    def _start_loader(self) -> None:
+        if self._loader is not None and self._loader.is_alive():
+            return  # it picks up anything newer when it finishes
+        self._arrived = []
+        self._loader = threading.Thread(
+            target=self._load_in_background, name=f"model-load-{self.cell.name}", daemon=True
+        )
+        self._loader.start()
+
+    def _load_in_background(self) -> None:
+        with self.lock:
+            newer, catalogue = self._newer(), self.catalogue
+        for path in newer:
+            try:
+                with _collections_paused():
+                    ready = prepare(path, self.cell.spec, self.policy, catalogue)
+                    # Out of every later collection, and without one now: see _collections_paused.
+                    gc.freeze()
+            except ArtefactRefused as exc:
+                with self.lock:
+                    self._refuse(path, exc)
+                continue
+            except Exception:
+                # Not a refusal the checks named (out of memory, a bug): logged and not retried
+                # on every request; the previous version keeps serving.
+                log.exception("recommend: loading model %s failed", path.name)
+                with self.lock:
+                    self.refused[path.name] = "failed to load"
+                continue
+            if self.before_swap is not None:
+                self.before_swap(ready.manifest)
+            with self.lock:
+                if self.manifest is not None and self.manifest.version >= path.name:
+                    break  # something as new was served meanwhile
+                old = self._swap(ready)
+            del old  # the old version is freed here, outside the lock
+            break
+        with self.lock:
+            self._arrived = None
+            again = bool(self._newer())
+            self._loader = None
+        if again:  # a version saved while this one loaded
+            with self.lock:
+                self._start_loader()
+
+    def _swap(self, ready: Prepared) -> tuple[object, ...]:
+        """Serve `ready` from now on (caller holds the lock); returns the old version's parts so
+        that the caller can drop them after releasing the lock."""
+        old = (self.ranker, self.model, self.serving, self.users)
+        serving = ready.serving
+        if serving is not None:
+            if serving.catalogue is self.catalogue:
+                serving.add(self._arrived or [])  # uploads read while the index was built
+            else:
+                serving = None  # the catalogue was replaced meanwhile: built on next use
+        if self.manifest is not None:
+            self.users = {}  # residuals depend on the prior: rebuilt from the log
+        self.ranker, self.manifest, self.model = ready.ranker, ready.manifest, ready.model
+        self.serving = serving
+        return old
+
+    def wait_for_loader(self, timeout: float | None = None) -> bool:
+        """Wait until no background load runs (tests, the bench): False on timeout."""
+        with self.lock:
+            loader = self._loader
+        if loader is not None:
+            loader.join(timeout)
+            return not loader.is_alive()
+        return True
 
     def cat(self) -> Catalogue:
         if self.catalogue is None:
@@ -112,6 +209,8 @@ class CellRecommender:
         added = self.catalogue.refresh(now_ms())
         if added and self.serving is not None and self.serving.catalogue is self.catalogue:
             self.serving.add(added)
+        if added and self._arrived is not None:
+            self._arrived.extend(added)
         return self.catalogue
 
     def serving_index(self, model: CandidateModel, cat: Catalogue) -> ServingIndex:
@@ -235,6 +334,33 @@ def _settle() -> None:
     gc.freeze()
 
 
+_PAUSED = 0
+_PAUSED_LOCK = threading.Lock()
+
+
+@contextmanager
+def _collections_paused() -> Iterator[None]:
+    """No automatic garbage collection while a version loads in the background, for any thread.
+
+    A load allocates millions of objects (1M synthetic videos: 2.0M tracked), so the collector
+    would run full collections over the growing version again and again, each one holding the
+    interpreter's lock for up to hundreds of milliseconds while requests wait; and the
+    gc.collect() of _settle would walk the whole version once more (370 ms at 1M). Instead the
+    loaded version is frozen as it is. The price: cyclic garbage that any thread makes during
+    the load is frozen with it and never freed (reference counting still frees the rest)."""
+    global _PAUSED
+    with _PAUSED_LOCK:
+        _PAUSED += 1
+        gc.disable()
+    try:
+        yield
+    finally:
+        with _PAUSED_LOCK:
+            _PAUSED -= 1
+            if _PAUSED == 0:
+                gc.enable()
+
+
 _REGISTRY: dict[Path, CellRecommender] = {}
 _REGISTRY_LOCK = threading.Lock()
 
@@ -245,6 +371,18 @@ def recommender(cell: Cell, policy: Policy | None = None) -> CellRecommender:
         if rec is None or rec.cell is not cell:
             rec = _REGISTRY[cell.root] = CellRecommender(cell, policy)
         return rec
+
+
+def model_saved(cell: Cell) -> None:
+    """A version was just saved in this process (a retrain): the cell's recommender, if this
+    process serves it, starts loading it now instead of at its next request."""
+    with _REGISTRY_LOCK:
+        rec = _REGISTRY.get(cell.root)
+    if rec is None:
+        return  # nothing served here yet: the first request loads the newest version
+    with rec.lock:
+        if rec._tried and rec._newer():
+            rec._start_loader()
 
 
 def forget(cell: Cell) -> None:

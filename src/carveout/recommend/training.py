@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from carveout.accounts import consent
 from carveout.cells import Cell
 from carveout.core import InvalidInput, new_id, now_ms
 from carveout.datamap import TABLES
-from carveout.recommend import artefact
+from carveout.recommend import artefact, service
 from carveout.recommend.ann import AnnIndex
 from carveout.recommend.artefact import Manifest
 from carveout.recommend.candidates import CandidateModel
@@ -63,9 +64,24 @@ def _read(cell: Cell) -> tuple[list[Any], dict[str, dict[str, tuple[str, ...]]],
     return rows, groups, sorted(jurisdictions), digest.hexdigest()
 
 
-def train_cell(cell: Cell, seed: int = 0) -> Manifest:
+class _Stages:
+    """Seconds per training stage, into `out` when given (`carveout bench train` reports them)."""
+
+    def __init__(self, out: dict[str, float] | None) -> None:
+        self.out, self.at = out, time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.out is not None:
+            self.out[name] = self.out.get(name, 0.0) + now - self.at
+        self.at = now
+
+
+def train_cell(cell: Cell, seed: int = 0, stages: dict[str, float] | None = None) -> Manifest:
     """Fit the cell's ranker and candidate artefacts on its watch events; save a new version."""
+    clock = _Stages(stages)
     rows, groups, jurisdictions, digest = _read(cell)
+    clock.done("read")
     if not rows:
         raise InvalidInput(f"cell {cell.name!r} has no watch events to train on")
     users = [r.user_id for r in rows]
@@ -83,8 +99,10 @@ def train_cell(cell: Cell, seed: int = 0) -> Manifest:
         by_index = {str(i): groups.get(v, {}) for v, i in video_ix.items()}
         tuned, _info = tune(ratings, by_index, seed)
         params, chosen = tuned.params, "validation"
+    clock.done("tune")
     ranker = Ranker.fit(videos, ratios, groups, params)
-    candidates = train_candidates(users, videos, ratios, seed)
+    clock.done("ranker")
+    candidates = train_candidates(users, videos, ratios, seed, clock)
     manifest = Manifest(
         version=new_id(),
         cell=cell.name,
@@ -102,14 +120,25 @@ def train_cell(cell: Cell, seed: int = 0) -> Manifest:
         artefact_sha256="",
     )
     path = artefact.save(cell, ranker, manifest, candidates)
+    clock.done("save")
+    service.model_saved(cell)  # a recommender serving the cell swaps it in without a request
     return artefact.read_manifest(path)  # with the digests that saving added
 
 
 def train_candidates(
-    users: list[str], videos: list[str], ratios: np.ndarray, seed: int = 0
+    users: list[str],
+    videos: list[str],
+    ratios: np.ndarray,
+    seed: int = 0,
+    clock: _Stages | None = None,
 ) -> CandidateModel:
     """Embeddings (truncated SVD), co-watch neighbours and the ANN index over the embeddings."""
+    clock = clock or _Stages(None)
     data = Interactions.build(users, videos, ratios)
     vectors = fit_embeddings(data, seed=seed)
+    clock.done("embeddings")
+    neighbours = cowatch(data)
+    clock.done("cowatch")
     index = AnnIndex.build(vectors) if vectors.shape[1] else None
-    return CandidateModel(data.video_ids, vectors, cowatch(data), index)
+    clock.done("ann")
+    return CandidateModel(data.video_ids, vectors, neighbours, index)
