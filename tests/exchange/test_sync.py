@@ -255,3 +255,14 @@ def test_bs_per_jurisdiction_restriction_applies_to_a_guest_copy(env: Env) -> No
     assert env.client.get(f"/v1/videos/{v}", headers=auth(ca)).status_code == 451
     assert env.client.get(f"/v1/videos/{v}", headers=auth(us)).status_code == 200
     assert env.client.get(f"/v1/videos/{v}", headers=auth(gb)).status_code == 200  # origin
+
+
+def test_the_serve_housekeeping_tick_brings_guest_copies(sqlite_env: Env) -> None:
+    from carveout.api.housekeeping import tick
+    from carveout.core import now_ms
+
+    gb = sqlite_env.signup("GB")
+    v = sqlite_env.upload(gb, 1)
+    assert count(sqlite_env.na, "guest_videos") == 0
+    tick(sqlite_env.deployment, now_ms(), 24 * 3_600_000)
+    assert exchange.guest(sqlite_env.na, v["id"]).origin_cell == "global"

@@ -1,6 +1,7 @@
 """Work `carveout serve` does beside requests: finish interrupted erasures when it starts, then
-every hour enforce retention and retrain recommenders that are due (CARVEOUT_RETRAIN_HOURS).
-Failures are logged, never fatal to serving."""
+every hour enforce retention, retrain recommenders that are due (CARVEOUT_RETRAIN_HOURS) and
+bring the content exchange's guest copies up to date. Failures are logged, never fatal to
+serving."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
-from carveout import privacy
+from carveout import exchange, privacy
 from carveout.cells import Deployment
 from carveout.core import now_ms
 from carveout.privacy.retention import enforce
@@ -48,6 +49,9 @@ def tick(deployment: Deployment, now: int, retrain_period_ms: int) -> list[str]:
                 retrained.append(cell.name)
         except Exception:
             log.exception("recommend: retraining cell %s failed", cell.name)
+    # After retention (an expired or erased creator's videos leave the origin first, so the
+    # sync withdraws their copies in the same round); sync_all logs and skips a failing pair.
+    exchange.sync_all(deployment)
     return retrained
 
 
