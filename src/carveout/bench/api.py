@@ -50,8 +50,8 @@ class Progress(Protocol):
     def __call__(self, step: str, done: float, total: float, detail: str = "") -> None: ...
 
 
-def _no_progress(step: str, done: float, total: float, detail: str = "") -> None:
-    pass
+def no_progress(step: str, done: float, total: float, detail: str = "") -> None:
+    """The Progress of a bench run without a terminal (tests, --json only): reports nothing."""
 
 
 class BenchError(CarveoutError):
@@ -135,7 +135,7 @@ class ApiBenchResult:
 
 def run_api_bench(config: ApiBenchConfig, progress: Progress | None = None) -> ApiBenchResult:
     """Every backend of `config` in turn; every server and temp dir is gone when this returns."""
-    report = progress or _no_progress
+    report = progress or no_progress
     started = time.perf_counter()
     result = ApiBenchResult(config)
     with ExitStack() as stack:

@@ -32,7 +32,7 @@ from carveout.backup.pgtools import (
     pg_tool,
     with_database,
 )
-from carveout.bench.api import DATA_LABEL, BenchError, Progress, _no_progress
+from carveout.bench.api import DATA_LABEL, BenchError, Progress, no_progress
 from carveout.bench.archive import tar_zstd, tool, untar_zstd
 from carveout.bench.backup_s3 import NOTES, CephS3Error, S3Bench, s3_bench, unavailable
 from carveout.bench.bundle import BundleRun, RecipientStorage, measure_bundle
@@ -95,7 +95,7 @@ class BackupBenchResult:
 def run_backup_bench(
     config: BackupBenchConfig, progress: Progress | None = None
 ) -> BackupBenchResult:
-    report = progress or _no_progress
+    report = progress or no_progress
     started = time.perf_counter()
     runs: list[BackendRun] = []
     for backend in config.backends:

@@ -26,8 +26,8 @@ from carveout.bench.api import (
     PASSWORD,
     BenchError,
     Progress,
-    _no_progress,
     _ok,
+    no_progress,
 )
 from carveout.bench.carve_baseline import CopyRate, backup_api, file_copy, total_rows
 from carveout.bench.carve_chaos import ChaosReport, run_with_kills
@@ -116,7 +116,7 @@ def run_carve_bench(
 ) -> CarveBenchResult:
     """Every backend in turn; the server, the client process, the temp dir, the PostgreSQL
     databases (and the PostgreSQL server unless `pg` was given) are gone after."""
-    report = progress or _no_progress
+    report = progress or no_progress
     began = time.perf_counter()
     result = CarveBenchResult(config)
     for backend in config.backends:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from carveout.bench.api import BenchError, Progress, _no_progress
+from carveout.bench.api import BenchError, Progress, no_progress
 from carveout.bench.moderation_conformance import run_conformance
 from carveout.bench.moderation_figures import Figure, Section
 from carveout.bench.moderation_latency import LatencyConfig, run_latency
@@ -105,7 +105,7 @@ def run_moderation_bench(
     config: ModerationBenchConfig, progress: Progress | None = None
 ) -> ModerationBenchResult:
     """Every section asked for, in order; the temp folder is gone when this returns."""
-    report = progress or _no_progress
+    report = progress or no_progress
     check_present(config.datasets)
     size = config.sizes
     result = ModerationBenchResult(config)

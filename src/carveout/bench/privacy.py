@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 import psycopg
 
-from carveout.bench.api import CARVEOUT_APP, BenchError, Progress, _no_progress
+from carveout.bench.api import CARVEOUT_APP, BenchError, Progress, no_progress
 from carveout.bench.privacy_calibration import Calibration, Profile, read_calibration
 from carveout.bench.privacy_measure import (
     PlainScript,
@@ -153,7 +153,7 @@ def run_privacy_bench(
     config: PrivacyBenchConfig, progress: Progress | None = None
 ) -> PrivacyBenchResult:
     """Every backend in turn; every server, cluster and temp folder is gone when this returns."""
-    report = progress or _no_progress
+    report = progress or no_progress
     started = time.perf_counter()
     cal = read_calibration(config.datasets)
     clips = read_clips(config.datasets)
