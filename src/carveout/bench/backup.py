@@ -4,7 +4,8 @@ For each backend a fresh one-cell deployment is loaded with the real KuaiRec dat
 is what an operator would script instead: SQLite's online backup API (what `sqlite3 .backup`
 calls) or `pg_dump -Fc`, with the blob folder through `tar | zstd`; restored with `zstd -d | tar
 -x` (and `pg_restore`). carveout's backup adds per-table checksums, chunking, AES-GCM, sha256 per
-chunk, a signed manifest and fsyncs; its restore checks all of them and compares every table.
+chunk, a signed manifest and fsyncs; its restore checks all of them (and compares every table
+on PostgreSQL).
 The `s3` row backs a SQLite cell up to an S3 site on a private Ceph radosgw (bench/backup_s3.py);
 its baseline uploads the SQLite baseline's files with boto3 and downloads them to restore.
 The transfer bundle's export and import of US, CA, AU and NZ are measured on the same

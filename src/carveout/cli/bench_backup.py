@@ -23,8 +23,9 @@ BENCH_BACKUP_HELP = (
     "baseline is the online backup API (SQLite) or `pg_dump -Fc` (PostgreSQL) with the blobs "
     "through `tar | zstd -3`, restored with `zstd -d | tar -x` (and `pg_restore`). carveout's "
     "backup adds per-table checksums, AES-GCM, sha256 per chunk, a signed manifest and fsyncs; "
-    "its restore checks them all and compares every table. The transfer bundle of US, CA, AU "
-    "and NZ (`carve export`, `carve import` into a new cell) is measured next to `tar | zstd "
+    "its restore checks them all (and compares every table on PostgreSQL). The transfer "
+    "bundle of US, CA, AU and NZ (`carve export`, `carve import` into a new cell) is measured "
+    "next to `tar | zstd "
     "-3` of the same rows and blob files and its extraction. Ratios are the result."
 )
 
