@@ -35,6 +35,10 @@ def test_demo_carves_live_with_no_lost_writes_and_no_leaks(tmp_path: Path) -> No
     assert rows["rows of US/CA/AU/NZ left in global"] == "0"
     assert re.fullmatch(r"[\d,]+ / 0", rows["writes acknowledged / failed"])
     assert rows["verify"].endswith(" 0 mismatches")
+    copies = re.fullmatch(
+        r"([\d,]+) from global, 0 failed", rows["guest copies (content exchange)"]
+    )
+    assert copies and int(copies.group(1).replace(",", "")) > 0
     assert (data / "cells" / "na-anz" / "cell.db").is_file()
     # A second run replaces its own folder; a folder that is not a demo is refused.
     other = tmp_path / "mine"

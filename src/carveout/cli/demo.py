@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from carveout import carve
+from carveout import carve, exchange
 from carveout.cells import Deployment, init_data_dir
 from carveout.cli.carve import RichReporter, _progress
 from carveout.cli.common import fail_on_errors
@@ -167,9 +167,19 @@ def demo_command(
                 time.sleep(1.0)
             deployment.refresh_policy()
             lost, dup = _ledger(deployment, writers)
+            # The carved cell depends on nothing of global, yet its users had watched, liked
+            # and commented on global videos: the logged content exchange brings those back
+            # as guest copies, re-moderated by na-anz.
+            with console.status("content exchange: guest copies of the global videos J used"):
+                shared = exchange.sync(
+                    deployment.policy,
+                    deployment.cell("global"),
+                    deployment.cell("na-anz"),
+                    only_referenced=True,
+                )
             console.print("measuring the quality the carved recommender keeps (3 seeds)...")
             quality = separation_cost(settings.datasets_dir(datasets), MOVING, seeds=3)
-            _print_summary(outcome, writers, lost, dup, quality.kept, quality.summary())
+            _print_summary(outcome, writers, lost, dup, shared, quality.kept, quality.summary())
             if serve:
                 console.print(f"\nserving both cells on {base} (docs: {base}/docs); Ctrl-C stops")
                 server.wait()
@@ -186,6 +196,7 @@ def _print_summary(
     writers: list[Writer],
     lost: int,
     dup: int,
+    shared: exchange.SyncReport,
     kept: float,
     quality: dict[str, object],
 ) -> None:
@@ -217,6 +228,10 @@ def _print_summary(
         (
             "rows of US/CA/AU/NZ left in global",
             str(outcome.purge.remaining_rows if outcome.purge else "?"),
+        ),
+        (
+            "guest copies (content exchange)",
+            f"{sum(shared.copied.values()):,} from global, {len(shared.failures)} failed",
         ),
         ("quality kept (NDCG@10 of J's users)", f"{kept:.1%} of the global model's"),
         ("phases (s)", ", ".join(f"{k} {v:.1f}" for k, v in outcome.seconds.items())),
