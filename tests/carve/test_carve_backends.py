@@ -145,3 +145,48 @@ def test_carve_into_postgresql_under_writes(
         assert table_digest(target.store, "users")[0] == 3
     finally:
         deployment.close()
+
+
+@pytest.mark.postgres
+def test_replication_logs_the_videos_whose_counters_the_subscription_changed(
+    tmp_path: Path, pg_server: PgCluster
+) -> None:
+    """The PostgreSQL cutover counts again only the videos the subscription touched after the
+    rebuild before its pause: the log must hold every such video and nothing written locally."""
+    from carveout.carve import replication
+    from carveout.core import now_ms
+    from carveout.events import recompute_all
+
+    deployment = init_data_dir(tmp_path / "data", POLICY.format(storage=pg_server.fresh_url("src")))
+    try:
+        client = TestClient(create_app(deployment))
+        users = _populate(client, tmp_path)
+        source = deployment.cell("global")
+        videos = TABLES["videos"]
+        with source.store.connect() as conn:
+            by_creator = dict(conn.execute(sa.select(videos.c.creator_id, videos.c.id)).all())
+        moving, staying = by_creator[users["u0"]["id"]], by_creator[users["u2"]["id"]]
+        spec = carve.start(deployment, ("CA", "US"), "na", storage=pg_server.fresh_url("tgt"))
+        carve.run(deployment, spec, through=carve.Phase.CATCHUP)
+        target = carve.open_target(deployment, spec)
+        replication.watch_touched(target)
+        recompute_all(target.store, now_ms())  # local writes: not logged
+        # A moving user watches a moving video: replicated, its counters are due again. A
+        # staying user's watch of it stays behind (events are the acting user's), and so do
+        # writes of staying videos: neither touches the target.
+        for who, video in (("u0", moving), ("u2", moving), ("u2", staying)):
+            h = {"Authorization": users[who]["Authorization"]}
+            event = {"video_id": video, "kind": "watch", "watched_ms": 500}
+            assert client.post("/v1/events", headers=h, json={"events": [event]}).status_code == 202
+        replication.wait_caught_up(source, "na", replication.source_lsn(source))
+        assert replication.touched_videos(target) == {moving}
+        with target.store.connect() as conn:
+            left = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_trigger WHERE tgname = 'carve_touch'"
+            ).scalar_one()
+            table = conn.exec_driver_sql("SELECT to_regclass('carve_touched')").scalar_one()
+        assert left == 0 and table is None
+        target.store.dispose()
+        carve.abort(deployment, spec)
+    finally:
+        deployment.close()

@@ -97,6 +97,8 @@ def cutover(
     # Counters from the target's events as they are now, outside the pause (nothing serves from
     # the target yet); inside it only the videos the last changes touched are counted again.
     counted_at = None if replicating else applied_seq(target)
+    if replicating:
+        replication.watch_touched(target)
     recompute_all(target.store, now_ms())
     fences = FenceBoard(deployment.data_dir)
     before = stats.changes
@@ -136,7 +138,11 @@ def cutover(
         with clock.step("target counters from its own events"):
             # Here, while nothing else writes to the target: rebuilt after the switch, it held
             # up J's released writers (SQLite's one writer; on PostgreSQL a table lock).
-            touched = None if counted_at is None else touched_videos(source, target, counted_at)
+            if replicating:
+                touched: set[str] | None = replication.touched_videos(target)
+            else:
+                assert counted_at is not None
+                touched = touched_videos(source, target, counted_at)
             recompute_all(target.store, now_ms(), videos=touched)
         with clock.step("switch routing (policy file)"):
             new_policy = with_new_cell(deployment.policy, target_spec(spec))

@@ -182,3 +182,58 @@ def stop(source: Cell, target: Cell | None, carve: str, *, restore_identity: boo
             return
         for table in carved_tables():
             _alter_identity(conn, table.name, "DEFAULT")
+
+
+# Replicated tables whose rows change a video's counters, and the column naming the video
+# (video_stats itself is derived: never replicated, rebuilt from the target's own events).
+_COUNTED = (("events", "video_id"), ("videos", "id"))
+_TOUCHED = "carve_touched"
+
+
+def watch_touched(target: Cell) -> None:
+    """Log, on the target, the video of every row the subscription applies from now on to the
+    tables that make up a video's counters. The cutover then counts again only those videos
+    inside its pause instead of every video (the replication path has no capture log to say
+    which). Local writes (the rebuild that follows) are not logged: apply workers run with
+    session_replication_role = replica, nothing else here does. Idempotent, so a resumed
+    cutover starts the log afresh."""
+    with target.store.begin() as conn:
+        conn.exec_driver_sql(f"CREATE UNLOGGED TABLE IF NOT EXISTS {_TOUCHED} (video_id text)")
+        conn.exec_driver_sql(f"TRUNCATE {_TOUCHED}")
+        # Apply workers run with an empty search_path: the function names its schema.
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
+        log_table = f'"{schema}".{_TOUCHED}'
+        conn.exec_driver_sql(
+            f"""CREATE OR REPLACE FUNCTION carve_touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('session_replication_role') <> 'replica' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        INSERT INTO {log_table} VALUES (to_jsonb(OLD) ->> TG_ARGV[0]);
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        INSERT INTO {log_table} VALUES (to_jsonb(NEW) ->> TG_ARGV[0]);
+    END IF;
+    RETURN NULL;
+END $$"""
+        )
+        for table, column in _COUNTED:
+            conn.exec_driver_sql(
+                f"CREATE OR REPLACE TRIGGER carve_touch AFTER INSERT OR UPDATE OR DELETE ON "
+                f"{table} FOR EACH ROW EXECUTE FUNCTION carve_touch('{column}')"
+            )
+            # Fired by the subscription's apply worker too (replica triggers are off otherwise).
+            conn.exec_driver_sql(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER carve_touch")
+
+
+def touched_videos(target: Cell) -> set[str]:
+    """The videos logged since `watch_touched`, and the log removed (the target is about to
+    serve: from here on its own capture log records its writes)."""
+    with target.store.begin() as conn:
+        rows = conn.exec_driver_sql(f"SELECT DISTINCT video_id FROM {_TOUCHED}").all()
+        for table, _column in _COUNTED:
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_touch ON {table}")
+        conn.exec_driver_sql("DROP FUNCTION IF EXISTS carve_touch()")
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_TOUCHED}")
+    return {str(r[0]) for r in rows if r[0] is not None}
