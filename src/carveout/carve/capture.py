@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from carveout.carve.ddl import retrying
 from carveout.datamap import DATA_MAP, Table, TableKind
+from carveout.storage import Store
 
 MOVED_MARKER = "carveout:moved"
 
@@ -173,9 +175,12 @@ def install_seal(conn: sa.Connection, codes: tuple[str, ...], target: str) -> No
         )
 
 
-def remove_triggers(conn: sa.Connection, *, capture: bool, seal: bool) -> None:
-    """Drop the carve's triggers. On PostgreSQL this fails with LockNotAvailable, changing
-    nothing, while a writer is busy on one of the tables: run it under ddl.retrying."""
+def remove_triggers(
+    conn: sa.Connection, *, capture: bool, seal: bool, only: str | None = None
+) -> None:
+    """Drop the carve's triggers (of table `only`, or of every table). On PostgreSQL this
+    fails with LockNotAvailable, changing nothing, while a writer is busy on one of the
+    tables: run it under ddl.retrying."""
     if conn.dialect.name == "sqlite":
         for table in carved_tables():
             for op in ("insert", "update", "delete"):
@@ -191,6 +196,7 @@ def remove_triggers(conn: sa.Connection, *, capture: bool, seal: bool) -> None:
         for name, wanted in (("carve_cap", capture), ("carve_seal", seal))
         if wanted
         for relname in sorted(_pg_triggers(conn, name))
+        if only is None or relname == only
     ]
     if not drops:
         return
@@ -216,3 +222,24 @@ def allow_purge(conn: sa.Connection) -> None:
 
 def is_moved_error(exc: BaseException) -> bool:
     return MOVED_MARKER in str(exc)
+
+
+def remove_capture_table_by_table(store: Store) -> None:
+    """The capture triggers of a cell that serves writes, one table per transaction, each
+    retried on its own: all sixteen tables quiet at one instant (what one transaction with
+    every lock NOWAIT needs) may never come under steady writes, one table quiet soon does.
+    Only for capture that is over (the target's, once verify has passed): a write between two
+    tables' drops is logged or not, and the log is deleted after."""
+    if store.backend == "sqlite":
+        with store.begin() as conn:
+            remove_triggers(conn, capture=True, seal=False)
+        return
+    with store.connect() as conn:
+        tables = sorted(_pg_triggers(conn, "carve_cap"))
+
+    def drop(table: str) -> None:
+        with store.begin() as conn:
+            remove_triggers(conn, capture=True, seal=False, only=table)
+
+    for table in tables:
+        retrying(lambda: drop(table))  # noqa: B023 - called at once, inside this iteration

@@ -16,7 +16,11 @@ import sqlalchemy as sa
 
 from carveout.carve import keys, replication, state
 from carveout.carve.apply import ApplyStats, catch_up, lag
-from carveout.carve.capture import install_capture, remove_triggers
+from carveout.carve.capture import (
+    install_capture,
+    remove_capture_table_by_table,
+    remove_triggers,
+)
 from carveout.carve.copy import CopyStats, copy_all
 from carveout.carve.cutover import PRE_FENCE_LAG, CutoverReport, cutover, target_spec
 from carveout.carve.ddl import prefer_to_lose, retrying
@@ -252,14 +256,10 @@ def run(
             elif phase is Phase.VERIFY:
                 out.verify = verify(source, target, codes, rep.advance)
                 if out.verify.ok:
-
-                    def end_capture() -> None:
-                        # The target serves J by now: its writers must never wait for this.
-                        with target.store.begin() as conn:
-                            remove_triggers(conn, capture=True, seal=False)
-                            conn.execute(sa.delete(TABLES["carve_changes"]))
-
-                    retrying(end_capture)
+                    # The target serves J by now: its writers must never wait for this.
+                    remove_capture_table_by_table(target.store)
+                    with target.store.begin() as conn:
+                        conn.execute(sa.delete(TABLES["carve_changes"]))
                 out.leaks = leak_scan(target, codes, deployment.policy)
                 details = {
                     "chunks": out.verify.chunks,
