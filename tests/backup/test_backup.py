@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import stat
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from backup_env import BACKENDS, Env, MakeEnv, add_users
 
 from carveout.backup import list_backups, restore_backup, run_backup, verify_backup
+from carveout.backup.models import BackupError
 from carveout.backup.restore import compare
 from carveout.cells import POLICY_FILE, Deployment
 from carveout.core import Conflict
@@ -177,3 +179,35 @@ def _user_ids(env: Env) -> list[str]:
         users = TABLES["users"]
         others = conn.execute(sa.select(users.c.id).where(users.c.id.not_in(owners))).scalars()
         return owners + list(others)
+
+
+def test_prefetched_keeps_order_raises_in_place_and_stops_with_its_consumer() -> None:
+    from carveout.backup.chunks import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
+
+    def failing() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise BackupError("chunk 3 is missing")
+
+    got: list[int] = []
+    with pytest.raises(BackupError, match="chunk 3 is missing"):
+        for x in prefetched(failing()):
+            got.append(x)
+    assert got == [1, 2]  # everything before the failure arrives first
+
+    produced: list[int] = []
+
+    def endless() -> Iterator[int]:
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    stream = prefetched(endless(), depth=2)
+    assert next(stream) == 0
+    stream.close()  # the consumer stops: so does the producer thread
+    assert not any(t.name == "backup-prefetch" for t in threading.enumerate())
+    assert len(produced) <= 4

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import zstandard
 from cryptography.exceptions import InvalidTag
@@ -16,6 +19,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from carveout.backup.models import CHUNKS, BackupError, Chunk, Item, Manifest
+
+T = TypeVar("T")
 
 CHUNK_SIZE = 8 << 20
 ZSTD_LEVEL = 3  # zstd's own default: the baseline `zstd` uses the same
@@ -210,3 +215,44 @@ class _Stream:
 
     def has_more(self) -> bool:
         return bool(self._current) or next(self._chunks, None) is not None
+
+
+def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """`items`, produced on a second thread up to `depth` ahead of the consumer: a restore
+    decrypts and decompresses the next chunk while this one is hashed and written (zstd,
+    AES-GCM, sha256 and file writes all release the GIL). The producer's exception is raised
+    here, in order; a consumer that stops early stops the producer."""
+    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="backup-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = ready.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()

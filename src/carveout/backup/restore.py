@@ -12,7 +12,7 @@ from pathlib import Path
 
 from carveout.backup import pgtools
 from carveout.backup.catalog import Stored, open_manifest, stored_backup, write_verification
-from carveout.backup.chunks import read_chunks, unpack
+from carveout.backup.chunks import prefetched, read_chunks, unpack
 from carveout.backup.keys import CellKeys, load_keys
 from carveout.backup.models import (
     BLOB_PREFIX,
@@ -76,9 +76,8 @@ def _unpack(found: Located, dest: Path) -> None:
             raise BackupError(f"{item.name}: content sha256 {item.sha256} differs from its name")
         return dest / "blobs" / sha[:2] / sha[2:4] / sha
 
-    unpack(
-        read_chunks(found.stored.read, found.manifest, found.cell_key), found.manifest, destination
-    )
+    chunks = read_chunks(found.stored.read, found.manifest, found.cell_key)
+    unpack(prefetched(chunks), found.manifest, destination)
     (dest / "blobs").mkdir(exist_ok=True)
 
 
