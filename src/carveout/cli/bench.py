@@ -14,7 +14,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from carveout.cli.bench_common import Bars, DatasetsOpt, MarkdownOpt, exit_on_sigterm
+from carveout.cli.bench_common import Bars, DatasetsOpt, MarkdownOpt, bench_bars, exit_on_sigterm
 from carveout.core import CarveoutError, settings
 
 bench_app = typer.Typer(
@@ -165,21 +165,15 @@ def recommend(
     from carveout.bench.report import machine, machine_line, write_json
 
     out = Console() if Console().is_terminal else Console(width=120)
-    err = Console(stderr=True)
     folder = settings.datasets_dir(datasets)
-    try:
-        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-        with exit_on_sigterm(), Progress(*columns, console=err) as progress:
-            result = run_recommend_bench(
-                data or folder / "kuairec" / "watch_ratio.csv",
-                folder,
-                seeds,
-                foldin,
-                Bars(progress),
-            )
-    except CarveoutError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    with bench_bars() as bars:
+        result = run_recommend_bench(
+            data or folder / "kuairec" / "watch_ratio.csv",
+            folder,
+            seeds,
+            foldin,
+            bars,
+        )
     info = machine()
     write_json(json_path, {**result.as_json(), "machine": info})
     for table in recommend_table(result):
@@ -237,24 +231,18 @@ def feed(
     from carveout.bench.report import machine, machine_line, write_json
 
     out = Console() if Console().is_terminal else Console(width=120)
-    err = Console(stderr=True)
-    try:
-        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-        with exit_on_sigterm(), Progress(*columns, console=err) as progress:
-            result = run_feed_bench(
-                settings.datasets_dir(datasets),
-                videos,
-                viewers,
-                requests,
-                rps,
-                seed,
-                Bars(progress),
-                http_seconds,
-                rounds,
-            )
-    except CarveoutError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    with bench_bars() as bars:
+        result = run_feed_bench(
+            settings.datasets_dir(datasets),
+            videos,
+            viewers,
+            requests,
+            rps,
+            seed,
+            bars,
+            http_seconds,
+            rounds,
+        )
     info = machine()
     write_json(json_path, {**result.as_json(), "machine": info})
     out.print(feed_table(result))
@@ -290,16 +278,8 @@ def train(
     from carveout.bench.feed_train import run_train_bench
     from carveout.bench.report import machine, machine_line, write_json
 
-    err = Console(stderr=True)
-    try:
-        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-        with exit_on_sigterm(), Progress(*columns, console=err) as progress:
-            result = run_train_bench(
-                settings.datasets_dir(datasets), videos, users, seed, Bars(progress)
-            )
-    except CarveoutError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    with bench_bars() as bars:
+        result = run_train_bench(settings.datasets_dir(datasets), videos, users, seed, bars)
     info = machine()
     write_json(json_path, {**result.as_json(), "machine": info})
     stages = ", ".join(f"{k} {v:.1f}" for k, v in result.stages_s.items())

@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from carveout.cli.bench_common import Bars, DatasetsOpt, MarkdownOpt, exit_on_sigterm
-from carveout.core import CarveoutError, settings
+from carveout.cli.bench_common import DatasetsOpt, MarkdownOpt, bench_bars
+from carveout.core import settings
 
 DEFAULT_JSON = Path("benchmarks/results/backup.json")
 
@@ -58,23 +57,14 @@ def bench_backup_command(
     from carveout.bench.report import machine, machine_line, write_json
 
     out = Console() if Console().is_terminal else Console(width=140)
-    err = Console(stderr=True)
-    try:
+    with bench_bars(refresh_per_second=4) as bars:
         config = BackupBenchConfig(
             datasets=settings.datasets_dir(datasets),
             backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
             seed=seed,
             rounds=rounds,
         )
-        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-        with (
-            exit_on_sigterm(),
-            Progress(*columns, console=err, refresh_per_second=4) as progress,
-        ):
-            result = run_backup_bench(config, Bars(progress))
-    except CarveoutError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        result = run_backup_bench(config, bars)
     info = machine()
     data = backup_json(result, info)
     write_json(json_path, data)

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from carveout.cli.bench_common import Bars, DatasetsOpt, MarkdownOpt, exit_on_sigterm
+from carveout.cli.bench_common import DatasetsOpt, MarkdownOpt, bench_bars
 from carveout.core import CarveoutError, settings
 
 DEFAULT_JSON = Path("benchmarks/results/carve.json")
@@ -93,12 +92,11 @@ def bench_carve_command(
     from carveout.bench.report import machine, machine_line, write_json
 
     out = Console() if Console().is_terminal else Console(width=140)
-    err = Console(stderr=True)
 
     def codes(text: str) -> tuple[str, ...]:
         return tuple(c.strip().upper() for c in text.split(",") if c.strip())
 
-    try:
+    with bench_bars(refresh_per_second=4, errors=(CarveoutError, RuntimeError)) as bars:
         config = CarveBenchConfig(
             datasets=settings.datasets_dir(datasets),
             backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
@@ -114,15 +112,7 @@ def bench_carve_command(
             kill_max_s=kill_window,
             seed=seed,
         )
-        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-        with (
-            exit_on_sigterm(),
-            Progress(*columns, console=err, refresh_per_second=4) as progress,
-        ):
-            result = run_carve_bench(config, Bars(progress))
-    except (CarveoutError, RuntimeError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        result = run_carve_bench(config, bars)
     info = machine()
     data = carve_json(result, info)
     logs = save_server_logs(result, json_path)

@@ -10,9 +10,10 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, TaskID
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from carveout.core import settings
+from carveout.core import CarveoutError, settings
 
 DatasetsOpt = Annotated[
     Path | None,
@@ -54,3 +55,24 @@ class Bars:
             self.tasks[step] = self.progress.add_task(step, total=total)
         description = f"{step} [dim]{detail}[/]" if detail else step
         self.progress.update(self.tasks[step], completed=done, total=total, description=description)
+
+
+@contextmanager
+def bench_bars(
+    refresh_per_second: float = 10,
+    errors: tuple[type[Exception], ...] = (CarveoutError,),
+) -> Iterator[Bars]:
+    """A bench run's Rich bars on stderr, SIGTERM unwinding like Ctrl-C, and `errors` raised
+    inside turned into one line on stderr and exit code 1 (no traceback)."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    try:
+        with (
+            exit_on_sigterm(),
+            Progress(
+                *columns, console=Console(stderr=True), refresh_per_second=refresh_per_second
+            ) as progress,
+        ):
+            yield Bars(progress)
+    except errors as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None

@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from carveout.cli.bench_common import Bars, DatasetsOpt, MarkdownOpt, exit_on_sigterm
-from carveout.core import CarveoutError, settings
+from carveout.cli.bench_common import DatasetsOpt, MarkdownOpt, bench_bars
+from carveout.core import settings
 
 DEFAULT_JSON = Path("benchmarks/results/moderation.json")
 
@@ -63,8 +62,7 @@ def bench_moderation_command(
     from carveout.bench.report import machine, machine_line, write_json
 
     out = Console() if Console().is_terminal else Console(width=180)
-    err = Console(stderr=True)
-    try:
+    with bench_bars(refresh_per_second=4) as bars:
         config = ModerationBenchConfig(
             datasets=settings.datasets_dir(datasets),
             quick=quick,
@@ -73,15 +71,7 @@ def bench_moderation_command(
             latency_runs=latency_runs,
             bank_size=bank_size,
         )
-        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-        with (
-            exit_on_sigterm(),
-            Progress(*columns, console=err, refresh_per_second=4) as progress,
-        ):
-            result = run_moderation_bench(config, Bars(progress))
-    except CarveoutError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        result = run_moderation_bench(config, bars)
     info = machine()
     data = moderation_json(result, info)
     write_json(json_path, data)
