@@ -131,6 +131,10 @@ class CephS3:
             conf = str(self.conf)
             self._run("ceph-mon", "-c", conf, "--mkfs", "-i", "a", "--monmap", str(monmap))
             self._daemon("mon", "ceph-mon", "-i", "a")
+            # A monitor that has not finished forming its quorum of one answers commands with
+            # "EPERM: problem getting command descriptions" (seen once in CI under load): wait
+            # for a quorum before the first command that changes anything.
+            self._wait("the monitor to form a quorum", self._mon_in_quorum, 60)
             osd_id = self._ceph("osd", "create").strip()  # the monitor hands out id 0
             self._run("ceph-osd", "-c", str(self.conf), "-i", osd_id, "--mkfs")
             # Placed in the CRUSH map here, not by the OSD on start: its own placement command
@@ -229,6 +233,10 @@ class CephS3:
                 lines = path.read_text(errors="replace").splitlines()
                 text += f"\n[{path.name}] " + "\n".join(lines[-15:])
         return text[-3000:]
+
+    def _mon_in_quorum(self) -> bool:
+        status = json.loads(self._ceph("quorum_status", "--format", "json"))
+        return "a" in status.get("quorum_names", [])
 
     def _osd_up(self) -> bool:
         stat = json.loads(self._ceph("osd", "stat", "--format", "json"))
