@@ -127,14 +127,22 @@ def test_bench_carve_on_postgresql_replicates_with_no_lost_writes(
     result = run_carve_bench(config, pg=pg_server)
     data = carve_json(result, {})
     [run] = data["runs"]
-    _check_common(run, ["pg_dump | psql"])
-    [dump] = run["baselines"]
+    _check_common(run, ["pg_dump | psql", "pg_dump | psql, J's rows only (COPY with WHERE)"])
+    [dump, subset] = run["baselines"]
     assert dump["rows"] > 0 and dump["bytes"] > 0 and dump["dump_stream_bytes"] > 0
+    # The subset baseline copies J's rows only, taken just before the count at the carve's start
+    # (the load only adds rows).
+    assert 0 < subset["rows"] <= run["rows_to_copy_at_start"] < dump["rows"]
+    assert 0 < subset["bytes"] < dump["bytes"]
     carve = run["carve"]
     _check_carve(carve)
     # The subscription copied: the copy's rows are J's at the start, said so in the record.
     assert carve["copy"]["rows"] == run["rows_to_copy_at_start"]
     assert "subscription" in carve["copy"]["name"] and carve["copy"]["seconds_basis"]
+    # Timed: the rows (initial copy, indexes built again), then blob files and keys apart.
+    split = [carve["copy"][f"{part}_seconds"] for part in ("rows", "blob_files", "user_keys")]
+    assert carve["copy"]["seconds"] == split[0] > 0
+    assert sum(split) <= carve["phase_seconds"]["copy"] + 0.01
     assert carve["apply"]["method"] == "subscription streaming"
     assert run["server"].startswith("PostgreSQL")
     # Source and target databases (and any replication slot) dropped; nothing left running.

@@ -180,12 +180,52 @@ def test_replication_logs_the_videos_whose_counters_the_subscription_changed(
             assert client.post("/v1/events", headers=h, json={"events": [event]}).status_code == 202
         replication.wait_caught_up(source, "na", replication.source_lsn(source))
         assert replication.touched_videos(target) == {moving}
+        replication.unwatch_touched(target)
         with target.store.connect() as conn:
             left = conn.exec_driver_sql(
                 "SELECT count(*) FROM pg_trigger WHERE tgname = 'carve_touch'"
             ).scalar_one()
             table = conn.exec_driver_sql("SELECT to_regclass('carve_touched')").scalar_one()
         assert left == 0 and table is None
+        target.store.dispose()
+        carve.abort(deployment, spec)
+    finally:
+        deployment.close()
+
+
+def _indexes(cell: Any) -> set[tuple[str, str]]:
+    with cell.store.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+        ).all()
+    return {(str(name), str(ddl)) for name, ddl in rows}
+
+
+@pytest.mark.postgres
+def test_the_copy_builds_again_every_index_it_dropped_also_after_a_stop(
+    tmp_path: Path, pg_server: PgCluster
+) -> None:
+    """The target's secondary indexes are dropped for the subscription's initial copy: a carve
+    stopped right after capture (indexes gone) and resumed must end the copy phase with the
+    schema's every index, as a freshly migrated cell has them."""
+    deployment = init_data_dir(tmp_path / "data", POLICY.format(storage=pg_server.fresh_url("src")))
+    try:
+        client = TestClient(create_app(deployment))
+        _populate(client, tmp_path)
+        source = deployment.cell("global")
+        spec = carve.start(deployment, ("CA", "US"), "na", storage=pg_server.fresh_url("tgt"))
+        carve.run(deployment, spec, through=carve.Phase.CAPTURE)
+        target = carve.open_target(deployment, spec)
+        during = _indexes(target)
+        assert {n for n, _ in _indexes(source)} - {n for n, _ in during} >= {
+            "ix_events_video_id",
+            "ix_follows_followee_id",
+        }
+        assert "uq_follows_follower_id_followee_id" in {n for n, _ in during}
+        target.store.dispose()
+        carve.run(deployment, spec, through=carve.Phase.COPY)  # as `carve resume` would
+        target = carve.open_target(deployment, spec)
+        assert _indexes(target) == _indexes(source)
         target.store.dispose()
         carve.abort(deployment, spec)
     finally:

@@ -24,7 +24,7 @@ class CopyRate:
     rows: int
     bytes: int
     seconds: float
-    extra: dict[str, int | str] = field(default_factory=dict)
+    extra: dict[str, int | float | str] = field(default_factory=dict)
 
     @property
     def rows_per_s(self) -> float:

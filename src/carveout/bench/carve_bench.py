@@ -292,10 +292,12 @@ class _Bench:
     def _baselines(self) -> list[CopyRate]:
         """Under the same write load, right before the carve: the copies a user would script."""
         if self.pg is not None:
-            self.progress("copy baseline: pg_dump | psql", 0, 1)
+            self.progress("copy baselines: pg_dump | psql", 0, 2)
             dump = carve_pg.pg_dump_psql(self.pg, self.source_storage)
-            self.progress("copy baseline: pg_dump | psql", 1, 1)
-            return [dump]
+            self.progress("copy baselines: pg_dump | psql", 1, 2)
+            subset = carve_pg.pg_subset_copy(self.pg, self.source_storage, self.config.moving)
+            self.progress("copy baselines: pg_dump | psql", 2, 2)
+            return [dump, subset]
         self.progress("copy baselines", 0, 2)
         source = self.data_dir / "cells" / SOURCE / "cell.db"
         deployment = Deployment.open(self.data_dir)

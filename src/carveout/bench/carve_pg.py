@@ -1,15 +1,19 @@
-"""PostgreSQL for the carve bench: the `pg_dump | psql` baseline, sizes, state and clean-up.
+"""PostgreSQL for the carve bench: the `pg_dump | psql` baselines, sizes, state and clean-up.
 
-The baseline dumps the source database's carved tables (every jurisdiction: pg_dump cannot filter
-rows) and pipes the dump into psql loading a fresh empty database of the same server, under the
-same write load. Its rows are counted in the loaded database and its bytes are the loaded tables'
-heap and TOAST (`pg_table_size`), the same measure the carve's target gets after its copy."""
+Two baselines, each into a fresh empty database of the same server under the same write load:
+`pg_dump | psql` of the carved tables (every jurisdiction: pg_dump cannot filter rows), and the
+same subset the carve copies, the way one would script it with the same tools: the schema's
+pre-data section, then per table `COPY (SELECT ... WHERE domicile IN J) TO STDOUT` piped into
+`COPY ... FROM STDIN`, then the post-data section (keys and indexes built after the load). Rows
+are counted in the loaded database and bytes are the loaded tables' heap and TOAST
+(`pg_table_size`), the same measure the carve's target gets after its copy."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -23,6 +27,7 @@ from carveout.carve.capture import carved_tables
 from carveout.storage import PgCluster
 
 PG_DUMP_PSQL = "pg_dump | psql"
+PG_SUBSET = "pg_dump | psql, J's rows only (COPY with WHERE)"
 PIPE_CHUNK = 1 << 20
 
 
@@ -57,41 +62,76 @@ def table_rows(url: str) -> int:
     return total
 
 
+def _pipe(source: list[str], sink: list[str]) -> int:
+    """`source | sink`, pumped here to count the bytes; a failure of either names both."""
+    streamed = 0
+    out = subprocess.Popen(  # noqa: S603 - PostgreSQL's own tools, fixed argv
+        source, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    into = subprocess.Popen(  # noqa: S603
+        sink, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert out.stdout is not None and into.stdin is not None
+    while chunk := out.stdout.read(PIPE_CHUNK):  # 1 MB reads cost little
+        streamed += len(chunk)
+        into.stdin.write(chunk)
+    into.stdin.close()
+    out_err = out.stderr.read() if out.stderr else b""
+    into_err = into.stderr.read() if into.stderr else b""
+    out.wait()
+    into.wait()
+    if out.returncode or into.returncode:
+        raise BenchError(
+            f"{Path(source[0]).name} | {Path(sink[0]).name} failed "
+            f"({out.returncode}/{into.returncode}): {out_err.decode(errors='replace')[-800:]}"
+            f"{into_err.decode(errors='replace')[-800:]}"
+        )
+    return streamed
+
+
+def _psql(url: str, *args: str) -> list[str]:
+    return [str(pg_tool("psql")), "-X", "-q", "-v", "ON_ERROR_STOP=1", *args, libpq_url(url)]
+
+
+def _dump(url: str, *args: str) -> list[str]:
+    argv = [str(pg_tool("pg_dump")), "--no-owner", "--no-privileges", *args]
+    for name in _tables():
+        argv += ["-t", f"public.{name}"]
+    return [*argv, libpq_url(url)]
+
+
+def pg_subset_copy(cluster: PgCluster, source_url: str, codes: tuple[str, ...]) -> CopyRate:
+    """J's rows of the carved tables into a fresh database with pg_dump's schema sections
+    around per-table `COPY ... WHERE domicile IN J` pipes, timed end to end."""
+    dest = cluster.create_database("carvebench_subset")
+    in_j = ", ".join(f"'{c}'" for c in codes)  # validated ISO alpha-2 codes
+    assert all(len(c) == 2 and c.isalpha() for c in codes)
+    streamed = 0
+    try:
+        began = time.perf_counter()
+        streamed += _pipe(_dump(source_url, "--section=pre-data"), _psql(dest))
+        for name in _tables():
+            select = f"COPY (SELECT * FROM public.{name} WHERE domicile IN ({in_j})) TO STDOUT"
+            streamed += _pipe(
+                _psql(source_url, "-c", select), _psql(dest, "-c", f"COPY {name} FROM STDIN")
+            )
+        streamed += _pipe(_dump(source_url, "--section=post-data"), _psql(dest))
+        seconds = time.perf_counter() - began
+        rows = table_rows(dest)
+        size = table_bytes(dest)
+    finally:
+        cluster.drop_database(sa.make_url(dest).database or "")
+    return CopyRate(PG_SUBSET, rows, size, seconds, {"stream_bytes": streamed})
+
+
 def pg_dump_psql(cluster: PgCluster, source_url: str) -> CopyRate:
     """`pg_dump -t <carved tables> source | psql fresh_db`, timed end to end; the fresh
     database is dropped afterwards."""
     dest = cluster.create_database("carvebench_dump")
-    dump_argv = [str(pg_tool("pg_dump")), "--no-owner", "--no-privileges"]
-    for name in _tables():
-        dump_argv += ["-t", f"public.{name}"]
-    dump_argv.append(libpq_url(source_url))
-    psql_argv = [str(pg_tool("psql")), "-X", "-q", "-v", "ON_ERROR_STOP=1", libpq_url(dest)]
-    streamed = 0
     try:
         began = time.perf_counter()
-        dump = subprocess.Popen(  # noqa: S603 - PostgreSQL's own tools, fixed argv
-            dump_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        load = subprocess.Popen(  # noqa: S603
-            psql_argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        assert dump.stdout is not None and load.stdin is not None
-        # Pumped here (not a shell pipe) to count the dump's bytes; 1 MB reads cost little.
-        while chunk := dump.stdout.read(PIPE_CHUNK):
-            streamed += len(chunk)
-            load.stdin.write(chunk)
-        load.stdin.close()
-        dump_err = dump.stderr.read() if dump.stderr else b""
-        load_err = load.stderr.read() if load.stderr else b""
-        dump.wait()
-        load.wait()
+        streamed = _pipe(_dump(source_url), _psql(dest))
         seconds = time.perf_counter() - began
-        if dump.returncode or load.returncode:
-            raise BenchError(
-                f"pg_dump | psql failed ({dump.returncode}/{load.returncode}): "
-                f"{dump_err.decode(errors='replace')[-800:]}"
-                f"{load_err.decode(errors='replace')[-800:]}"
-            )
         rows = table_rows(dest)
         size = table_bytes(dest)
     finally:

@@ -9,6 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from carveout import __version__
+from carveout.bench import carve_pg
 from carveout.bench.carve_bench import DATA_LABEL, BackendRun, CarveBenchResult
 from carveout.bench.carve_load import KINDS, MIX
 from carveout.bench.carve_windows import (
@@ -198,8 +199,13 @@ def rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
         c = data["carve"]
         copy = c["copy"]
         streaming = c["apply"].get("method") == "subscription streaming"
-        how = " (subscription's initial copy: J rows ÷ copy phase)" if streaming else ""
-        for name in ("pg_dump | psql", "SQLite backup API", "raw file copy"):
+        how = " (subscription's copy + index builds)" if streaming else ""
+        for name in (
+            carve_pg.PG_DUMP_PSQL,
+            carve_pg.PG_SUBSET,
+            "SQLite backup API",
+            "raw file copy",
+        ):
             b = base.get(name)
             if b:
                 ratio = copy["rows_per_s"] / b["rows_per_s"] if b["rows_per_s"] else 0.0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -76,6 +77,11 @@ def target_spec(spec: CarveSpec) -> CellSpec:
     )
 
 
+def _capture_on(target: Cell, codes: tuple[str, ...]) -> None:
+    with target.store.begin() as conn:
+        install_capture(conn, codes)
+
+
 def cutover(
     deployment: Deployment,
     spec: CarveSpec,
@@ -99,6 +105,11 @@ def cutover(
     counted_at = None if replicating else applied_seq(target)
     if replicating:
         replication.watch_touched(target)
+        # The target's own capture log, on before the pause: its triggers fire for local
+        # writes only (the subscription applies as a replica), and until the switch nothing
+        # local writes the carved tables. The SQLite path applies the last changes itself,
+        # so there it must wait until they are in.
+        _capture_on(target, codes)
     recompute_all(target.store, now_ms())
     fences = FenceBoard(deployment.data_dir)
     before = stats.changes
@@ -120,21 +131,27 @@ def cutover(
         if replicating:
             # Sealed: nothing of J changes any more; once the subscriber has everything up to
             # here the target is complete. Dropping the subscription waits until after the
-            # fence is down: it only carries the source's (now frozen) rows of J.
-            with clock.step("last changes (subscriber catches up)"):
+            # fence is down: it only carries the source's (now frozen) rows of J. The keys of
+            # users who signed up during the carve (files, not replicated rows) are handed
+            # over on a second thread meanwhile: the wait is mostly the subscriber's.
+            with (
+                clock.step("last changes (subscriber catches up; keys handed over meanwhile)"),
+                ThreadPoolExecutor(1, thread_name_prefix="carve-keys") as pool,
+            ):
+                handing_over = pool.submit(keys.hand_over, source, target, codes)
                 replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
+                handing_over.result()
             with clock.step("missing blob files"):
                 copy_missing_blobs(source, target)
         else:
             with clock.step("last changes (catch-up)"):
                 catch_up(source, target, codes, stats, sealed=True)
-        with clock.step("hand over keys"):
-            keys.hand_over(source, target, codes)  # users who signed up during the carve
-        with clock.step("target capture on"), target.store.begin() as conn:
-            # From here on the target takes writes the sealed source never sees; its own
-            # capture log lets verify tell them from copy errors.
-            install_capture(conn, codes)
-            state.put(conn, "routing_switched_at", now_ms())
+            with clock.step("hand over keys"):
+                keys.hand_over(source, target, codes)  # users who signed up during the carve
+            with clock.step("target capture on"):
+                # From here on the target takes writes the sealed source never sees; its own
+                # capture log lets verify tell them from copy errors.
+                _capture_on(target, codes)
         with clock.step("target counters from its own events"):
             # Here, while nothing else writes to the target: rebuilt after the switch, it held
             # up J's released writers (SQLite's one writer; on PostgreSQL a table lock).
@@ -145,6 +162,8 @@ def cutover(
                 touched = touched_videos(source, target, counted_at)
             recompute_all(target.store, now_ms(), videos=touched)
         with clock.step("switch routing (policy file)"):
+            with target.store.begin() as conn:
+                state.put(conn, "routing_switched_at", now_ms())
             new_policy = with_new_cell(deployment.policy, target_spec(spec))
             write_policy_atomically(deployment.data_dir / POLICY_FILE, new_policy)
             deployment.refresh_policy()
