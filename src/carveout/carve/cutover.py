@@ -111,6 +111,10 @@ def cutover(
         # so there it must wait until they are in.
         _capture_on(target, codes)
     recompute_all(target.store, now_ms())
+    if replicating:
+        # Again for the videos the subscription touched during that rebuild, so that inside
+        # the pause only those of the last moments are left.
+        recompute_all(target.store, now_ms(), videos=replication.take_touched(target))
     fences = FenceBoard(deployment.data_dir)
     before = stats.changes
     clock = _StepClock()
@@ -156,7 +160,7 @@ def cutover(
             # Here, while nothing else writes to the target: rebuilt after the switch, it held
             # up J's released writers (SQLite's one writer; on PostgreSQL a table lock).
             if replicating:
-                touched: set[str] | None = replication.touched_videos(target)
+                touched: set[str] | None = replication.take_touched(target)
             else:
                 assert counted_at is not None
                 touched = touched_videos(source, target, counted_at)

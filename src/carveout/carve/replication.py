@@ -155,9 +155,20 @@ def _build_indexes(target: Cell) -> None:
 
 
 def source_lsn(source: Cell) -> str:
+    """A WAL position at or past every commit made before the call, flushed (so the walsender
+    can send it). With `synchronous_commit = off` a commit is acknowledged before its WAL is
+    written or flushed: `pg_current_wal_lsn()` (the write position) could stop short of it,
+    so a write acknowledged before the seal could reach the target after the switch; and the
+    walsender sends only flushed WAL, up to the WAL writer's next round (wal_writer_delay,
+    200 ms), which is what the cutover's wait used to spend. A transaction of our own that
+    writes WAL (a logical message, which the subscription ignores) and commits with
+    synchronous_commit on flushes everything inserted before it."""
     src_url = source.store.dsn()
     with _autocommit(src_url) as conn:
-        row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        conn.execute("SET synchronous_commit = on")
+        with conn.transaction():
+            conn.execute("SELECT pg_logical_emit_message(true, 'carveout.carve', 'flush')")
+        row = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()
     assert row is not None
     return str(row[0])
 
@@ -259,11 +270,14 @@ END $$"""
             conn.exec_driver_sql(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER carve_touch")
 
 
-def touched_videos(target: Cell) -> set[str]:
-    """The videos logged since `watch_touched` (read inside the pause; the log is removed by
-    `unwatch_touched` after it, since its DDL waits for table locks)."""
-    with target.store.connect() as conn:
-        rows = conn.exec_driver_sql(f"SELECT DISTINCT video_id FROM {_TOUCHED}").all()
+def take_touched(target: Cell) -> set[str]:
+    """The videos logged since `watch_touched` or the last take, taken off the log in one
+    statement: a video the subscription touches again afterwards is logged again, for the next
+    take. The cutover takes once before its pause (and counts those videos again there) and
+    once inside it, so the pause counts only the last moments' videos. The log itself is
+    removed by `unwatch_touched` after the pause, since its DDL waits for table locks."""
+    with target.store.begin() as conn:
+        rows = conn.exec_driver_sql(f"DELETE FROM {_TOUCHED} RETURNING video_id").all()
     return {str(r[0]) for r in rows if r[0] is not None}
 
 
