@@ -11,7 +11,13 @@ import pytest
 from carveout.bench.recommend import METHODS, run_recommend_bench
 from carveout.core import InvalidInput
 from carveout.recommend.metrics import evaluate, mean_ci
-from carveout.recommend.ranker import Ranker, RankerParams, UserState, states_from_rows
+from carveout.recommend.ranker import (
+    Ranker,
+    RankerParams,
+    UserState,
+    standardised_per_user,
+    states_from_rows,
+)
 from carveout.recommend.ratings import Ratings, read_ratings, split_per_user
 
 
@@ -76,6 +82,43 @@ def test_observe_is_the_online_update_and_moves_scores() -> None:
     bulk = states_from_rows(ranker, ["u"], ["a"], [2.0])["u"]
     assert bulk.residual == state.residual
     assert Ranker.from_json(ranker.to_json()).score(state, ["b"]) == pytest.approx(after[0])
+
+
+def test_per_user_standardising_keeps_each_users_order_on_the_global_scale() -> None:
+    users = np.array(["a"] * 4 + ["b"] * 4 + ["c"])
+    values = np.array([1.0, 1.2, 1.4, 1.6, 0.2, 0.3, 0.4, 0.5, 0.9])
+    out = standardised_per_user(users, values, pseudo=0.0)
+    # Without pseudo-rows each user's values become the same z-scores, mapped to the global
+    # mean and spread: a (1.0..1.6) and b (0.2..0.5) differ only by their scale.
+    np.testing.assert_allclose(out[:4], out[4:8])
+    assert np.all(np.diff(out[:4]) > 0)
+    assert out[8] == pytest.approx(values.mean())  # one row: its own mean, z = 0
+    # Pseudo-rows pull a user with few rows towards the global mean and spread.
+    shrunk = standardised_per_user(users, values, pseudo=5.0)
+    assert abs(shrunk[8] - values.mean()) < abs(values[8] - values.mean())
+    assert shrunk[8] != pytest.approx(values.mean())
+    same = np.full(5, 1.5)
+    np.testing.assert_array_equal(standardised_per_user(np.arange(5), same), same)
+    assert standardised_per_user(np.array([], dtype=str), np.array([])).size == 0
+
+
+def test_per_user_prior_judges_a_video_against_its_viewers_habits() -> None:
+    # "heavy" watches everything long, "light" everything short: video x got heavy's usual
+    # ratio, y light's best. The raw prior prefers x (it got the heavy viewer); per user, y.
+    users = ["heavy"] * 21 + ["light"] * 21
+    videos = ["x", *(f"h{i}" for i in range(20)), "y", *(f"l{i}" for i in range(20))]
+    ratios = np.array([1.5, *[1.4, 1.6] * 10, 0.9, *[0.3, 0.4] * 10])
+    raw = Ranker.fit(videos, ratios, {}, RankerParams(shrink=1.0))
+    per_user = Ranker.fit(videos, ratios, {}, RankerParams(shrink=1.0, per_user=True), users)
+    assert raw.prior("x") > raw.prior("y")
+    assert per_user.prior("y") > per_user.prior("x")
+    again = Ranker.from_json(per_user.to_json())
+    assert again.params.per_user and again.prior("y") == per_user.prior("y")
+    old = per_user.to_json()["params"]
+    del old["per_user"]  # a ranker saved before the option existed
+    assert RankerParams.from_dict(old).per_user is False
+    with pytest.raises(ValueError, match="user"):
+        Ranker.fit(videos, ratios, {}, RankerParams(per_user=True))
 
 
 def test_bad_ratings_file_is_refused(tmp_path: Path) -> None:

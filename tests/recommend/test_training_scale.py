@@ -16,6 +16,7 @@ from carveout.recommend.ranker import Groups, Ranker, RankerParams, states_from_
 from carveout.recommend.ratings import Ratings, read_ratings, split_per_user
 from carveout.recommend.tuning import (
     CAPS,
+    PER_USER,
     SHRINKS,
     VALID_SHARE,
     WEIGHTS,
@@ -69,12 +70,13 @@ def tune_reference(train: Ratings, groups: Groups, seed: int) -> tuple[Ranker, d
         return evaluate(valid.users, valid.ratios, score_rows_per_user(ranker, fit, valid)).ndcg
 
     best_params, best = RankerParams(), -1.0
-    for cap in CAPS:
-        for shrink in SHRINKS:
-            params = RankerParams(cap=cap, shrink=shrink)
-            got = ndcg(fit_ranker(fit, groups, params))
-            if got > best:
-                best_params, best = params, got
+    for per_user in PER_USER:
+        for cap in CAPS:
+            for shrink in SHRINKS:
+                params = RankerParams(cap=cap, shrink=shrink, per_user=per_user)
+                got = ndcg(fit_ranker(fit, groups, params))
+                if got > best:
+                    best_params, best = params, got
     base = fit_ranker(fit, groups, best_params)
     weights = list(best_params.weights)
     for i, _kind in enumerate(GROUP_TYPES):

@@ -2,8 +2,12 @@
 
 The prior is each video's shrunk mean of the watch ratio capped at `cap` (a capped mean resists
 the few looped views that make a plain mean noisy; on KuaiRec it ranks better than the mean of
-log ratios). The personal part is the user's mean residual (capped ratio minus the prior) over
-videos sharing a group key (category levels, tags), shrunk by its count and weighted per type.
+log ratios). With `per_user`, each training row enters the prior as the user's capped ratio
+standardised by that user's own mean and spread (both shrunk towards the global ones) and put
+back on the global scale: the prior then says how a video does against each viewer's habits,
+not how heavy the viewers it happened to get are. The personal part is the user's mean
+residual (capped ratio minus the prior) over videos sharing a group key (category levels, tags),
+shrunk by its count and weighted per type.
 The user's state is a few sums, so one event updates it in O(keys) and fold-in is free."""
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 from carveout.recommend.video_groups import GROUP_TYPES
 
 RECENT = 50  # watches kept per user for the candidate sources (embedding centroid, co-watch)
+USER_PSEUDO_ROWS = 5.0  # rows at the global mean and spread in each user's own (`per_user`)
 
 Groups = Mapping[str, Mapping[str, Sequence[str]]]  # video -> type -> keys
 NO_GROUPS: Mapping[str, Sequence[str]] = {}
@@ -29,6 +34,7 @@ class RankerParams:
     shrink: float = 2.0  # pseudo-views at the global mean in each video's prior
     affinity_shrink: float = 5.0  # pseudo-views at zero residual in each group affinity
     weights: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # per GROUP_TYPES entry
+    per_user: bool = False  # priors from rows standardised per user (see the module's doc)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -36,6 +42,7 @@ class RankerParams:
             "shrink": self.shrink,
             "affinity_shrink": self.affinity_shrink,
             "weights": list(self.weights),
+            "per_user": self.per_user,
         }
 
     @classmethod
@@ -45,6 +52,7 @@ class RankerParams:
             float(raw["shrink"]),
             float(raw["affinity_shrink"]),
             tuple(float(w) for w in raw["weights"]),
+            bool(raw.get("per_user", False)),  # rankers saved before it existed: False
         )
 
 
@@ -74,9 +82,15 @@ class Ranker:
         ratios: np.ndarray,
         groups: Groups,
         params: RankerParams | None = None,
+        users: Sequence[str] | np.ndarray | None = None,
     ) -> Ranker:
+        """`users` (each row's viewer) is needed when `params.per_user`."""
         params = params or RankerParams()
         capped = np.minimum(ratios, params.cap)
+        if params.per_user:
+            if users is None:
+                raise ValueError("per_user priors need each row's user")
+            capped = standardised_per_user(np.asarray(users), capped)
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         for video, value in zip(videos, capped.tolist(), strict=True):
@@ -87,7 +101,7 @@ class Ranker:
         return cls(params, mean, sums, counts, known)
 
     def with_params(self, params: RankerParams) -> Ranker:
-        """Same data, other weights (the cap and shrink need a refit; weights do not)."""
+        """Same data, other weights (the cap, shrink and per_user need a refit; weights do not)."""
         return Ranker(params, self.global_mean, self.video_sum, self.video_n, self.groups)
 
     def prior(self, video: str) -> float:
@@ -177,6 +191,24 @@ class Ranker:
                 for v, e in videos.items()
             },
         )
+
+
+def standardised_per_user(
+    users: np.ndarray, values: np.ndarray, pseudo: float = USER_PSEUDO_ROWS
+) -> np.ndarray:
+    """Each value standardised by its user's mean and spread, then put back on the global scale
+    (global mean + global std x the user's z-score). A user's mean and variance are shrunk
+    towards the global ones by `pseudo` rows, so one or two watches say little."""
+    mean, var = (float(values.mean()), float(values.var())) if values.size else (0.0, 0.0)
+    if var <= 0:  # no rows, or every value equal: nothing to standardise
+        return values.copy()
+    _keys, user = np.unique(users, return_inverse=True)
+    n = np.bincount(user).astype(np.float64)
+    u_mean = (np.bincount(user, values) + pseudo * mean) / (n + pseudo)
+    dev = values - u_mean[user]
+    u_var = (np.bincount(user, dev * dev) + pseudo * var) / (n + pseudo)
+    out: np.ndarray = mean + np.sqrt(var) * dev / np.sqrt(np.maximum(u_var[user], 1e-12))
+    return out
 
 
 def states_from_rows(

@@ -100,7 +100,7 @@ def train_cell(cell: Cell, seed: int = 0, stages: dict[str, float] | None = None
         tuned, _info = tune(ratings, by_index, seed)
         params, chosen = tuned.params, "validation"
     clock.done("tune")
-    ranker = Ranker.fit(videos, ratios, groups, params)
+    ranker = Ranker.fit(videos, ratios, groups, params, users)
     clock.done("ranker")
     candidates = train_candidates(users, videos, ratios, seed, clock)
     manifest = Manifest(

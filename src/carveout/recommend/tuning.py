@@ -17,6 +17,7 @@ VALID_SHARE = 45 / 60
 CAPS = (1.5, 2.0, 3.0)
 SHRINKS = (1.0, 2.0, 5.0)
 WEIGHTS = (0.0, 0.25, 0.5, 1.0)
+PER_USER = (False, True)  # priors from raw capped ratios, or from rows standardised per user
 
 
 def _ids(values: np.ndarray) -> list[str]:
@@ -24,7 +25,7 @@ def _ids(values: np.ndarray) -> list[str]:
 
 
 def fit_ranker(train: Ratings, groups: Groups, params: RankerParams) -> Ranker:
-    return Ranker.fit(_ids(train.videos), train.ratios, groups, params)
+    return Ranker.fit(_ids(train.videos), train.ratios, groups, params, train.users)
 
 
 def user_states(ranker: Ranker, history: Ratings) -> dict[str, UserState]:
@@ -60,7 +61,8 @@ def score_rows(
 
 
 def tune(train: Ratings, groups: Groups, seed: int) -> tuple[Ranker, dict[str, object]]:
-    """Grid over cap and shrink, then per-type affinity weights one at a time; refit on all."""
+    """Grid over per_user, cap and shrink, then per-type affinity weights one at a time; refit
+    on all."""
     fit_rows, valid_rows = split_per_user(train, seed + 20_000, VALID_SHARE)
     fit, valid = train.take(fit_rows), train.take(valid_rows)
 
@@ -68,12 +70,11 @@ def tune(train: Ratings, groups: Groups, seed: int) -> tuple[Ranker, dict[str, o
         return evaluate(valid.users, valid.ratios, score_rows(ranker, fit, valid, states)).ndcg
 
     best_params, best = RankerParams(), -1.0
-    for cap in CAPS:
-        for shrink in SHRINKS:
-            params = RankerParams(cap=cap, shrink=shrink)
-            got = ndcg(fit_ranker(fit, groups, params))
-            if got > best:
-                best_params, best = params, got
+    for per_user, cap, shrink in itertools.product(PER_USER, CAPS, SHRINKS):
+        params = RankerParams(cap=cap, shrink=shrink, per_user=per_user)
+        got = ndcg(fit_ranker(fit, groups, params))
+        if got > best:
+            best_params, best = params, got
     base = fit_ranker(fit, groups, best_params)
     # The weight trials share base's cap and priors, so its users' states: folded in once
     # (they were folded in again for each of the 12 trials).
