@@ -144,6 +144,13 @@ def test_bench_carve_on_postgresql_replicates_with_no_lost_writes(
     assert carve["copy"]["seconds"] == split[0] > 0
     assert sum(split) <= carve["phase_seconds"]["copy"] + 0.01
     assert carve["apply"]["method"] == "subscription streaming"
+    # Latency by the phase a request started in: every phase of the run, both sides.
+    by_phase = run["pause"]["by_phase"]
+    assert set(by_phase) == set(carve["phase_seconds"])
+    assert (
+        sum(w["staying"]["requests"] for w in by_phase.values())
+        <= (run["pause"]["staying_during_carve"]["requests"])
+    )
     assert run["server"].startswith("PostgreSQL")
     # Source and target databases (and any replication slot) dropped; nothing left running.
     assert len(made) == 2

@@ -84,6 +84,19 @@ def run_json(run: BackendRun, batch: int) -> dict[str, Any]:
         out["server"] = run.server
     if run.measure is not None:
         out["carve"] = run.measure.as_json()
+        # Where in the carve each side's slow requests fall: requests by the phase they
+        # started in (the cutover's includes its fence).
+        phases = run.measure.phase_started
+        out["pause"]["by_phase"] = {
+            phase: {
+                side: stats(
+                    started_in(reqs, start, run.measure.phase_ended[phase], moving)
+                ).as_json()
+                for side, moving in (("moving", True), ("staying", False))
+            }
+            for phase, start in phases.items()
+            if phase in run.measure.phase_ended
+        }
         if run.measure.replication:
             # No capture log to count: the source's rate is the client's moving writes.
             a_copy = run.measure.phase_ended.get("capture", a)
@@ -249,6 +262,12 @@ def rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
         out.append(("fence steps (ms)", steps, ""))
         phases = ", ".join(f"{k} {v:.2f}" for k, v in c["phase_seconds"].items())
         out.append(("phase seconds", phases, ""))
+        windows = data["pause"].get("by_phase", {})
+        for side in ("moving", "staying"):
+            p99 = ", ".join(
+                f"{k} {w[side]['p99_ms']:.0f}" for k, w in windows.items() if w[side]["requests"]
+            )
+            out.append((f"{side} writes p99 ms by phase started in", p99, ""))
         out.append(("leaks / verify mismatches", f"{c['leaks']} / {v['mismatches']}", "0 / 0"))
     if "chaos" in data:
         ch = data["chaos"]
