@@ -15,6 +15,9 @@ VERIFICATION = "verify.json"
 CHUNKS = "chunks"
 DATABASE_ITEM = "database"
 BLOB_PREFIX = "blobs/"
+# How a manifest's per-table digests were computed (backup/digest.py); verify uses the same.
+ROW_REPR = "row-repr-sha256"  # storage.fingerprint's digest; manifests naming none used it
+SQLITE_JSON = "sqlite-json-sha256-v1"
 
 
 class BackupError(CarveoutError):
@@ -68,6 +71,7 @@ class Manifest:
     chunks: tuple[Chunk, ...]
     tables: dict[str, TableCheck]
     format: str = FORMAT
+    table_digest: str = ROW_REPR  # absent from manifests written before it had a choice
 
     @property
     def logical_bytes(self) -> int:

@@ -144,6 +144,7 @@ def run_backup(
                 items=tuple(writer.items),
                 chunks=tuple(writer.chunks),
                 tables=snapshot.tables,
+                table_digest=snapshot.table_digest,
             )
             sign(tmp, manifest, keys)
             if upload is not None:
