@@ -11,9 +11,9 @@ order, built by SQLite's C code (about half the cost of `quote()` per column, a 
 Python definition), rows joined by newlines and fed to sha256 in large pieces. JSON keeps NULL,
 integers and text apart (`null`, `0`, `""`) and escapes every byte of a text, NULs included
 (`quote()` stops at a NUL). Two kinds of value need more than json_array gives:
-- reals: it prints 15 significant digits, so the columns the data map declares as floats go
-  through `quote()`, which SQLite prints exactly (round-trip) - as a JSON string, so a real and
-  a text that look alike still differ;
+- reals: it prints 15 significant digits, so in the columns the data map declares as floats a
+  real is written as `[quote(value)]`, SQLite's exact (round-trip) literal inside a nested
+  array, which no text, integer or NULL can produce;
 - BLOBs: it refuses them. A table holding a BLOB anywhere is digested instead in the `quote()`
   form (each value typed: `X'..'` blobs, `T<hex>` texts, `quote()` the rest), its input tagged
   so that it can never equal a JSON-form digest. No mapped column is a BLOB: such a table is
@@ -93,7 +93,11 @@ def _json_row(table: str) -> str:
 
 def _json_value(col: sa.Column[object]) -> str:
     name = _ident(col.name)
-    return f"quote({name})" if isinstance(col.type, sa.Float) else name
+    if not isinstance(col.type, sa.Float):
+        return name
+    # A real as a nested array of its exact quote(): never equal to a text, which json_array
+    # writes as a string (and quote() of a text would stop at a NUL).
+    return f"(CASE typeof({name}) WHEN 'real' THEN json_array(quote({name})) ELSE {name} END)"
 
 
 def _quote_row(table: str) -> str:
