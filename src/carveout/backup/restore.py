@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -206,16 +206,29 @@ def restore_backup(
                 raise BackupError(f"backup {backup_id} restored wrong: {'; '.join(problems)}")
             if db_name:
                 _swap_database(spec.storage, db_name)
-        _swap_folder(staging, root)
+        replaced = _swap_folder(staging, root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    # Users erased after the backup was taken stay erased: the key store (never in a backup)
-    # has their tombstones; their sealed fields were unreadable already, the rest goes now.
-    restored = open_cell(data_dir, spec)
+    # The replaced cell's files are removed (unlinks: kernel work, no GIL) while the restored
+    # cell opens, and are gone before this returns.
+    removing = None
+    if replaced is not None:
+        removing = threading.Thread(
+            target=shutil.rmtree, args=(replaced, True), name="backup-replaced", daemon=True
+        )
+        removing.start()
     try:
-        reapply_tombstones(restored)
+        # Users erased after the backup was taken stay erased: the key store (never in a
+        # backup) has their tombstones; their sealed fields were unreadable already, the rest
+        # goes now.
+        restored = open_cell(data_dir, spec)
+        try:
+            reapply_tombstones(restored)
+        finally:
+            restored.store.dispose()
     finally:
-        restored.store.dispose()
+        if removing is not None:
+            removing.join()
     return found.manifest
 
 
@@ -230,10 +243,11 @@ def _swap_database(url: str, restored: str) -> None:
         pgtools.drop_database(url, old)
 
 
-def _swap_folder(staging: Path, root: Path) -> None:
+def _swap_folder(staging: Path, root: Path) -> Path | None:
+    """Put `staging` in `root`'s place; the replaced folder (to remove), if there was one."""
     old = root.parent / f".replaced-{root.name}-{secrets.token_hex(4)}"
-    if root.exists():
+    had_old = root.exists()
+    if had_old:
         root.rename(old)
     staging.rename(root)
-    with contextlib.suppress(OSError):
-        shutil.rmtree(old)
+    return old if had_old else None
