@@ -44,7 +44,7 @@ def sqlite_checks(path: Path, *, immutable: bool = False) -> dict[str, TableChec
     """`SQLITE_JSON` row count and digest of every mapped table of the SQLite file at `path`,
     read-only (`immutable`: the file cannot change while open, e.g. a finished snapshot)."""
     flags = "mode=ro&immutable=1" if immutable else "mode=ro"
-    conn = sqlite3.connect(f"file:{path}?{flags}", uri=True, check_same_thread=False)
+    conn = sqlite3.connect(f"file:{path}?{flags}", uri=True)
     try:
         # One read transaction: every table from the same instant if the file is live.
         conn.execute("BEGIN")
@@ -83,7 +83,7 @@ def _digest(conn: sqlite3.Connection, table: str, row: str, prefix: bytes) -> Ta
     count = 0
     while rows := cursor.fetchmany(_BATCH):
         count += len(rows)
-        digest.update("".join([r[0] + "\n" for r in rows]).encode())
+        digest.update(("\n".join([r[0] for r in rows]) + "\n").encode())  # each row + "\n"
     return TableCheck(count, digest.hexdigest())
 
 

@@ -110,7 +110,8 @@ class Timings:
 
     The per-table checks run while the snapshot is written out (`write_out_s`: reading it and
     the blobs, compress, encrypt, checksum, write), so the parts overlap: total is about
-    snapshot + the longer of the two, not the sum."""
+    snapshot + the longer of the two, not the sum. Compress, encrypt and checksum are summed
+    over the threads that seal chunks side by side: together they can exceed `write_out_s`."""
 
     snapshot_s: float = 0.0
     table_checks_s: float = 0.0
