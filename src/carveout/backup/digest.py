@@ -7,8 +7,8 @@ through Python, both backends) for PostgreSQL and for manifests written before t
 file (the restored copy), so its digest need not match PostgreSQL's, only itself.
 
 `SQLITE_JSON`: for each row, in primary-key order, `json_array(...)` of its columns in table
-order, built by SQLite's C code (about half the cost of `quote()` per column, a third of the
-Python definition), rows joined by newlines and fed to sha256 in large pieces. JSON keeps NULL,
+order, built by SQLite's C code (measured: 0.6 of the CPU of `quote()` per column, half the
+Python definition's), rows joined by newlines and fed to sha256 in large pieces. JSON keeps NULL,
 integers and text apart (`null`, `0`, `""`) and escapes every byte of a text, NULs included
 (`quote()` stops at a NUL). Two kinds of value need more than json_array gives:
 - reals: it prints 15 significant digits, so in the columns the data map declares as floats a
@@ -31,10 +31,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from carveout.backup.models import ROW_REPR, SQLITE_JSON, TableCheck
+from carveout.backup.models import TableCheck
 from carveout.datamap import DATA_MAP, TABLES
-
-METHODS = (ROW_REPR, SQLITE_JSON)
 
 _BATCH = 20_000
 _QUOTE_FORM = b"quote-form\n"  # begins the fallback form's input; a JSON row begins with "["
@@ -57,6 +55,7 @@ def sqlite_checks(path: Path, *, immutable: bool = False) -> dict[str, TableChec
 
 
 def sqlite_schema_version(path: Path) -> str | None:
+    """The alembic version of a finished snapshot (opened immutable)."""
     conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
     try:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
