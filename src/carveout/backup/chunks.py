@@ -8,7 +8,10 @@ import queue
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,7 +54,15 @@ def _aad(backup_id: str, index: int) -> bytes:
 
 
 class ChunkWriter:
-    """Packs files into one logical stream and writes it as sealed chunk files."""
+    """Packs files into one logical stream and writes it as sealed chunk files.
+
+    Chunks are sealed (zstd, AES-GCM, sha256: C code that releases the GIL) by `SEALERS`
+    threads, up to `AHEAD` chunks ahead of the one being written and fsynced here, in order:
+    the fsyncs wait on the disk while the next chunks are compressed, and a core that the
+    table checks have left free compresses too. Call `finish` at the end, `abort` on failure."""
+
+    SEALERS = 2
+    AHEAD = 3
 
     def __init__(
         self,
@@ -69,9 +80,12 @@ class ChunkWriter:
         self.backup_id = backup_id
         self.chunk_size = chunk_size
         self._aead = backup_key(cell_key, backup_id)
-        self._zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        self._local = threading.local()  # a zstd context per sealing thread
+        self._pool = ThreadPoolExecutor(self.SEALERS, thread_name_prefix="backup-seal")
+        self._sealing: deque[Future[_Sealed]] = deque()
         self._buffer = bytearray()
         self._offset = 0
+        self._sealed = 0
         self.items: list[Item] = []
         self.chunks: list[Chunk] = []
         self.seconds = {"compress": 0.0, "encrypt": 0.0, "checksum": 0.0, "write": 0.0}
@@ -103,36 +117,70 @@ class ChunkWriter:
         if self._buffer:
             self._seal(bytes(self._buffer))
             self._buffer.clear()
+        while self._sealing:
+            self._store_oldest()
+        self._pool.shutdown()
+
+    def abort(self) -> None:
+        """Stop sealing: chunks not started are dropped; the caller removes the folder."""
+        for future in self._sealing:
+            future.cancel()
+        self._sealing.clear()
+        self._pool.shutdown(wait=True)
 
     def _seal(self, plain: bytes) -> None:
-        index = len(self.chunks)
+        index = self._sealed
+        self._sealed += 1
+        self._sealing.append(self._pool.submit(self._sealed_chunk, index, plain))
+        if len(self._sealing) > self.AHEAD:
+            self._store_oldest()
+
+    def _sealed_chunk(self, index: int, plain: bytes) -> _Sealed:
+        zstd: zstandard.ZstdCompressor | None = getattr(self._local, "zstd", None)
+        if zstd is None:
+            zstd = self._local.zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
         t0 = time.perf_counter()
-        packed = self._zstd.compress(plain)
+        packed = zstd.compress(plain)
         t1 = time.perf_counter()
         nonce = secrets.token_bytes(NONCE)
         stored = nonce + self._aead.encrypt(nonce, packed, _aad(self.backup_id, index))
         t2 = time.perf_counter()
         sha = hashlib.sha256(stored).hexdigest()
         t3 = time.perf_counter()
-        name = f"{index:06d}.chunk"
+        return _Sealed(index, len(plain), stored, sha, (t1 - t0, t2 - t1, t3 - t2))
+
+    def _store_oldest(self) -> None:
+        sealed = self._sealing.popleft().result()
+        started = time.perf_counter()
+        name = f"{sealed.index:06d}.chunk"
         try:
             if self.sink is not None:
-                self.sink(f"{CHUNKS}/{name}", stored)
+                self.sink(f"{CHUNKS}/{name}", sealed.stored)
             else:
-                self._write(name, stored)
+                self._write(name, sealed.stored)
         except OSError as exc:
             raise ChunkWriteError(exc) from exc
-        t4 = time.perf_counter()
-        for step, spent in (("compress", t1 - t0), ("encrypt", t2 - t1), ("checksum", t3 - t2)):
+        for step, spent in zip(("compress", "encrypt", "checksum"), sealed.seconds, strict=True):
             self.seconds[step] += spent
-        self.seconds["write"] += t4 - t3
-        self.chunks.append(Chunk(index, f"{CHUNKS}/{name}", len(stored), len(plain), sha))
+        self.seconds["write"] += time.perf_counter() - started
+        self.chunks.append(
+            Chunk(sealed.index, f"{CHUNKS}/{name}", len(sealed.stored), sealed.plain, sealed.sha)
+        )
 
     def _write(self, name: str, stored: bytes) -> None:
         with (self.folder / name).open("xb") as fh:
             fh.write(stored)
             fh.flush()
             os.fsync(fh.fileno())
+
+
+@dataclass(frozen=True)
+class _Sealed:
+    index: int
+    plain: int  # plaintext bytes
+    stored: bytes
+    sha: str
+    seconds: tuple[float, float, float]  # compress, encrypt, checksum
 
 
 def read_chunks(

@@ -15,6 +15,9 @@ VERIFICATION = "verify.json"
 CHUNKS = "chunks"
 DATABASE_ITEM = "database"
 BLOB_PREFIX = "blobs/"
+# How a manifest's per-table digests were computed (backup/digest.py); verify uses the same.
+ROW_REPR = "row-repr-sha256"  # storage.fingerprint's digest; manifests naming none used it
+SQLITE_JSON = "sqlite-json-sha256-v1"
 
 
 class BackupError(CarveoutError):
@@ -68,6 +71,7 @@ class Manifest:
     chunks: tuple[Chunk, ...]
     tables: dict[str, TableCheck]
     format: str = FORMAT
+    table_digest: str = ROW_REPR  # absent from manifests written before it had a choice
 
     @property
     def logical_bytes(self) -> int:
@@ -106,7 +110,8 @@ class Timings:
 
     The per-table checks run while the snapshot is written out (`write_out_s`: reading it and
     the blobs, compress, encrypt, checksum, write), so the parts overlap: total is about
-    snapshot + the longer of the two, not the sum."""
+    snapshot + the longer of the two, not the sum. Compress, encrypt and checksum are summed
+    over the threads that seal chunks side by side: together they can exceed `write_out_s`."""
 
     snapshot_s: float = 0.0
     table_checks_s: float = 0.0

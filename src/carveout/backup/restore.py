@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,10 +13,13 @@ from pathlib import Path
 from carveout.backup import pgtools
 from carveout.backup.catalog import Stored, open_manifest, stored_backup, write_verification
 from carveout.backup.chunks import prefetched, read_chunks, unpack
+from carveout.backup.digest import sqlite_checks
 from carveout.backup.keys import CellKeys, load_keys
 from carveout.backup.models import (
     BLOB_PREFIX,
     DATABASE_ITEM,
+    ROW_REPR,
+    SQLITE_JSON,
     BackupError,
     Item,
     Manifest,
@@ -81,19 +84,32 @@ def _unpack(found: Located, dest: Path) -> None:
     (dest / "blobs").mkdir(exist_ok=True)
 
 
+def table_checks(method: str, store: Store) -> dict[str, TableCheck]:
+    """Every table's row count and digest by `method`, the one a manifest names."""
+    if method == ROW_REPR:
+        return {name: TableCheck(*check) for name, check in fingerprint(store).tables.items()}
+    if method == SQLITE_JSON:
+        if not isinstance(store, SqliteStore):
+            raise BackupError(f"table digest {method} is read from a SQLite file only")
+        return sqlite_checks(store.path)
+    raise BackupError(f"table digest {method!r} is unknown to this version of carveout")
+
+
 def compare(manifest: Manifest, store: Store, blobs: LocalBlobStore) -> list[str]:
-    """Per-table row counts and digests of the restored cell against the manifest's."""
-    found = fingerprint(store, blobs)
+    """Per-table row counts and digests of the restored cell against the manifest's, computed
+    by the method the manifest names."""
+    found = table_checks(manifest.table_digest, store)
     problems = []
-    for name in sorted(set(manifest.tables) | set(found.tables)):
+    for name in sorted(set(manifest.tables) | set(found)):
         want = manifest.tables.get(name)
-        rows, digest = found.tables.get(name, (-1, ""))
+        check = found.get(name)
+        rows, digest = (check.rows, check.sha256) if check else (-1, "")
         if want is None or (want.rows, want.sha256) != (rows, digest):
             expected = f"{want.rows} rows, {want.sha256[:12]}…" if want else "absent"
             problems.append(
                 f"table {name}: restored {rows} rows, {digest[:12]}…; backup {expected}"
             )
-    return problems + _blob_problems(manifest, found.blobs)
+    return problems + _blob_problems(manifest, tuple(blobs.list()))
 
 
 def _blob_problems(manifest: Manifest, found: tuple[str, ...]) -> list[str]:
@@ -190,16 +206,29 @@ def restore_backup(
                 raise BackupError(f"backup {backup_id} restored wrong: {'; '.join(problems)}")
             if db_name:
                 _swap_database(spec.storage, db_name)
-        _swap_folder(staging, root)
+        replaced = _swap_folder(staging, root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    # Users erased after the backup was taken stay erased: the key store (never in a backup)
-    # has their tombstones; their sealed fields were unreadable already, the rest goes now.
-    restored = open_cell(data_dir, spec)
+    # The replaced cell's files are removed (unlinks: kernel work, no GIL) while the restored
+    # cell opens, and are gone before this returns.
+    removing = None
+    if replaced is not None:
+        removing = threading.Thread(
+            target=shutil.rmtree, args=(replaced, True), name="backup-replaced", daemon=True
+        )
+        removing.start()
     try:
-        reapply_tombstones(restored)
+        # Users erased after the backup was taken stay erased: the key store (never in a
+        # backup) has their tombstones; their sealed fields were unreadable already, the rest
+        # goes now.
+        restored = open_cell(data_dir, spec)
+        try:
+            reapply_tombstones(restored)
+        finally:
+            restored.store.dispose()
     finally:
-        restored.store.dispose()
+        if removing is not None:
+            removing.join()
     return found.manifest
 
 
@@ -214,10 +243,11 @@ def _swap_database(url: str, restored: str) -> None:
         pgtools.drop_database(url, old)
 
 
-def _swap_folder(staging: Path, root: Path) -> None:
+def _swap_folder(staging: Path, root: Path) -> Path | None:
+    """Put `staging` in `root`'s place; the replaced folder (to remove), if there was one."""
     old = root.parent / f".replaced-{root.name}-{secrets.token_hex(4)}"
-    if root.exists():
+    had_old = root.exists()
+    if had_old:
         root.rename(old)
     staging.rename(root)
-    with contextlib.suppress(OSError):
-        shutil.rmtree(old)
+    return old if had_old else None

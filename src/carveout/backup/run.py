@@ -117,14 +117,18 @@ def run_backup(
         def write_out(database: Path) -> None:
             # Blobs are listed once the snapshot is complete: every blob its rows name exists.
             with at_site(target):
-                writer.add_file(DATABASE_ITEM, database)
-                for sha in serving.blobs.list():
-                    try:
-                        path = serving.blobs.local_path(sha)
-                    except NotFound:
-                        continue  # erased since the listing: the snapshot may predate that
-                    writer.add_file(BLOB_PREFIX + sha, path)
-                writer.finish()
+                try:
+                    writer.add_file(DATABASE_ITEM, database)
+                    for sha in serving.blobs.list():
+                        try:
+                            path = serving.blobs.local_path(sha)
+                        except NotFound:
+                            continue  # erased since the listing: the snapshot may predate that
+                        writer.add_file(BLOB_PREFIX + sha, path)
+                    writer.finish()
+                except BaseException:
+                    writer.abort()  # its sealing threads stop before the folder goes
+                    raise
 
         snapshot = snapshot_cell(serving, scratch, write_out)
         with at_site(target):
@@ -144,6 +148,7 @@ def run_backup(
                 items=tuple(writer.items),
                 chunks=tuple(writer.chunks),
                 tables=snapshot.tables,
+                table_digest=snapshot.table_digest,
             )
             sign(tmp, manifest, keys)
             if upload is not None:

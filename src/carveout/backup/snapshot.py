@@ -1,8 +1,9 @@
 """A consistent snapshot of a cell's database while it serves, with per-table checks.
 
 The checks read the snapshot while a worker thread writes it out (chunks, zstd, AES-GCM,
-fsyncs): the writing is I/O and C code that releases the GIL, the checks are Python, so on
-two cores the backup costs about the longer of the two instead of their sum."""
+fsyncs): the writing is I/O and C code that releases the GIL, and so are a SQLite snapshot's
+checks (SQLite builds each row's text, backup/digest.py), so on two cores the backup costs
+about the longer of the two instead of their sum."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
-from carveout.backup.models import BackupError, TableCheck
+from carveout.backup.digest import sqlite_checks, sqlite_schema_version
+from carveout.backup.models import ROW_REPR, SQLITE_JSON, BackupError, TableCheck
 from carveout.backup.pgtools import libpq_url, pg_tool
 from carveout.cells import Cell
 from carveout.datamap import DATA_MAP
-from carveout.storage import SqliteStore, SqlStore, Store, connection_digest
+from carveout.storage import SqliteStore, connection_digest
 
 SQLITE_SNAPSHOT = "sqlite3 online backup API"
 PG_SNAPSHOT = "pg_dump -Fc -Z0 in an exported repeatable-read snapshot"
@@ -40,15 +42,12 @@ class Snapshot:
     seconds: float  # until the snapshot file was complete
     checks_seconds: float  # the per-table checks, while `write` ran
     write_seconds: float  # `write`, while the checks ran
-
-
-def store_checks(store: Store) -> dict[str, TableCheck]:
-    """Per-table row counts and digests, exactly as `storage.fingerprint` computes them."""
-    with store.connect() as conn:
-        return connection_checks(conn)
+    table_digest: str = ROW_REPR  # how `tables` was computed (backup/digest.py)
 
 
 def connection_checks(conn: sa.Connection) -> dict[str, TableCheck]:
+    """Per-table row counts and digests, exactly as `storage.fingerprint` computes them
+    (`ROW_REPR`)."""
     return {t.name: TableCheck(*connection_digest(conn, t.name)) for t in DATA_MAP.tables}
 
 
@@ -87,6 +86,10 @@ def _sqlite(source: Path, target: Path, write: Write) -> Snapshot:
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     dst = sqlite3.connect(target)
     try:
+        # The copy is scratch: the sealed chunks are what is fsynced. No journal and no syncs
+        # while it is written, nor while it is switched out of WAL mode below.
+        dst.execute("PRAGMA synchronous=OFF")
+        dst.execute("PRAGMA journal_mode=OFF")
         # pages=-1 copies every page in one step under one read transaction: a consistent
         # snapshot, and in WAL mode the cell's writers carry on meanwhile.
         src.backup(dst, pages=-1)
@@ -98,17 +101,13 @@ def _sqlite(source: Path, target: Path, write: Write) -> Snapshot:
         src.close()
     taken = time.perf_counter()
     # Read-only and immutable: the checks must not touch the file the worker is reading.
-    engine = sa.create_engine(
-        f"sqlite:///file:{target}?mode=ro&immutable=1&uri=true", poolclass=sa.NullPool
+    (checks, version), checks_s, write_s = _beside(
+        lambda: write(target),
+        lambda: (sqlite_checks(target, immutable=True), sqlite_schema_version(target)),
     )
-    store = SqlStore(engine, "sqlite")
-    try:
-        (checks, version), checks_s, write_s = _beside(
-            lambda: write(target), lambda: (store_checks(store), store.schema_version())
-        )
-    finally:
-        engine.dispose()
-    return Snapshot(target, SQLITE_SNAPSHOT, version, checks, taken - started, checks_s, write_s)
+    return Snapshot(
+        target, SQLITE_SNAPSHOT, version, checks, taken - started, checks_s, write_s, SQLITE_JSON
+    )
 
 
 def _postgres(cell: Cell, target: Path, write: Write) -> Snapshot:

@@ -156,10 +156,10 @@ def breakdown_lines(result: BackupBenchResult) -> list[str]:
         lines.append(
             f"{run.backend} backup {t.total_s:.2f} s: snapshot {t.snapshot_s:.2f}, then side by "
             f"side per-table checksums {t.table_checks_s:.2f} and write-out {t.write_out_s:.2f} "
-            f"(zstd {t.compress_s:.2f}, AES-GCM {t.encrypt_s:.2f}, sha256 {t.checksum_s:.2f}, "
-            f"write+fsync {t.write_s:.2f})"
+            f"(seconds summed over its threads: zstd {t.compress_s:.2f}, AES-GCM "
+            f"{t.encrypt_s:.2f}, sha256 {t.checksum_s:.2f}, write+fsync {t.write_s:.2f})"
             + (f", then the upload to S3 {t.upload_s:.2f}" if t.upload_s else "")
-            + "; encryption + checksums overhead "
+            + "; encryption + checksums overhead at most "
             f"×{run.crypto_overhead:.3f}; without the per-table checksums "
             f"×{without_checks / base:.2f} the baseline"
         )
