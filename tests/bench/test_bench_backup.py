@@ -77,3 +77,17 @@ def test_bench_backup_on_postgresql(tmp_path: Path, private_tmp: Path) -> None:
     [run] = _run(tmp_path, private_tmp, "postgresql")["results"]
     assert run["backend"] == "postgresql" and "skipped" not in run, run
     _check(run)
+
+
+@pytest.mark.s3
+def test_bench_backup_on_an_s3_site(tmp_path: Path, private_tmp: Path) -> None:
+    """The s3 row: backup and restore through a bucket of a private Ceph radosgw it starts and
+    stops itself; the baseline uploads and downloads the same archive through the same bucket."""
+    [run] = _run(tmp_path, private_tmp, "s3")["results"]
+    assert run["backend"] == "s3" and "skipped" not in run, run
+    assert [s["step"] for s in run["steps"]][:2] == ["backup", "restore"]
+    for step in run["steps"]:
+        for side in ("carveout", "baseline"):
+            assert step[side]["seconds"] > 0, step
+        assert step["ratio"] > 0
+    assert run["data_bytes"] > 0
