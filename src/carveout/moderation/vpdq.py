@@ -13,9 +13,11 @@ import av.container
 import av.error
 import av.video.stream
 import numpy as np
+import numpy.typing as npt
 
 from carveout.core import InvalidInput
 from carveout.moderation.pdq import MIN_QUALITY, PdqHash, hash_pixels
+from carveout.moderation.pdq_luma import hash_luma
 
 DEFAULT_FPS = 1.0
 # Caps the work per upload: a 10-minute video still costs at most this many PDQ hashes.
@@ -24,6 +26,15 @@ MAX_FRAMES = 600
 # against vPDQ's references (measured), so ordinary frames are hashed at their own size.
 MAX_SIDE = 1920
 _IN_FLIGHT = 4  # sampled frames waiting for the hashing thread
+# Pixel formats whose first plane is 8-bit Y, by the range their Y spans when the frame does not
+# say (the yuvj formats are full range by definition).
+_LIMITED_YUV = frozenset({"yuv420p", "yuv422p", "yuv444p", "nv12", "nv21"})
+_FULL_YUV = frozenset({"yuvj420p", "yuvj422p", "yuvj444p"})
+# AVColorSpace values whose matrix is BT.601's (unspecified: swscale then assumes BT.601). With
+# another matrix (BT.709, what most phones tag) PDQ's luma of the RGB frame mixes in chroma, so
+# those frames still go through RGB.
+_BT601 = frozenset({2, 5, 6})  # AVCOL_SPC_UNSPECIFIED, AVCOL_SPC_BT470BG, AVCOL_SPC_SMPTE170M
+_JPEG_RANGE = 2  # AVCOL_RANGE_JPEG
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ def hash_video(
     max_frames: int = MAX_FRAMES,
     keep_all: bool = False,
     skip_unsampled: bool = True,
+    from_luma: bool = True,
 ) -> VideoHash:
     """Decode the first video stream and hash one frame per 1/fps seconds (the first frame at or
     after each sampling instant). `keep_all` keeps low-quality frames too (for inspection).
@@ -59,7 +71,11 @@ def hash_video(
     `skip_unsampled` asks the decoder to skip non-reference frames far from every sampling
     instant: nothing else depends on them and they are never hashed, so the hashes are the
     same as with every frame decoded (tested), for about 40% fewer frames decoded on a phone-
-    style H.264 upload — decoding is most of the time from upload to decision."""
+    style H.264 upload — decoding is most of the time from upload to decision.
+
+    `from_luma` hashes BT.601 YUV frames straight from their Y plane (`pdq_luma`), about 10x
+    less CPU than converting to RGB for pdqhash; other frames, or all with False, go through
+    RGB and pdqhash."""
     if fps <= 0:
         raise InvalidInput("frames per second must be positive")
     try:
@@ -98,7 +114,7 @@ def hash_video(
                 next_at = t + 1.0 / fps if next_at == 0.0 else next_at + 1.0 / fps
                 while next_at <= t:
                     next_at += 1.0 / fps
-                pending.append((t, hasher.submit(_hash_frame, frame)))
+                pending.append((t, hasher.submit(_hash_frame, frame, from_luma)))
                 sampled += 1
                 settle(_IN_FLIGHT)
                 if sampled >= max_frames:
@@ -111,14 +127,33 @@ def hash_video(
     return VideoHash(tuple(frames), sampled, decoded)
 
 
-def _hash_frame(frame: av.VideoFrame) -> PdqHash:
+def _hash_frame(frame: av.VideoFrame, from_luma: bool = True) -> PdqHash:
     scale = MAX_SIDE / max(frame.width, frame.height)
     if scale < 1.0:
         frame = frame.reformat(
             width=max(1, round(frame.width * scale)),
             height=max(1, round(frame.height * scale)),
         )
+    plane = _luma_plane(frame) if from_luma else None
+    if plane is not None:
+        full_range = frame.format.name in _FULL_YUV or frame.color_range == _JPEG_RANGE
+        return hash_luma(plane, full_range=full_range)
     return hash_pixels(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
+
+
+def _luma_plane(frame: av.VideoFrame) -> npt.NDArray[np.uint8] | None:
+    """The frame's Y plane as a view of the decoder's buffer (no copy, line padding cut off),
+    or None when PDQ's luma of the RGB frame is not that plane (another matrix or format)."""
+    name = frame.format.name
+    if name not in _LIMITED_YUV and name not in _FULL_YUV:
+        return None
+    if frame.colorspace not in _BT601:
+        return None
+    plane = frame.planes[0]
+    if plane.line_size < frame.width:
+        return None
+    pixels = np.frombuffer(memoryview(plane), dtype=np.uint8, count=plane.line_size * frame.height)
+    return pixels.reshape(frame.height, plane.line_size)[:, : frame.width]
 
 
 class _SamplingGrid:
