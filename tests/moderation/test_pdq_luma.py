@@ -16,17 +16,19 @@ from carveout.core.settings import datasets_dir
 from carveout.moderation import hamming, hash_video
 from carveout.moderation.pdq import MIN_QUALITY, PdqHash, bits_to_hex
 from carveout.moderation.pdq_luma import _LUMA, hash_float_luma
-from carveout.moderation.vpdq import _hash_frame, _luma_plane
+from carveout.moderation.vpdq import _hash_frame, _hash_yuv, plane_view
 
 PDQ = datasets_dir() / "pdq-threatexchange"
 IMAGES = PDQ / "images"
 needs_data = pytest.mark.skipif(not PDQ.is_dir(), reason="ThreatExchange media not present")
 TOLERANCE = 10  # vPDQ's published frame hashes, as in test_hashing
-# The Y plane is not exactly what PDQ sees: swscale's RGB conversion rounds each channel in
-# fixed point and clips saturated colours. Measured on the 14 sample videos (every 5th frame,
-# 1,168 frames of quality >= 50): 0 bits for 66%, 2 for 31%, at most 8; on the test images as
-# frames of 481 px and more, at most 10 (a saturated LabelMe photo at 1920x1080). Frames under
-# 64 px are not blurred at all, so every pixel's rounding shows: at most 12 bits measured.
+# The YUV planes do not give exactly what PDQ sees: swscale's RGB conversion rounds each channel
+# in fixed point and clips saturated colours (modelling the clipping brought a BT.709 frame from
+# 10 bits to 0, but costs full-frame float passes). Measured on the 14 sample videos (every 5th
+# frame, 1,168 frames of quality >= 50): 0 bits for 66%, 2 for 31%, at most 8; tagged BT.709
+# (every 15th frame): at most 10, on a saturated test pattern; on the test images as frames of
+# 481 px and more: at most 10 (a saturated LabelMe photo at 1920x1080). Frames under 64 px are
+# not blurred at all, so every pixel's rounding shows: at most 12 bits measured.
 LUMA_BITS = 10
 TINY_BITS = 16
 QUALITY_SLACK = 2
@@ -107,7 +109,11 @@ def test_luma_tables_are_swscale_on_grey() -> None:
         ("nv12", {}, True),
         ("yuv444p", {}, True),
         ("yuv420p", {"dst_colorspace": "ITU601"}, True),
-        ("yuv420p", {"dst_colorspace": "ITU709"}, False),  # chroma would count: RGB path
+        ("yuv420p", {"dst_colorspace": "ITU709"}, True),  # chroma planes read too
+        ("yuvj420p", {"dst_colorspace": "ITU709"}, True),
+        ("yuv444p", {"dst_colorspace": "ITU709"}, True),
+        ("nv12", {"dst_colorspace": "ITU709"}, False),  # interleaved chroma: RGB path
+        ("yuv420p", {"dst_colorspace": "BT2020"}, False),  # a matrix not handled: RGB path
         ("rgb24", {}, False),
     ],
 )
@@ -125,7 +131,7 @@ def test_frames_hash_from_luma_close_to_pdqhash(
         for size in SIZES:
             source = av.VideoFrame.from_ndarray(_rgb(path, size), format="rgb24")
             frame = source.reformat(format=fmt, **tags)
-            assert (_luma_plane(frame) is not None) == luma_path, (fmt, tags)
+            assert (_hash_yuv(frame) is not None) == luma_path, (fmt, tags)
             ref = _pdqhash(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
             ours = _hash_frame(frame, True)
             assert abs(ours.quality - ref.quality) <= QUALITY_SLACK, (path.name, size)
@@ -141,14 +147,38 @@ def test_frames_hash_from_luma_close_to_pdqhash(
 def test_odd_width_frames_are_read_through_their_line_padding() -> None:
     rgb = _rgb(IMAGES / "reg-test-input" / "dih" / "bridge-1-original.jpg", (637, 481))
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-    plane = _luma_plane(frame)
-    assert plane is not None
-    assert frame.planes[0].line_size > frame.width  # padded rows: the view must skip the pad
-    assert plane.shape == (481, 637)
-    assert not plane.flags.owndata  # a view of the decoder's buffer, not a copy
-    ramp = np.frombuffer(bytes(frame.planes[0]), dtype=np.uint8)
-    rows = ramp.reshape(481, frame.planes[0].line_size)
-    assert np.array_equal(plane, rows[:, :637])
+    for index, shape in ((0, (481, 637)), (1, (241, 319)), (2, (241, 319))):
+        plane = plane_view(frame, index)
+        assert plane is not None
+        line = frame.planes[index].line_size
+        assert line > shape[1]  # padded rows: the view must skip the pad
+        assert plane.shape == shape
+        assert not plane.flags.owndata  # a view of the decoder's buffer, not a copy
+        copied = np.frombuffer(bytes(frame.planes[index]), dtype=np.uint8)
+        assert np.array_equal(
+            plane, copied[: line * shape[0]].reshape(shape[0], line)[:, : shape[1]]
+        )
+
+
+@needs_data
+def test_sample_video_frames_tagged_bt709() -> None:
+    """Real decoded frames read as BT.709 (as a phone's would be): the chroma planes now count,
+    and the hash still lands near pdqhash on PyAV's BT.709 conversion of the same frame."""
+    checked = 0
+    for video in sorted((PDQ / "videos").glob("*.mp4"))[::3]:
+        with av.open(str(video)) as container:
+            for i, frame in enumerate(container.decode(container.streams.video[0])):
+                if i % 30:
+                    continue
+                frame.colorspace = 1  # AVCOL_SPC_BT709
+                ours = _hash_yuv(frame)
+                assert ours is not None
+                ref = _pdqhash(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
+                assert abs(ours.quality - ref.quality) <= QUALITY_SLACK, (video.name, i)
+                if ref.quality >= MIN_QUALITY:
+                    assert hamming(ours.hex, ref.hex) <= LUMA_BITS, (video.name, i)
+                    checked += 1
+    assert checked > 20
 
 
 @needs_data

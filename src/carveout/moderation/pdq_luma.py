@@ -8,10 +8,12 @@ coefficients and sets a bit where a coefficient exceeds their median. The qualit
 the significant gradients of the 64x64 samples.
 
 Two facts make a video frame cheap to hash:
-- For BT.601 YUV (what a decoder hands over unless the stream says otherwise), PDQ's luma
-  weights are the very weights that define Y, so the luma of the RGB frame is Y itself, only
-  stretched from the limited range 16..235 to 0..255: the chroma planes cancel out and the RGB
-  conversion (and the full-size float luma pdqhash computes) is not needed.
+- PDQ's luma weights are BT.601's, so for BT.601 YUV (what a decoder hands over unless the
+  stream says otherwise) the luma of the RGB frame is Y itself, only stretched from the limited
+  range 16..235 to 0..255: the chroma cancels out, and neither the RGB conversion nor the
+  full-size float luma that pdqhash computes is needed. With another matrix (BT.709, what most
+  phones tag) the luma is Y plus a fixed mix of the two chroma planes, which are a quarter of
+  the pixels in 4:2:0.
 - The blur and the decimation are linear and only 64x64 of their outputs are kept, so both
   together are, along each axis, 64 weighted sums of a few neighbouring pixels (weights built
   once per frame size): one gather and two small sums instead of four passes over a float
@@ -33,6 +35,12 @@ from carveout.moderation.pdq import PdqHash, bits_to_hex
 SIDE = 64
 MIN_SIDE = 5
 _COEFFS = 16
+# PDQ's luma weights of R, G and B, and the YUV matrices handled here as (Kr, Kb): the weights
+# of R and B in the matrix's Y. BT.601's are PDQ's own.
+_PDQ_R, _PDQ_G, _PDQ_B = 0.299, 0.587, 0.114
+BT601 = (0.299, 0.114)
+BT709 = (0.2126, 0.0722)
+_CHROMA_SCALE = {False: 255.0 / 224.0, True: 1.0}  # chroma range 16..240 (limited) or full
 # Limited ("TV", MPEG) range puts black at Y = 16 and white at Y = 235; swscale stretches that
 # to 0..255, rounding down, and clips what lies outside: PDQ then sees those whole numbers.
 # The exact (unrounded) stretch instead moved hashes of the sample videos up to 4 bits more.
@@ -128,16 +136,35 @@ def hash_small(small: npt.NDArray[np.float32]) -> PdqHash:
 def downsample(
     image: npt.NDArray[np.uint8] | npt.NDArray[np.float32],
     table: npt.NDArray[np.float32] | None = None,
+    *,
+    grid: tuple[int, int] | None = None,
 ) -> npt.NDArray[np.float32]:
     """The reference's 64x64 blurred and decimated luma of an h x w image (h, w >= 1): float
     luma as given, or 8-bit values mapped through `table` first. Only the rows the vertical
-    pass reads are gathered, and mapped, then summed (float32, as the reference sums)."""
-    rows, cols = decimating_blur(image.shape[0]), decimating_blur(image.shape[1])
-    band = image[rows.index]  # 64 x taps x w
+    pass reads are gathered, and mapped, then summed (float32, as the reference sums).
+
+    `grid` is the full frame's size when the image is a subsampled chroma plane: each frame
+    pixel then reads the chroma sample covering it (the nearest-neighbour upsampling of
+    swscale's unscaled YUV to RGB conversion)."""
+    height, width = grid if grid is not None else image.shape
+    rows, cols = decimating_blur(height), decimating_blur(width)
+    row_step, col_step = -(-height // image.shape[0]), -(-width // image.shape[1])
+    band = image[rows.index // row_step]  # 64 x taps x w
     values = table[band] if table is not None else band.astype(np.float32, copy=False)
     # einsum without optimize= stays in numpy's own loops: no BLAS thread pool is woken.
     tall = np.einsum("kt,ktw->kw", rows.weights, values)
-    return np.asarray(np.einsum("kjt,jt->kj", tall[:, cols.index], cols.weights), dtype=np.float32)
+    small = np.einsum("kjt,jt->kj", tall[:, cols.index // col_step], cols.weights)
+    return np.asarray(small, dtype=np.float32)
+
+
+def chroma_weights(matrix: tuple[float, float]) -> tuple[float, float]:
+    """How much PDQ's luma of the RGB a YUV matrix decodes to exceeds Y, per unit of Cb and of
+    Cr (both scaled like Y): the RGB weights applied to the matrix's inverse. Zero for BT.601."""
+    kr, kb = matrix
+    kg = 1.0 - kr - kb
+    r_per_cr, b_per_cb = 2.0 * (1.0 - kr), 2.0 * (1.0 - kb)
+    g_per_cb, g_per_cr = 2.0 * kb * (1.0 - kb) / kg, 2.0 * kr * (1.0 - kr) / kg
+    return _PDQ_B * b_per_cb - _PDQ_G * g_per_cb, _PDQ_R * r_per_cr - _PDQ_G * g_per_cr
 
 
 def hash_float_luma(luma: npt.NDArray[np.float32]) -> PdqHash:
@@ -150,13 +177,29 @@ def hash_float_luma(luma: npt.NDArray[np.float32]) -> PdqHash:
     return hash_small(downsample(luma))
 
 
-def hash_luma(plane: npt.NDArray[np.uint8], *, full_range: bool) -> PdqHash:
-    """PDQ of a frame given its 8-bit Y plane (h x w, any strides: a view into the decoder's
-    buffer with its line padding is fine). `full_range` says Y spans 0..255 (JPEG range)
-    rather than 16..235; either way the chroma must be BT.601's for the result to be the PDQ
-    of the RGB frame."""
-    if plane.ndim != 2:
-        raise ValueError(f"expected a luma plane, got an array of shape {plane.shape}")
-    if min(plane.shape) < MIN_SIDE:
+def hash_yuv(
+    luma: npt.NDArray[np.uint8],
+    chroma: tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]] | None = None,
+    *,
+    full_range: bool,
+    matrix: tuple[float, float] = BT601,
+) -> PdqHash:
+    """PDQ of a frame from its 8-bit planes (h x w Y, and the Cb and Cr planes at their own,
+    possibly subsampled, size; any strides: views into the decoder's buffers with their line
+    padding are fine). `full_range` says Y spans 0..255 (JPEG range) rather than 16..235.
+    The chroma planes are read only when `matrix` is not BT.601."""
+    if luma.ndim != 2:
+        raise ValueError(f"expected a luma plane, got an array of shape {luma.shape}")
+    if min(luma.shape) < MIN_SIDE:
         return PdqHash("0" * 64, 0)
-    return hash_small(downsample(plane, _LUMA[full_range]))
+    small = downsample(luma, _LUMA[full_range])
+    weights = chroma_weights(matrix)
+    if max(abs(w) for w in weights) > 1e-9:  # BT.601: zero but for float rounding
+        if chroma is None:
+            raise ValueError("this YUV matrix needs the chroma planes")
+        grid = (luma.shape[0], luma.shape[1])
+        for plane, weight in zip(chroma, weights, strict=True):
+            # The blur's weights sum to 1, so the chroma's centre (128) comes off afterwards.
+            centred = downsample(plane, grid=grid) - np.float32(128)
+            small += np.float32(weight * _CHROMA_SCALE[full_range]) * centred
+    return hash_small(small)

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from carveout.core import InvalidInput
 from carveout.moderation.pdq import MIN_QUALITY, PdqHash, hash_pixels
-from carveout.moderation.pdq_luma import hash_luma
+from carveout.moderation.pdq_luma import BT601, BT709, hash_yuv
 
 DEFAULT_FPS = 1.0
 # Caps the work per upload: a 10-minute video still costs at most this many PDQ hashes.
@@ -27,13 +27,18 @@ MAX_FRAMES = 600
 MAX_SIDE = 1920
 _IN_FLIGHT = 4  # sampled frames waiting for the hashing thread
 # Pixel formats whose first plane is 8-bit Y, by the range their Y spans when the frame does not
-# say (the yuvj formats are full range by definition).
-_LIMITED_YUV = frozenset({"yuv420p", "yuv422p", "yuv444p", "nv12", "nv21"})
+# say (the yuvj formats are full range by definition); the planar ones hold Cb and Cr apart.
+_PLANAR_YUV = frozenset({"yuv420p", "yuv422p", "yuv444p"})
+_LIMITED_YUV = _PLANAR_YUV | {"nv12", "nv21"}
 _FULL_YUV = frozenset({"yuvj420p", "yuvj422p", "yuvj444p"})
-# AVColorSpace values whose matrix is BT.601's (unspecified: swscale then assumes BT.601). With
-# another matrix (BT.709, what most phones tag) PDQ's luma of the RGB frame mixes in chroma, so
-# those frames still go through RGB.
-_BT601 = frozenset({2, 5, 6})  # AVCOL_SPC_UNSPECIFIED, AVCOL_SPC_BT470BG, AVCOL_SPC_SMPTE170M
+# YUV matrices by AVColorSpace value, the tag swscale converts by (unspecified: it assumes
+# BT.601). Other matrices (BT.2020, SMPTE 240M, ...) and unlisted formats go through RGB.
+_MATRICES = {
+    2: BT601,  # AVCOL_SPC_UNSPECIFIED
+    5: BT601,  # AVCOL_SPC_BT470BG
+    6: BT601,  # AVCOL_SPC_SMPTE170M
+    1: BT709,  # AVCOL_SPC_BT709, what most phones tag
+}
 _JPEG_RANGE = 2  # AVCOL_RANGE_JPEG
 
 
@@ -134,26 +139,43 @@ def _hash_frame(frame: av.VideoFrame, from_luma: bool = True) -> PdqHash:
             width=max(1, round(frame.width * scale)),
             height=max(1, round(frame.height * scale)),
         )
-    plane = _luma_plane(frame) if from_luma else None
-    if plane is not None:
-        full_range = frame.format.name in _FULL_YUV or frame.color_range == _JPEG_RANGE
-        return hash_luma(plane, full_range=full_range)
+    digest = _hash_yuv(frame) if from_luma else None
+    if digest is not None:
+        return digest
     return hash_pixels(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
 
 
-def _luma_plane(frame: av.VideoFrame) -> npt.NDArray[np.uint8] | None:
-    """The frame's Y plane as a view of the decoder's buffer (no copy, line padding cut off),
-    or None when PDQ's luma of the RGB frame is not that plane (another matrix or format)."""
+def _hash_yuv(frame: av.VideoFrame) -> PdqHash | None:
+    """PDQ straight from the frame's YUV planes, or None for a format or matrix it does not
+    handle (the caller converts those to RGB)."""
     name = frame.format.name
-    if name not in _LIMITED_YUV and name not in _FULL_YUV:
+    matrix = _MATRICES.get(frame.colorspace)
+    if (name not in _LIMITED_YUV and name not in _FULL_YUV) or matrix is None:
         return None
-    if frame.colorspace not in _BT601:
+    luma = plane_view(frame, 0)
+    chroma = None
+    if matrix != BT601:  # the chroma counts: read Cb and Cr, from planar formats only
+        if name not in _PLANAR_YUV and name not in _FULL_YUV:
+            return None
+        cb, cr = plane_view(frame, 1), plane_view(frame, 2)
+        if cb is None or cr is None:
+            return None
+        chroma = (cb, cr)
+    if luma is None:
         return None
-    plane = frame.planes[0]
-    if plane.line_size < frame.width:
+    full_range = name in _FULL_YUV or frame.color_range == _JPEG_RANGE
+    return hash_yuv(luma, chroma, full_range=full_range, matrix=matrix)
+
+
+def plane_view(frame: av.VideoFrame, index: int) -> npt.NDArray[np.uint8] | None:
+    """One 8-bit plane of the frame as a view of the decoder's buffer (no copy, line padding
+    cut off), or None if its lines are laid out otherwise (e.g. bottom-up)."""
+    plane = frame.planes[index]
+    if plane.line_size < plane.width:
         return None
-    pixels = np.frombuffer(memoryview(plane), dtype=np.uint8, count=plane.line_size * frame.height)
-    return pixels.reshape(frame.height, plane.line_size)[:, : frame.width]
+    count = plane.line_size * plane.height
+    pixels = np.frombuffer(memoryview(plane), dtype=np.uint8, count=count)
+    return pixels.reshape(plane.height, plane.line_size)[:, : plane.width]
 
 
 class _SamplingGrid:
