@@ -78,9 +78,9 @@ def hash_video(
     same as with every frame decoded (tested), for about 40% fewer frames decoded on a phone-
     style H.264 upload — decoding is most of the time from upload to decision.
 
-    `from_luma` hashes BT.601 YUV frames straight from their Y plane (`pdq_luma`), about 10x
-    less CPU than converting to RGB for pdqhash; other frames, or all with False, go through
-    RGB and pdqhash."""
+    `from_luma` hashes 8-bit YUV frames (BT.601 or BT.709) straight from their planes
+    (`pdq_luma`), about a tenth of the CPU of converting them to RGB for pdqhash, within a few
+    bits of it; other frames, or all with False, go through RGB and pdqhash."""
     if fps <= 0:
         raise InvalidInput("frames per second must be positive")
     try:
