@@ -93,6 +93,7 @@ def _pg_guest_part_fn() -> str:
     """carve_guest_part(table, row): exchange.GUEST_PARTS as one SQL function of a row image,
     so that the seal asks it only for rows of J (the rest never pay for it)."""
     cases = []
+    columns = {"domicile", "origin_cell", *(c for c, _ in exchange.GUEST_PARTS.values())}
     for name in exchange.GUEST_PARTS:
         cond = exchange.guest_part_sql(name, "r")
         assert cond is not None
@@ -102,7 +103,7 @@ def _pg_guest_part_fn() -> str:
         "LANGUAGE sql STABLE AS $$ SELECT CASE tbl "
         + " ".join(cases)
         + " ELSE false END FROM jsonb_to_record(row_image) AS r("
-        + "id text, domicile text, sha256 text, video_id text, target_id text, origin_cell text"
+        + ", ".join(f"{c} text" for c in sorted(columns))
         + ") $$"
     )
 

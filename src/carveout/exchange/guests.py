@@ -39,6 +39,10 @@ GUEST_PARTS = {
     "video_restrictions": ("video_id", "video_id"),
     "moderation_decisions": ("target_id", "video_id"),
     "moderation_reviews": ("target_id", "video_id"),
+    # The staff-read log's entries about a guest copy's creator (a moderator listing reports on
+    # the copy), filed under the content's domicile like the decisions about it. The log is
+    # append-only: an entry outlives the creator's last copy here (see docs/exchange.md).
+    "staff_access_log": ("subject_id", "creator_id"),
 }
 
 
