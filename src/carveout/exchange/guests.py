@@ -132,6 +132,9 @@ def guest_row_filter(table: str, origins: Collection[str]) -> sa.ColumnElement[b
                 VIDEOS.c.id.in_(ids), VIDEOS.c.origin_cell.in_(list(origins))
             )
         )
+    if table == "staff_access_log":  # entries about a guest creator (see GUEST_PARTS)
+        creators = sa.select(GUESTS.c.creator_id).where(GUESTS.c.origin_cell.in_(list(origins)))
+        return tbl.c.subject_id.in_(creators)
     column = GUEST_LINKS.get(table)
     return None if column is None else tbl.c[column].in_(ids)
 
