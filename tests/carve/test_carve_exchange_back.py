@@ -16,7 +16,7 @@ from carveout import carve, exchange
 from carveout.accounts import staff
 from carveout.api import create_app
 from carveout.carve import Phase, is_moved_error
-from carveout.carve.purge import of_j, purge
+from carveout.carve.purge import of_j, purge, upgrade_seals
 from carveout.cells import Cell, Deployment, init_data_dir
 from carveout.core import new_id, now_ms
 from carveout.datamap import DATA_MAP, TABLES
@@ -320,3 +320,60 @@ def test_a_guest_copy_received_between_cutover_and_purge_survives_the_purge(
     assert later.ok, later.failures
     assert {g.video_id for g in exchange.guests(w.source)} == _offered_ids(w)
     assert w.j_rows() == 0
+
+
+OLD_PG_SEAL = """
+CREATE OR REPLACE FUNCTION carve_seal() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    codes text[] := TG_ARGV[1:TG_NARGS - 1];
+BEGIN
+    IF ((TG_OP <> 'DELETE' AND NEW.domicile = ANY(codes))
+        OR (TG_OP <> 'INSERT' AND OLD.domicile = ANY(codes)))
+       AND current_setting('carveout.purging', true) IS DISTINCT FROM 'on' THEN
+        RAISE EXCEPTION USING MESSAGE = TG_ARGV[0];
+    END IF;
+    IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+    RETURN NEW;
+END $$
+"""
+
+
+def _old_seal(cell: Cell) -> None:
+    """The seal as versions before guest copies installed it (every row of J refused)."""
+    with cell.store.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(OLD_PG_SEAL)
+            return
+        for t in DATA_MAP.tables:
+            if t.name == "video_stats":
+                continue
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_seal_{t.name}_insert")
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER carve_seal_{t.name}_insert BEFORE INSERT ON {t.name} "
+                "WHEN NEW.domicile IN ('CA', 'US') "
+                "BEGIN SELECT RAISE(ABORT, 'carveout:moved:na'); END"
+            )
+
+
+def test_a_seal_from_an_older_version_is_upgraded_in_place(world: tuple[World, str]) -> None:
+    w, target_storage = world
+    _populate(w)
+    carve.run(w.deployment, carve.start(w.deployment, MOVING, "na", storage=target_storage))
+    _old_seal(w.source)
+    refused = w.sync_back()
+    assert refused.copied == {} and refused.failures
+    assert all("installed by an older version" in f for f in refused.failures)
+    assert exchange.guests(w.source) == []
+
+    assert upgrade_seals(w.deployment) == ["na"]
+    assert upgrade_seals(w.deployment) == ["na"]  # idempotent
+    report = w.sync_back()
+    assert report.ok and {g.video_id for g in exchange.guests(w.source)} == _offered_ids(w)
+    # Still sealed against everything else of J.
+    with pytest.raises(sa.exc.DBAPIError) as sealed, w.source.store.begin() as conn:
+        conn.execute(
+            sa.insert(USERS).values(
+                id=new_id(), domicile="CA", password_hash="", status="active", created_at=now_ms()
+            )
+        )
+    assert is_moved_error(sealed.value)
