@@ -1,5 +1,6 @@
 """After a carve, the content exchange gives the carved cell's users the source's videos back,
-as guest copies the leak scan accepts and the recommender's lineage keeps inside J."""
+as guest copies the leak scan accepts and the recommender's lineage keeps inside J, and the
+source's users the carved cell's (tests/carve/test_carve_exchange_back.py in detail)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from carveout import carve, exchange
 from carveout.api import create_app
+from carveout.carve.purge import purge
 from carveout.carve.verify import leak_scan
 from carveout.cells import Deployment
 from carveout.datamap import TABLES
@@ -64,12 +66,15 @@ def test_a_carve_then_an_exchange_sync_shows_the_source_videos_again(loaded: Dep
     assert scan.leaks == 0 and scan.guest_rows["videos"] == 5
     assert leak_scan(target, MOVING).leaks > 0  # without the policy nothing is allowed
 
-    # The other way, the source is sealed against J since the carve: refused, clearly, per
-    # video, and nothing written.
+    # The other way too: the source is sealed against J since the carve, but the seal lets
+    # guest copies through, so its staying users get the carved cell's videos.
     back = exchange.sync(loaded.policy, target, source, limit=2)
-    assert back.copied == {} and len(back.failures) == 2
-    assert all("is sealed against" in f for f in back.failures)
-    assert exchange.guests(source) == []
+    assert back.ok and sum(back.copied.values()) == 2, back.failures
+    copies = exchange.guests(source)
+    assert len(copies) == 2 and {g.origin_cell for g in copies} == {"na-anz"}
+    assert {g.origin_domicile for g in copies} <= set(MOVING)
+    assert outcome.purge is not None and outcome.purge.remaining_rows == 0
+    assert sum(purge(source, MOVING, "na-anz").remaining.values()) == 0
 
     # Retrained with guest copies watched: the lineage stays inside J.
     manifest = train_cell(target)

@@ -69,3 +69,24 @@ def test_guest_copies_from_a_cell_that_left_the_exchange_are_leaks(env: Env) -> 
         sites=policy.sites,
     )
     assert leak_scan(env.na, NA, closed).leaks == 4
+
+
+def test_a_moderators_read_about_a_guest_creator_is_a_guest_row(env: Env) -> None:
+    """Listing the review queue logs a staff read about the copy's creator, under the copy's
+    domicile: part of the guest copy, like the review item itself."""
+    from carveout.accounts import staff
+
+    _synced(env)
+    mod = env.signup("US")
+    staff.grant(env.na, mod["id"], "moderator", "tests")
+    queue = env.client.get(
+        "/v1/moderation/queue", headers={**auth(mod), "X-Access-Purpose": "reviewing reports"}
+    )
+    assert queue.status_code == 200 and len(queue.json()) == 1, queue.text
+    log = TABLES["staff_access_log"]
+    with env.na.store.connect() as conn:
+        doms = [r[0] for r in conn.execute(sa.select(log.c.domicile))]
+    assert "GB" in doms  # the content's domicile, in B
+    scan = leak_scan(env.na, NA, env.deployment.policy)
+    assert scan.leaks == 0, scan
+    assert scan.guest_rows["staff_access_log"] == doms.count("GB")

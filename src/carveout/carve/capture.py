@@ -3,12 +3,15 @@
 Capture appends (table, primary key, op) to carve_changes in the writing transaction; applying a
 change re-reads the row, so replays are harmless and the log needs no row images. The seal, set
 at cutover, makes the source refuse any further write of J: a straggler that slipped past the
-gateway's fence fails instead of landing where nobody will copy it."""
+gateway's fence fails instead of landing where nobody will copy it. It lets through one kind of
+row of J: the parts of a guest copy of the carved cell's content (exchange.GUEST_PARTS), which
+the content exchange writes with the origin's domicile and the source's moderators act on."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from carveout import exchange
 from carveout.carve.ddl import retrying
 from carveout.datamap import DATA_MAP, Table, TableKind
 from carveout.storage import Store
@@ -47,17 +50,23 @@ def _sqlite_capture(table: Table, codes: tuple[str, ...]) -> list[str]:
     ]
 
 
+def _sealed_row(table: Table, j: str, row: str) -> str:
+    """SQL: the row (NEW or OLD) is of J and not part of a guest copy."""
+    guest = exchange.guest_part_sql(table.name, row)
+    of_j = f"{row}.domicile IN ({j})"
+    return f"({of_j})" if guest is None else f"({of_j} AND NOT {guest})"
+
+
 def _sqlite_seal(table: Table, codes: tuple[str, ...], target: str) -> list[str]:
     j = _codes(codes)
     msg = f"{MOVED_MARKER}:{target}"
+    new, old = _sealed_row(table, j, "NEW"), _sealed_row(table, j, "OLD")
     out = []
-    for op, when in (
-        ("insert", f"NEW.domicile IN ({j})"),
-        ("update", f"NEW.domicile IN ({j}) OR OLD.domicile IN ({j})"),
-        ("delete", f"OLD.domicile IN ({j})"),
-    ):
+    for op, when in (("insert", new), ("update", f"{new} OR {old}"), ("delete", old)):
+        # Dropped first: a seal installed by an older version is replaced, not kept.
+        out.append(f"DROP TRIGGER IF EXISTS carve_seal_{table.name}_{op}")
         out.append(
-            f"CREATE TRIGGER IF NOT EXISTS carve_seal_{table.name}_{op} BEFORE {op.upper()} "
+            f"CREATE TRIGGER carve_seal_{table.name}_{op} BEFORE {op.upper()} "
             f"ON {table.name} WHEN {when} BEGIN SELECT RAISE(ABORT, '{msg}'); END"
         )
     return out
@@ -79,6 +88,26 @@ BEGIN
 END $$
 """
 
+
+def _pg_guest_part_fn() -> str:
+    """carve_guest_part(table, row): exchange.GUEST_PARTS as one SQL function of a row image,
+    so that the seal asks it only for rows of J (the rest never pay for it)."""
+    cases = []
+    columns = {"domicile", "origin_cell", *(c for c, _ in exchange.GUEST_PARTS.values())}
+    for name in exchange.GUEST_PARTS:
+        cond = exchange.guest_part_sql(name, "r")
+        assert cond is not None
+        cases.append(f"WHEN '{name}' THEN {cond}")
+    return (
+        "CREATE OR REPLACE FUNCTION carve_guest_part(tbl text, row_image jsonb) RETURNS boolean "
+        "LANGUAGE sql STABLE AS $$ SELECT CASE tbl "
+        + " ".join(cases)
+        + " ELSE false END FROM jsonb_to_record(row_image) AS r("
+        + ", ".join(f"{c} text" for c in sorted(columns))
+        + ") $$"
+    )
+
+
 _PG_SEAL_FN = """
 CREATE OR REPLACE FUNCTION carve_seal() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -86,9 +115,11 @@ DECLARE
 BEGIN
     -- The purge deletes J's rows under the seal, flagged by a transaction-local setting:
     -- that way it never has to drop the seal (which would lock out readers).
-    IF ((TG_OP <> 'DELETE' AND NEW.domicile = ANY(codes))
-        OR (TG_OP <> 'INSERT' AND OLD.domicile = ANY(codes)))
-       AND current_setting('carveout.purging', true) IS DISTINCT FROM 'on' THEN
+    IF current_setting('carveout.purging', true) IS DISTINCT FROM 'on' AND (
+        (TG_OP <> 'DELETE' AND NEW.domicile = ANY(codes)
+         AND NOT carve_guest_part(TG_TABLE_NAME, to_jsonb(NEW)))
+        OR (TG_OP <> 'INSERT' AND OLD.domicile = ANY(codes)
+            AND NOT carve_guest_part(TG_TABLE_NAME, to_jsonb(OLD)))) THEN
         RAISE EXCEPTION USING MESSAGE = TG_ARGV[0];
     END IF;
     IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
@@ -152,6 +183,9 @@ def install_seal(conn: sa.Connection, codes: tuple[str, ...], target: str) -> No
             for ddl in _sqlite_seal(table, codes, target):
                 conn.exec_driver_sql(ddl)
         return
+    # CREATE OR REPLACE: installing the seal again (any carve's, in this database) upgrades
+    # every seal already there, since they all run this one function.
+    conn.exec_driver_sql(_pg_guest_part_fn())
     conn.exec_driver_sql(_PG_SEAL_FN)
     msg = f"{MOVED_MARKER}:{target}"
     # Not every writer takes its locks in map order (moderation's resolve writes decisions,

@@ -1,4 +1,7 @@
-"""STEP 9 purge: remove J from the source — rows, blobs, capture log — and recompute aggregates."""
+"""STEP 9 purge: remove J from the source — rows, blobs, capture log — and recompute aggregates.
+
+Rows of J that are parts of guest copies (the content exchange's copies of the carved cell's
+videos, exchange.GUEST_PARTS) are not J's data left behind: they stay, and are not counted."""
 
 from __future__ import annotations
 
@@ -8,9 +11,11 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from carveout import exchange
 from carveout.carve.capture import allow_purge, install_seal, remove_triggers
 from carveout.carve.ddl import prefer_to_lose, retrying
-from carveout.cells import Cell
+from carveout.carve.models import CarveSpec, carves_dir
+from carveout.cells import Cell, Deployment
 from carveout.core import now_ms
 from carveout.datamap import DATA_MAP, TABLES
 from carveout.events import recompute_all
@@ -29,6 +34,13 @@ class PurgeReport:
         return sum(self.remaining.values())
 
 
+def of_j(table: str, codes: tuple[str, ...]) -> sa.ColumnElement[bool]:
+    """The table's rows of J in the source, guest copies' parts left out."""
+    in_j = TABLES[table].c.domicile.in_(codes)
+    guest = exchange.guest_part(table)
+    return in_j if guest is None else sa.and_(in_j, ~guest)
+
+
 def purge(source: Cell, codes: tuple[str, ...], target: str) -> PurgeReport:
     report = PurgeReport()
 
@@ -43,9 +55,8 @@ def purge(source: Cell, codes: tuple[str, ...], target: str) -> PurgeReport:
                 remove_triggers(conn, capture=True, seal=False)
                 allow_purge(conn)
             for table in reversed(DATA_MAP.tables):
-                tbl = TABLES[table.name]
                 report.rows[table.name] = conn.execute(
-                    sa.delete(tbl).where(tbl.c.domicile.in_(codes))
+                    sa.delete(TABLES[table.name]).where(of_j(table.name, codes))
                 ).rowcount
             conn.execute(sa.delete(TABLES["carve_changes"]))
             if conn.dialect.name == "sqlite":
@@ -60,7 +71,7 @@ def purge(source: Cell, codes: tuple[str, ...], target: str) -> PurgeReport:
             tbl = TABLES[table.name]
             report.remaining[table.name] = int(
                 conn.execute(
-                    sa.select(sa.func.count()).select_from(tbl).where(tbl.c.domicile.in_(codes))
+                    sa.select(sa.func.count()).select_from(tbl).where(of_j(table.name, codes))
                 ).scalar_one()
             )
     for sha in list(source.blobs.list()):
@@ -86,3 +97,28 @@ def purge_models(source: Cell, codes: tuple[str, ...]) -> list[str]:
             shutil.rmtree(version)
             removed.append(version.name)
     return removed
+
+
+def upgrade_seals(deployment: Deployment) -> list[str]:
+    """Install again, with this version's rule, the seal of every carve past its cutover (in
+    progress or finished) on its source; returns the carves' targets. A seal installed by an
+    older version refuses guest copies of the carved cell's videos. Idempotent: SQLite's
+    triggers are dropped and created again, PostgreSQL's shared function is replaced."""
+    folder = carves_dir(deployment.data_dir)
+    paths = [*sorted(folder.glob("*.json")), *sorted((folder / "finished").glob("*.json"))]
+    done: list[str] = []
+    for path in paths:
+        spec = CarveSpec.from_json(path.read_text())
+        names = deployment.policy.names
+        if spec.target not in names or spec.source not in names:
+            continue  # before its cutover (no seal yet), or a cell no longer served here
+        source = deployment.cell(spec.source)
+
+        def reseal(source: Cell = source, spec: CarveSpec = spec) -> None:
+            with source.store.begin() as conn:
+                prefer_to_lose(conn)
+                install_seal(conn, spec.jurisdictions, spec.target)
+
+        retrying(reseal)
+        done.append(spec.target)
+    return done

@@ -3,9 +3,12 @@
 from carveout.exchange.background import sync_all
 from carveout.exchange.guests import (
     GUEST_LINKS,
+    GUEST_PARTS,
     Guest,
     foreign_guest_rows,
     guest,
+    guest_part,
+    guest_part_sql,
     guest_row_filter,
     guests,
     handle_of,
@@ -24,6 +27,7 @@ from carveout.exchange.sync import referenced, sync
 
 __all__ = [
     "GUEST_LINKS",
+    "GUEST_PARTS",
     "CopyFailed",
     "ExchangeRefused",
     "Guest",
@@ -33,6 +37,8 @@ __all__ = [
     "check_allowed",
     "foreign_guest_rows",
     "guest",
+    "guest_part",
+    "guest_part_sql",
     "guest_row_filter",
     "guests",
     "handle_of",

@@ -26,6 +26,52 @@ GUEST_LINKS = {
 }
 
 
+# Which rows are parts of a guest copy this cell holds, whatever its origin: a row of `table`
+# whose `column` equals guest_videos' `guest_column` for an entry whose origin_domicile is the
+# row's domicile (a guest copy's rows all carry its origin's domicile). The guest blob row is
+# found by its file (one row per file and domicile, shared by the copies of that file); a
+# videos row must also say it is guest content. A carve's seal lets exactly these rows through
+# (carve.capture writes the same rule as trigger SQL), and its purge and verify leave them out.
+GUEST_PARTS = {
+    "blobs": ("sha256", "sha256"),
+    "videos": ("id", "video_id"),
+    "video_stats": ("video_id", "video_id"),
+    "video_restrictions": ("video_id", "video_id"),
+    "moderation_decisions": ("target_id", "video_id"),
+    "moderation_reviews": ("target_id", "video_id"),
+    # The staff-read log's entries about a guest copy's creator (a moderator listing reports on
+    # the copy), filed under the content's domicile like the decisions about it. The log is
+    # append-only: an entry outlives the creator's last copy here (see docs/exchange.md).
+    "staff_access_log": ("subject_id", "creator_id"),
+}
+
+
+def guest_part(table: str) -> sa.ColumnElement[bool] | None:
+    """Rows of `table` that are parts of a guest copy held here, from any origin (None: the
+    table holds no part of a guest copy). Unlike guest_row_filter this does not ask whether
+    the policy still allows the origin: it is what the cell's own bookkeeping wrote."""
+    if table not in GUEST_PARTS:
+        return None
+    column, guest_column = GUEST_PARTS[table]
+    tbl = TABLES[table]
+    cond = sa.exists().where(
+        GUESTS.c[guest_column] == tbl.c[column], GUESTS.c.origin_domicile == tbl.c.domicile
+    )
+    return sa.and_(tbl.c.origin_cell.is_not(None), cond) if table == "videos" else cond
+
+
+def guest_part_sql(table: str, row: str) -> str | None:
+    """guest_part as SQL text about one row, e.g. `NEW` in a trigger (`row` is inlined)."""
+    if table not in GUEST_PARTS:
+        return None
+    column, guest_column = GUEST_PARTS[table]
+    cond = (
+        f"EXISTS (SELECT 1 FROM guest_videos g WHERE g.{guest_column} = {row}.{column} "
+        f"AND g.origin_domicile = {row}.domicile)"
+    )
+    return f"({row}.origin_cell IS NOT NULL AND {cond})" if table == "videos" else f"({cond})"
+
+
 @dataclass(frozen=True)
 class Guest:
     video_id: str
@@ -86,6 +132,9 @@ def guest_row_filter(table: str, origins: Collection[str]) -> sa.ColumnElement[b
                 VIDEOS.c.id.in_(ids), VIDEOS.c.origin_cell.in_(list(origins))
             )
         )
+    if table == "staff_access_log":  # entries about a guest creator (see GUEST_PARTS)
+        creators = sa.select(GUESTS.c.creator_id).where(GUESTS.c.origin_cell.in_(list(origins)))
+        return tbl.c.subject_id.in_(creators)
     column = GUEST_LINKS.get(table)
     return None if column is None else tbl.c[column].in_(ids)
 

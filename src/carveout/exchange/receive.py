@@ -12,6 +12,7 @@ from carveout.core import now_ms
 from carveout.datamap import TABLES
 from carveout.events.stats import zero_row
 from carveout.exchange import handles, log
+from carveout.exchange.guests import guest_part
 from carveout.exchange.models import OriginVideo
 from carveout.moderation import VideoHash, Visibility, hash_video
 from carveout.moderation.decisions import VIDEO_STATUS, apply_to_video
@@ -105,6 +106,33 @@ def copy_one(
                     BLOBS.c.sha256 == sha, BLOBS.c.domicile == video.domicile
                 )
             ).scalar()
+            if blob_id is not None and not _guest_blob(conn, blob_id):
+                # This cell's own row of that file and jurisdiction: only a carve's source holds
+                # such rows (of the carved jurisdictions, until its purge). A copy sharing it
+                # would keep it, with its owner, past the purge; the purge removes it first.
+                raise CopyFailed(
+                    f"cell {receiver.name!r} still holds this media file as its own data of "
+                    f"{video.domicile} (a carve's purge is due): copied at a later sync"
+                )
+            # The guest entry first: the seal of a carve's source lets a row of the carved
+            # jurisdictions through only as part of a guest copy, which this entry makes it.
+            conn.execute(
+                sa.insert(GUESTS).values(
+                    video_id=video.id,
+                    origin_cell=origin.name,
+                    origin_domicile=video.domicile,
+                    creator_id=video.creator_pseudonym,
+                    creator_handle=sealed_handle,
+                    sha256=sha,
+                    size_bytes=size,
+                    visibility=verdict.visibility.value,
+                    reasons=_reasons(
+                        verdict.visibility, verdict.rule, verdict.ground.value, verdict.signals
+                    ),
+                    created_at=now,
+                    synced_at=now,
+                )
+            )
             if blob_id is None:
                 blob_id = video.id  # one guest blob row per copy: removed with it
                 conn.execute(
@@ -140,23 +168,6 @@ def copy_one(
             )
             conn.execute(sa.insert(STATS).values(zero_row(video.id, video.domicile, now)))
             apply_to_video(conn, video.id, video.domicile, verdict)
-            conn.execute(
-                sa.insert(GUESTS).values(
-                    video_id=video.id,
-                    origin_cell=origin.name,
-                    origin_domicile=video.domicile,
-                    creator_id=video.creator_pseudonym,
-                    creator_handle=sealed_handle,
-                    sha256=sha,
-                    size_bytes=size,
-                    visibility=verdict.visibility.value,
-                    reasons=_reasons(
-                        verdict.visibility, verdict.rule, verdict.ground.value, verdict.signals
-                    ),
-                    created_at=now,
-                    synced_at=now,
-                )
-            )
             log.append(
                 conn,
                 run_id=run_id,
@@ -173,9 +184,11 @@ def copy_one(
         if created:
             receiver.blobs.delete(sha)
         if SEALED in str(exc):
+            # The seal lets guest copies through; one installed by an older carveout does not.
             raise CopyFailed(
-                f"cell {receiver.name!r} is sealed against {video.domicile} (a carve moved it "
-                "out): guest copies of its videos cannot be written there"
+                f"cell {receiver.name!r} is sealed against {video.domicile} by a seal that "
+                "refuses guest copies (installed by an older version): install it again "
+                "(carveout.carve.purge.upgrade_seals) and sync again"
             ) from exc
         raise
     except BaseException:
@@ -183,6 +196,15 @@ def copy_one(
             receiver.blobs.delete(sha)
         raise
     return Copied(verdict.visibility.value, moved)
+
+
+def _guest_blob(conn: sa.Connection, blob_id: str) -> bool:
+    """The blob row is a guest copy's (exchange.GUEST_PARTS: a guest entry for its file and
+    domicile), not the cell's own."""
+    guest = guest_part("blobs")
+    assert guest is not None
+    found = conn.execute(sa.select(BLOBS.c.id).where(BLOBS.c.id == blob_id, guest)).first()
+    return found is not None
 
 
 def remoderate(receiver: Cell, video_id: str, run_id: str, frames: dict[str, VideoHash]) -> str:
