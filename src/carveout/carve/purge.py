@@ -18,7 +18,7 @@ from carveout.carve.models import CarveSpec, carves_dir
 from carveout.cells import Cell, Deployment
 from carveout.core import now_ms
 from carveout.datamap import DATA_MAP, TABLES
-from carveout.events import recompute_all
+from carveout.events import recompute_in_steps
 
 
 @dataclass
@@ -63,8 +63,9 @@ def purge(source: Cell, codes: tuple[str, ...], target: str) -> PurgeReport:
                 install_seal(conn, codes, target)
 
     retrying(delete_j)
-    # Counters of staying videos still include J's views: rebuild them from what is left.
-    recompute_all(source.store, now_ms())
+    # Counters of staying videos still include J's views: rebuild them from what is left,
+    # a step of videos at a time, since the source serves its other jurisdictions meanwhile.
+    recompute_in_steps(source.store, now_ms())
     with source.store.connect() as conn:
         keep = {r[0] for r in conn.execute(sa.select(TABLES["blobs"].c.sha256))}
         for table in DATA_MAP.tables:

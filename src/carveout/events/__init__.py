@@ -2,13 +2,14 @@
 
 from carveout.events.models import EventIn, EventKind
 from carveout.events.service import MAX_BATCH, record, record_in
-from carveout.events.stats import recompute_all, watch_ratio
+from carveout.events.stats import recompute_all, recompute_in_steps, watch_ratio
 
 __all__ = [
     "MAX_BATCH",
     "EventIn",
     "EventKind",
     "recompute_all",
+    "recompute_in_steps",
     "record",
     "record_in",
     "watch_ratio",

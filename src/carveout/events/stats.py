@@ -185,6 +185,24 @@ def recompute_all(store: Store, now: int, videos: Collection[str] | None = None)
         return int(conn.execute(sa.select(sa.func.count()).select_from(STATS)).scalar_one())
 
 
+def recompute_in_steps(store: Store, now: int, step: int = 500) -> int:
+    """Every video's counters rebuilt like `recompute_all`, but `step` videos per transaction,
+    for a cell that serves meanwhile: each step holds the counters' lock (PostgreSQL) or the
+    one writer's lock (SQLite) for its own videos' aggregation only, so writers wait for a
+    step, not for the whole rebuild (the carve's purge: every staying video a carved user
+    watched). Exact all the same: a write between steps adds its delta to a counter either
+    already rebuilt or rebuilt later from the events, its own included."""
+    with store.connect() as conn:
+        ids = sorted(str(r[0]) for r in conn.execute(sa.select(VIDEOS.c.id)))
+    for part in _chunks(ids, step):
+        assert part is not None
+        recompute_all(store, now, videos=part)
+    with store.begin() as conn:
+        # Counters of videos that are gone (recompute_all's full rebuild drops them too).
+        conn.execute(sa.delete(STATS).where(~STATS.c.video_id.in_(sa.select(VIDEOS.c.id))))
+        return int(conn.execute(sa.select(sa.func.count()).select_from(STATS)).scalar_one())
+
+
 def _chunks(ids: list[str], size: int = 500) -> list[list[str] | None]:
     # IN lists within every backend's parameter limit.
     return [ids[i : i + size] for i in range(0, len(ids), size)]
