@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from carveout import carve
 from carveout.api import create_app
 from carveout.carve.capture import carved_tables
+from carveout.carve.purge import PURGE_STEP
 from carveout.cells import Deployment, render_policy
 from carveout.cells.policy import Policy
 from carveout.datamap import DATA_MAP, TABLES
@@ -39,6 +40,9 @@ def test_full_carve_moves_j_exactly_and_leaves_nothing_behind(loaded: Deployment
     assert outcome.verify is not None and outcome.verify.ok and outcome.verify.chunks > 0
     assert outcome.leaks is not None and outcome.leaks.leaks == 0
     assert outcome.purge is not None and outcome.purge.remaining_rows == 0
+    # Deleted in steps of PURGE_STEP rows (J's events take several): every row of J once.
+    assert expected["events"][0] > PURGE_STEP
+    assert {t: outcome.purge.rows[t] for t in expected} == {t: n for t, (n, _d) in expected.items()}
     assert outcome.cutover is not None and outcome.cutover.pause_ms > 0
     # The fence's steps ran in the order that makes the pause safe: the source is sealed before
     # the last changes are read, and routing switches only once the target has them all.

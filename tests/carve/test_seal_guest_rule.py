@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from carveout.carve import is_moved_error
-from carveout.carve.capture import install_seal, remove_triggers
+from carveout.carve.capture import install_seal, purging, remove_triggers
 from carveout.carve.purge import of_j
 from carveout.core import new_id, now_ms
 from carveout.datamap import TABLES
@@ -283,3 +283,27 @@ def test_installing_the_seal_again_upgrades_an_older_one(sqlite_store: Store) ->
     assert not _refused(sqlite_store, copy)
     with sqlite_store.begin() as conn:
         remove_triggers(conn, capture=False, seal=True)
+
+
+def test_only_the_purges_own_transaction_passes_the_seal(store: Store) -> None:
+    """`purging` lets its own transaction delete rows of J through the seal; before it, after
+    it and on any other connection meanwhile the seal refuses them as ever."""
+    with store.begin() as conn:
+        conn.execute(sa.insert(USERS).values([_user("US"), _user("US"), _user("GB")]))
+    _seal(store)
+    one_of_j = sa.delete(USERS).where(
+        USERS.c.id
+        == sa.select(USERS.c.id).where(USERS.c.domicile == "US").limit(1).scalar_subquery()
+    )
+    assert _refused(store, lambda c: c.execute(one_of_j))
+    with store.begin() as conn, purging(conn):
+        assert conn.execute(one_of_j).rowcount == 1
+        if store.backend == "sqlite":
+            # The pass is a row of this transaction: another connection does not see it.
+            with store.connect() as other:
+                seen = other.execute(sa.text("SELECT count(*) FROM carve_state")).scalar_one()
+            assert seen == 0
+    assert _refused(store, lambda c: c.execute(one_of_j))
+    with store.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(USERS)).scalar_one() == 2
+        assert conn.execute(sa.text("SELECT count(*) FROM carve_state")).scalar_one() == 0

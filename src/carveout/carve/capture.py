@@ -9,6 +9,9 @@ the content exchange writes with the origin's domicile and the source's moderato
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import sqlalchemy as sa
 
 from carveout import exchange
@@ -57,12 +60,17 @@ def _sealed_row(table: Table, j: str, row: str) -> str:
     return f"({of_j})" if guest is None else f"({of_j} AND NOT {guest})"
 
 
+_PURGING_ROW = "SELECT 1 FROM carve_state WHERE key = 'purging'"
+
+
 def _sqlite_seal(table: Table, codes: tuple[str, ...], target: str) -> list[str]:
     j = _codes(codes)
     msg = f"{MOVED_MARKER}:{target}"
     new, old = _sealed_row(table, j, "NEW"), _sealed_row(table, j, "OLD")
     out = []
-    for op, when in (("insert", new), ("update", f"{new} OR {old}"), ("delete", old)):
+    for op, sealed in (("insert", new), ("update", f"{new} OR {old}"), ("delete", old)):
+        # Last, so only rows of J pay for it: the purge's own transactions pass (`purging`).
+        when = f"({sealed}) AND NOT EXISTS ({_PURGING_ROW})"
         # Dropped first: a seal installed by an older version is replaced, not kept.
         out.append(f"DROP TRIGGER IF EXISTS carve_seal_{table.name}_{op}")
         out.append(
@@ -248,10 +256,24 @@ def remove_triggers(
         conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON {relname}")
 
 
-def allow_purge(conn: sa.Connection) -> None:
-    """Let this transaction delete J's rows through the seal (PostgreSQL; see carve_seal)."""
+@contextmanager
+def purging(conn: sa.Connection) -> Iterator[None]:
+    """Let the body delete J's rows through the seal, inside this transaction only: on
+    PostgreSQL a transaction-local setting (see carve_seal); on SQLite a `purging` row in
+    carve_state, written first and deleted last in the same transaction, so no other
+    connection ever sees it (SQLite has one writer at a time, and readers see only commits)."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL carveout.purging = 'on'")
+        yield
+        return
+    conn.exec_driver_sql(
+        "INSERT OR REPLACE INTO carve_state (key, value, updated_at) "
+        "VALUES ('purging', '\"on\"', 0)"
+    )
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("DELETE FROM carve_state WHERE key = 'purging'")
 
 
 def is_moved_error(exc: BaseException) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from carveout import exchange
-from carveout.carve.capture import allow_purge, install_seal, remove_triggers
+from carveout.carve.capture import install_seal, purging, remove_triggers
 from carveout.carve.ddl import prefer_to_lose, retrying
 from carveout.carve.models import CarveSpec, carves_dir
 from carveout.cells import Cell, Deployment
@@ -34,6 +34,10 @@ class PurgeReport:
         return sum(self.remaining.values())
 
 
+# Rows of one table deleted per purge transaction.
+PURGE_STEP = 5_000
+
+
 def of_j(table: str, codes: tuple[str, ...]) -> sa.ColumnElement[bool]:
     """The table's rows of J in the source, guest copies' parts left out."""
     in_j = TABLES[table].c.domicile.in_(codes)
@@ -44,25 +48,40 @@ def of_j(table: str, codes: tuple[str, ...]) -> sa.ColumnElement[bool]:
 def purge(source: Cell, codes: tuple[str, ...], target: str) -> PurgeReport:
     report = PurgeReport()
 
-    def delete_j() -> None:
+    def unhook() -> None:
+        # The capture log is over; on SQLite the seal is installed again with this version's
+        # rule (an older seal has no `purging` pass), in the same transaction as the drop.
         with source.store.begin() as conn:
             prefer_to_lose(conn)
-            if conn.dialect.name == "sqlite":
-                # The seal would refuse these deletes; it is put back in the same transaction,
-                # so no write of J can land in between.
-                remove_triggers(conn, capture=True, seal=True)
-            else:
-                remove_triggers(conn, capture=True, seal=False)
-                allow_purge(conn)
-            for table in reversed(DATA_MAP.tables):
-                report.rows[table.name] = conn.execute(
-                    sa.delete(TABLES[table.name]).where(of_j(table.name, codes))
-                ).rowcount
-            conn.execute(sa.delete(TABLES["carve_changes"]))
+            remove_triggers(conn, capture=True, seal=conn.dialect.name == "sqlite")
             if conn.dialect.name == "sqlite":
                 install_seal(conn, codes, target)
 
-    retrying(delete_j)
+    retrying(unhook)
+    # PURGE_STEP rows per transaction, the seal up in between: the source serves its other
+    # jurisdictions meanwhile, and one transaction over all of J's rows held SQLite's one
+    # writer lock (or PostgreSQL's row locks and WAL) for seconds. A kill between steps
+    # leaves rows of J that the resumed purge deletes: the seal keeps new ones out.
+    for table in reversed(DATA_MAP.tables):
+        tbl = TABLES[table.name]
+        key = tbl.c[table.primary_key]
+        step = sa.delete(tbl).where(
+            key.in_(sa.select(key).where(of_j(table.name, codes)).limit(PURGE_STEP))
+        )
+
+        def delete_step(step: sa.Delete = step) -> int:
+            with source.store.begin() as conn, purging(conn):
+                prefer_to_lose(conn)
+                return int(conn.execute(step).rowcount)
+
+        report.rows[table.name] = 0
+        while True:
+            deleted = retrying(delete_step)
+            report.rows[table.name] += deleted
+            if deleted < PURGE_STEP:
+                break
+    with source.store.begin() as conn:
+        conn.execute(sa.delete(TABLES["carve_changes"]))
     # Counters of staying videos still include J's views: rebuild them from what is left,
     # a step of videos at a time, since the source serves its other jurisdictions meanwhile.
     recompute_in_steps(source.store, now_ms())
