@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -36,6 +37,11 @@ class PurgeReport:
 
 # Rows of one table deleted per purge transaction.
 PURGE_STEP = 5_000
+# SQLite has one writer: the serving cell's writers wait for each step, and their busy handler
+# sleeps in growing steps (up to 100 ms) between tries, so back-to-back steps starve them.
+# Smaller steps with a gap after each let them in.
+SQLITE_PURGE_STEP = 1_000
+SQLITE_GAP_S = 0.03
 
 
 def of_j(table: str, codes: tuple[str, ...]) -> sa.ColumnElement[bool]:
@@ -58,15 +64,17 @@ def purge(source: Cell, codes: tuple[str, ...], target: str) -> PurgeReport:
                 install_seal(conn, codes, target)
 
     retrying(unhook)
-    # PURGE_STEP rows per transaction, the seal up in between: the source serves its other
+    # A step of rows per transaction, the seal up in between: the source serves its other
     # jurisdictions meanwhile, and one transaction over all of J's rows held SQLite's one
     # writer lock (or PostgreSQL's row locks and WAL) for seconds. A kill between steps
     # leaves rows of J that the resumed purge deletes: the seal keeps new ones out.
+    sqlite = source.store.backend == "sqlite"
+    rows_per_step, gap_s = (SQLITE_PURGE_STEP, SQLITE_GAP_S) if sqlite else (PURGE_STEP, 0.0)
     for table in reversed(DATA_MAP.tables):
         tbl = TABLES[table.name]
         key = tbl.c[table.primary_key]
         step = sa.delete(tbl).where(
-            key.in_(sa.select(key).where(of_j(table.name, codes)).limit(PURGE_STEP))
+            key.in_(sa.select(key).where(of_j(table.name, codes)).limit(rows_per_step))
         )
 
         def delete_step(step: sa.Delete = step) -> int:
@@ -78,8 +86,9 @@ def purge(source: Cell, codes: tuple[str, ...], target: str) -> PurgeReport:
         while True:
             deleted = retrying(delete_step)
             report.rows[table.name] += deleted
-            if deleted < PURGE_STEP:
+            if deleted < rows_per_step:
                 break
+            time.sleep(gap_s)
     with source.store.begin() as conn:
         conn.execute(sa.delete(TABLES["carve_changes"]))
     # Counters of staying videos still include J's views: rebuild them from what is left,
