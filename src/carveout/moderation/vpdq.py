@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -106,6 +107,11 @@ def hash_video(
             raise InvalidInput(f"{path.name}: the file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        # As many decoder threads as cores. FFmpeg's own choice is one more than that, and on
+        # this 2-core machine the extra frame thread cost CPU without gaining time (60 s
+        # 720x1280 upload, median of 3: 1.70 s wall / 2.50 s CPU with FFmpeg's count, 1.59 s /
+        # 2.32 s with two; identical hashes).
+        stream.codec_context.thread_count = os.cpu_count() or 1
         grid = _SamplingGrid(fps, stream) if skip_unsampled else None
         next_at = 0.0
         try:
