@@ -10,7 +10,15 @@ import anyio.to_thread
 import httpx
 
 from carveout.api import create_app
-from carveout.cells import Fence, FenceBoard, init_data_dir
+from carveout.cells import (
+    POLICY_FILE,
+    CellSpec,
+    Fence,
+    FenceBoard,
+    init_data_dir,
+    with_new_cell,
+    write_policy_atomically,
+)
 
 
 async def _signup(client: httpx.AsyncClient, handle: str, country: str) -> tuple[str, str]:
@@ -65,5 +73,78 @@ def test_held_writes_do_not_take_the_threads_other_jurisdictions_need(tmp_path: 
 
     try:
         asyncio.run(main())
+    finally:
+        deployment.close()
+
+
+def _target(storage: str = "sqlite") -> CellSpec:
+    return CellSpec(
+        name="na-anz",
+        jurisdictions=("CA",),
+        serves_rest=False,
+        primary_site="us",
+        backup_site=None,
+        content_exchange=False,
+        storage=storage,
+    )
+
+
+def test_a_held_write_opens_the_target_before_the_switch(tmp_path: Path) -> None:
+    """While writes wait, the server opens the cell the fence names, so the released writes
+    find it open; once the policy names it, that very cell serves them."""
+    deployment = init_data_dir(tmp_path / "data")
+    app = create_app(deployment)
+    fences = FenceBoard(deployment.data_dir)
+    target = _target()
+    db = deployment.data_dir / "cells" / "na-anz" / "cell.db"
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            ca_id, ca_token = await _signup(client, "ca0", "CA")
+            gb_id, _gb_token = await _signup(client, "gb0", "GB")
+            fences.raise_fence(Fence("na-anz", frozenset({"CA"}), 0, target=target))
+            raised = fences.current()  # the spec round-trips through the fence file
+            assert raised is not None and raised.target == target
+            held = asyncio.create_task(
+                client.put(
+                    f"/v1/users/{gb_id}/follow", headers={"Authorization": f"Bearer {ca_token}"}
+                )
+            )
+            for _ in range(200):  # opened on a thread while the write waits
+                if db.is_file():
+                    break
+                await asyncio.sleep(0.01)
+            assert db.is_file() and not held.done()
+            fences.release()
+            # No switch in this test: the write goes where the policy still sends it.
+            assert (await held).status_code == 200
+        assert ca_id
+
+    try:
+        asyncio.run(main())
+        prepared = deployment.prepare(target)  # already open: the same cell again
+        assert deployment.prepare(target) is prepared
+        write_policy_atomically(
+            deployment.data_dir / POLICY_FILE, with_new_cell(deployment.policy, target)
+        )
+        deployment.refresh_policy()
+        assert deployment.cell("na-anz") is prepared
+    finally:
+        deployment.close()
+
+
+def test_a_prepared_cell_whose_spec_changed_is_opened_again(tmp_path: Path) -> None:
+    deployment = init_data_dir(tmp_path / "data")
+    try:
+        prepared = deployment.prepare(_target())
+        named = _target()
+        named = CellSpec(**{**named.__dict__, "jurisdictions": ("CA", "US")})
+        write_policy_atomically(
+            deployment.data_dir / POLICY_FILE, with_new_cell(deployment.policy, named)
+        )
+        deployment.refresh_policy()
+        cell = deployment.cell("na-anz")
+        assert cell is not prepared and cell.spec == named
     finally:
         deployment.close()

@@ -120,7 +120,7 @@ def cutover(
     clock = _StepClock()
     raised = time.monotonic()
     with clock.step("raise fence"):
-        fences.raise_fence(Fence(spec.target, frozenset(codes), now_ms()))
+        fences.raise_fence(Fence(spec.target, frozenset(codes), now_ms(), target=target_spec(spec)))
     try:
         with clock.step("drain in-flight writes"):
             time.sleep(DRAIN_S)

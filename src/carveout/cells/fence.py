@@ -11,8 +11,11 @@ import socket
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+from carveout.cells.policy import CellSpec
 
 FENCE_FILE = "fence.json"
 
@@ -24,6 +27,23 @@ class Fence:
     raised_at: int  # Unix ms
     # Who raised it, so status and alerts can tell a dead carve's fence from a slow cutover.
     owner: str = ""
+    # The cell the held writes go to once the fence is down: a server holding writes opens it
+    # meanwhile, so the first released write does not pay for opening it.
+    target: CellSpec | None = None
+
+
+def _spec(raw: dict[str, Any] | None) -> CellSpec | None:
+    if raw is None:
+        return None
+    return CellSpec(
+        name=str(raw["name"]),
+        jurisdictions=tuple(raw["jurisdictions"]),
+        serves_rest=bool(raw["serves_rest"]),
+        primary_site=str(raw["primary_site"]),
+        backup_site=raw["backup_site"],
+        content_exchange=bool(raw["content_exchange"]),
+        storage=str(raw["storage"]),
+    )
 
 
 class FenceBoard:
@@ -47,6 +67,7 @@ class FenceBoard:
                 frozenset(raw["jurisdictions"]),
                 int(raw["raised_at"]),
                 str(raw.get("owner", "")),
+                _spec(raw.get("target")),
             )
         except FileNotFoundError:
             return None
@@ -76,6 +97,7 @@ class FenceBoard:
                 "jurisdictions": sorted(fence.jurisdictions),
                 "raised_at": fence.raised_at,
                 "owner": fence.owner or f"{socket.gethostname()}:{os.getpid()}",
+                "target": asdict(fence.target) if fence.target is not None else None,
             }
         )
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".fence-")

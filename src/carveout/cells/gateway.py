@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -10,6 +11,8 @@ import anyio
 from carveout.cells.fence import FenceBoard
 from carveout.cells.registry import Cell, Deployment
 from carveout.core import CarveoutError
+
+log = logging.getLogger(__name__)
 
 # Longest a write waits at a fence; a cutover normally lifts it in well under a second.
 HOLD_TIMEOUT_S = 10.0
@@ -34,6 +37,8 @@ class Gateway:
         # cannot both accept the same handle in the embedded mode.
         self.signup_lock = threading.Lock()
         self.fences = FenceBoard(deployment.data_dir)
+        self._preparing: set[str] = set()
+        self._preparing_lock = threading.Lock()
 
     def route(self, jurisdiction: str) -> Cell:
         self.deployment.refresh_policy()
@@ -54,6 +59,7 @@ class Gateway:
         threads would then stall every other jurisdiction's requests too."""
         if not self.fences.blocks(jurisdiction):
             return
+        self._prepare_target()
         deadline = time.monotonic() + HOLD_TIMEOUT_S
         while self.fences.blocks(jurisdiction):
             if time.monotonic() >= deadline:
@@ -61,6 +67,27 @@ class Gateway:
                     f"writes for {jurisdiction} are paused by a carve cutover; retry shortly"
                 )
             await anyio.sleep(HOLD_POLL_S)
+
+    def _prepare_target(self) -> None:
+        """Open the fence's target cell on a thread of its own, once per target, while writes
+        wait: released writes then find its store open and connected (on PostgreSQL opening
+        it, migrations check and first connections included, cost the first ones ~100 ms)."""
+        fence = self.fences.current()
+        if fence is None or fence.target is None:
+            return
+        target = fence.target
+        with self._preparing_lock:
+            if target.name in self._preparing:
+                return
+            self._preparing.add(target.name)
+
+        def prepare() -> None:
+            try:
+                self.deployment.prepare(target)
+            except Exception:  # an optimisation only: the first released write opens it
+                log.warning("could not open %s ahead of the switch", target.name, exc_info=True)
+
+        threading.Thread(target=prepare, name=f"prepare-{target.name}", daemon=True).start()
 
     def cells(self) -> list[Cell]:
         return self.deployment.cells()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,7 @@ class Deployment:
         self.data_dir = data_dir
         self.policy = policy
         self._cells: dict[str, Cell] = {}
+        self._prepared: dict[str, Cell] = {}  # opened ahead of the policy naming them
         self._lock = threading.RLock()
         self._policy_stamp = self._stamp()
 
@@ -85,8 +87,33 @@ class Deployment:
     def cell(self, name: str) -> Cell:
         with self._lock:
             if name not in self._cells:
-                self._cells[name] = open_cell(self.data_dir, self.policy.cell(name))
+                spec = self.policy.cell(name)
+                ready = self._prepared.pop(name, None)
+                if ready is not None and ready.spec != spec:
+                    ready.store.dispose()
+                    ready = None
+                self._cells[name] = ready or open_cell(self.data_dir, spec)
             return self._cells[name]
+
+    def prepare(self, spec: CellSpec, connections: int = 4) -> Cell:
+        """Open a cell the policy does not name yet (a carve's target while its cutover's fence
+        is up) with a few connections in its pool, outside the lock every request takes; once
+        the policy names it, `cell` hands out this one (if the spec is still the same)."""
+        with self._lock:
+            found = self._cells.get(spec.name) or self._prepared.get(spec.name)
+        if found is not None:
+            return found
+        cell = open_cell(self.data_dir, spec)
+        with contextlib.ExitStack() as held:  # opened at once, so the pool keeps them all
+            for _ in range(connections):
+                held.enter_context(cell.store.connect())
+        with self._lock:
+            found = self._cells.get(spec.name) or self._prepared.get(spec.name)
+            if found is None:
+                self._prepared[spec.name] = cell
+                return cell
+        cell.store.dispose()
+        return found
 
     def cell_for(self, jurisdiction: str) -> Cell:
         return self.cell(self.policy.cell_for(jurisdiction).name)
@@ -96,9 +123,10 @@ class Deployment:
 
     def close(self) -> None:
         with self._lock:
-            for cell in self._cells.values():
+            for cell in [*self._cells.values(), *self._prepared.values()]:
                 cell.store.dispose()
             self._cells.clear()
+            self._prepared.clear()
 
 
 def init_data_dir(data_dir: Path, policy_text: str | None = None) -> Deployment:
