@@ -95,3 +95,11 @@ def test_serve_answers_http(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_carve_reseal_with_no_carve_says_so(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert runner.invoke(app, ["init", "--data-dir", str(data)]).exit_code == 0
+    r = runner.invoke(app, ["carve", "reseal", "--data-dir", str(data)])
+    assert r.exit_code == 0, r.output
+    assert "nothing to reseal" in r.output

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from carveout import carve, exchange
 from carveout.accounts import staff
@@ -18,6 +19,7 @@ from carveout.api import create_app
 from carveout.carve import Phase, is_moved_error
 from carveout.carve.purge import of_j, purge, upgrade_seals
 from carveout.cells import Cell, Deployment, init_data_dir
+from carveout.cli.main import app
 from carveout.core import new_id, now_ms
 from carveout.datamap import DATA_MAP, TABLES
 from media import make_video
@@ -365,7 +367,10 @@ def test_a_seal_from_an_older_version_is_upgraded_in_place(world: tuple[World, s
     assert all("installed by an older version" in f for f in refused.failures)
     assert exchange.guests(w.source) == []
 
-    assert upgrade_seals(w.deployment) == ["na"]
+    # As an operator upgrading does it: `carveout carve reseal`.
+    cli = CliRunner().invoke(app, ["carve", "reseal", "--data-dir", str(w.deployment.data_dir)])
+    assert cli.exit_code == 0, cli.output
+    assert "resealed the source of the carve into 'na'" in cli.output
     assert upgrade_seals(w.deployment) == ["na"]  # idempotent
     report = w.sync_back()
     assert report.ok and {g.video_id for g in exchange.guests(w.source)} == _offered_ids(w)

@@ -171,6 +171,20 @@ def purge(to: TargetOpt, data_dir: DataDirOpt = None) -> None:
 
 
 @carve_app.command()
+def reseal(data_dir: DataDirOpt = None) -> None:
+    """Install again, with this version's rule, the seal of every carve past its cutover (after
+    an upgrade: older seals refuse the guest copies the content exchange brings back)."""
+    from carveout.carve.purge import upgrade_seals
+
+    with fail_on_errors(), open_deployment(data_dir) as deployment:
+        done = upgrade_seals(deployment)
+        if not done:
+            typer.echo("no carve past its cutover here: nothing to reseal")
+        for target in done:
+            typer.echo(f"resealed the source of the carve into {target!r}")
+
+
+@carve_app.command()
 def abort(to: TargetOpt, data_dir: DataDirOpt = None) -> None:
     """Roll back a carve before its cutover; after it, says what to do instead."""
     with fail_on_errors(), open_deployment(data_dir) as deployment:
