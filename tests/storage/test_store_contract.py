@@ -707,3 +707,14 @@ def test_counters_rebuilt_in_steps_equal_one_rebuild(store: Store) -> None:
         conn.execute(stats.insert(), [gone])
     assert recompute_in_steps(store, 5, step=2) == len(once)
     assert all_rows(store, "video_stats") == once
+
+
+def test_migrations_create_every_index_the_schema_declares(store: Store) -> None:
+    """The alembic revisions and the table definitions agree on indexes (a revision that
+    forgets one leaves a lookup scanning its whole table)."""
+    with store.connect() as conn:
+        inspector = sa.inspect(conn)
+        for name, table in TABLES.items():
+            declared = {str(index.name) for index in table.indexes}
+            found = {str(index["name"]) for index in inspector.get_indexes(name)}
+            assert declared <= found, (name, declared - found)

@@ -55,7 +55,7 @@ GUEST_VIDEOS = Table(
         created_column(),
         Column("synced_at", T.TIMESTAMP, OPS, "last sync that found the origin still publishing"),
     ),
-    indexes=(("origin_cell",),),
+    indexes=(("origin_cell",), ("sha256",), ("creator_id",)),
 )
 
 EXCHANGE_LOG = Table(
