@@ -13,7 +13,7 @@ from carveout.api import create_app
 from carveout.api.housekeeping import start_up, tick
 from carveout.core import now_ms
 from carveout.datamap import TABLES
-from carveout.recommend import artefact
+from carveout.recommend import artefact, train_cell
 from carveout.recommend.schedule import HOUR_MS, period_ms
 
 DAY = 24 * HOUR_MS
@@ -75,3 +75,18 @@ def test_a_bad_retrain_period_stops_start_up(api: Api, monkeypatch: pytest.Monke
     app = create_app(api.deployment, housekeeping=True)
     with pytest.raises(ValueError, match="must be positive"), TestClient(app):
         pass
+
+
+def test_start_up_loads_every_cells_model_before_the_first_request(api: Api) -> None:
+    from carveout.recommend.service import forget, recommender
+
+    creator = api.signup("GB")
+    video = api.upload(creator, seed=4)["id"]
+    _watch(api, api.signup("CA"), video)
+    cell = api.deployment.cell("global")
+    train_cell(cell)
+    forget(cell)  # as a freshly started process: nothing loaded
+    assert recommender(cell).ranker is None
+    with TestClient(create_app(api.deployment, housekeeping=True)):
+        rec = recommender(cell)
+        assert rec.ranker is not None and rec.catalogue is not None  # no request made yet

@@ -10,13 +10,14 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from carveout import exchange, privacy
 from carveout.cells import Deployment
 from carveout.core import now_ms
 from carveout.privacy.retention import enforce
-from carveout.recommend import train_cell
+from carveout.recommend import train_cell, warm
 from carveout.recommend.schedule import period_ms, retrain_due
 
 log = logging.getLogger(__name__)
@@ -62,11 +63,23 @@ def _loop(deployment: Deployment, stop: threading.Event, period: int) -> None:
         stop.wait(EVERY_S)
 
 
+def _warm_models(deployment: Deployment) -> None:
+    for cell in deployment.cells():
+        try:
+            served = warm(cell, deployment.policy)
+        except Exception:  # a refused or broken version: requests fall back, as they would
+            log.exception("recommend: warming %s's model failed", cell.name)
+            continue
+        log.info("recommend: %s %s", cell.name, "model loaded" if served else "no model yet")
+
+
 def lifespan(deployment: Deployment) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def run(_app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         period = period_ms()  # a bad CARVEOUT_RETRAIN_HOURS stops start-up with its reason
+        # Before the first request, not on it: every cell's model, catalogue and serving index.
+        await anyio.to_thread.run_sync(_warm_models, deployment)
         worker = threading.Thread(
             target=_loop, args=(deployment, stop, period), name="housekeeping", daemon=True
         )

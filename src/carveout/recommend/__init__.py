@@ -3,7 +3,7 @@
 from carveout.recommend.artefact import ArtefactRefused, Manifest
 from carveout.recommend.models import FeedItem
 from carveout.recommend.popular import feed
-from carveout.recommend.service import FALLBACK_SOURCE, for_you
+from carveout.recommend.service import FALLBACK_SOURCE, for_you, warm
 from carveout.recommend.training import train_cell
 from carveout.recommend.trending import trending
 
@@ -16,4 +16,5 @@ __all__ = [
     "for_you",
     "train_cell",
     "trending",
+    "warm",
 ]

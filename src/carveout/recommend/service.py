@@ -391,6 +391,21 @@ def forget(cell: Cell) -> None:
         _REGISTRY.pop(cell.root, None)
 
 
+def warm(cell: Cell, policy: Policy | None = None) -> bool:
+    """Load the cell's newest model version, its catalogue and serving index now, as the
+    first feed request would (a server's start-up: no request then waits for a process's first
+    load). True if a model serves; False leaves the popularity fallback until one is trained."""
+    rec = recommender(cell, policy)
+    with rec.lock:
+        rec.refresh_model()
+        if rec.ranker is None:
+            return False
+        cat = rec.cat()
+        if rec.model is not None:
+            rec.serving_index(rec.model, cat)
+    return True
+
+
 def for_you(
     cell: Cell,
     user: User,
