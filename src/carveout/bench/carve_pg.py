@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,43 +101,51 @@ def _dump(url: str, *args: str) -> list[str]:
     return [*argv, libpq_url(url)]
 
 
+def _into_fresh_database(
+    cluster: PgCluster, name: str, prefix: str, stream_key: str, copy: Callable[[str], int]
+) -> CopyRate:
+    """`copy(dest_url)` (returning the bytes it streamed) into a fresh database, timed; the
+    rows and table bytes counted there, then the database dropped."""
+    dest = cluster.create_database(prefix)
+    try:
+        began = time.perf_counter()
+        streamed = copy(dest)
+        seconds = time.perf_counter() - began
+        rows = table_rows(dest)
+        size = table_bytes(dest)
+    finally:
+        cluster.drop_database(sa.make_url(dest).database or "")
+    return CopyRate(name, rows, size, seconds, {stream_key: streamed})
+
+
 def pg_subset_copy(cluster: PgCluster, source_url: str, codes: tuple[str, ...]) -> CopyRate:
     """J's rows of the carved tables into a fresh database with pg_dump's schema sections
     around per-table `COPY ... WHERE domicile IN J` pipes, timed end to end."""
-    dest = cluster.create_database("carvebench_subset")
     in_j = ", ".join(f"'{c}'" for c in codes)  # validated ISO alpha-2 codes
     assert all(len(c) == 2 and c.isalpha() for c in codes)
-    streamed = 0
-    try:
-        began = time.perf_counter()
-        streamed += _pipe(_dump(source_url, "--section=pre-data"), _psql(dest))
+
+    def copy(dest: str) -> int:
+        streamed = _pipe(_dump(source_url, "--section=pre-data"), _psql(dest))
         for name in _tables():
             select = f"COPY (SELECT * FROM public.{name} WHERE domicile IN ({in_j})) TO STDOUT"
             streamed += _pipe(
                 _psql(source_url, "-c", select), _psql(dest, "-c", f"COPY {name} FROM STDIN")
             )
-        streamed += _pipe(_dump(source_url, "--section=post-data"), _psql(dest))
-        seconds = time.perf_counter() - began
-        rows = table_rows(dest)
-        size = table_bytes(dest)
-    finally:
-        cluster.drop_database(sa.make_url(dest).database or "")
-    return CopyRate(PG_SUBSET, rows, size, seconds, {"stream_bytes": streamed})
+        return streamed + _pipe(_dump(source_url, "--section=post-data"), _psql(dest))
+
+    return _into_fresh_database(cluster, PG_SUBSET, "carvebench_subset", "stream_bytes", copy)
 
 
 def pg_dump_psql(cluster: PgCluster, source_url: str) -> CopyRate:
     """`pg_dump -t <carved tables> source | psql fresh_db`, timed end to end; the fresh
     database is dropped afterwards."""
-    dest = cluster.create_database("carvebench_dump")
-    try:
-        began = time.perf_counter()
-        streamed = _pipe(_dump(source_url), _psql(dest))
-        seconds = time.perf_counter() - began
-        rows = table_rows(dest)
-        size = table_bytes(dest)
-    finally:
-        cluster.drop_database(sa.make_url(dest).database or "")
-    return CopyRate(PG_DUMP_PSQL, rows, size, seconds, {"dump_stream_bytes": streamed})
+    return _into_fresh_database(
+        cluster,
+        PG_DUMP_PSQL,
+        "carvebench_dump",
+        "dump_stream_bytes",
+        lambda dest: _pipe(_dump(source_url), _psql(dest)),
+    )
 
 
 def target_rows(url: str) -> int | None:

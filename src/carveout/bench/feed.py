@@ -27,6 +27,7 @@ from carveout import events
 from carveout.accounts import User, sealed_user_rows
 from carveout.bench.feed_catalogue import (
     LABEL,
+    POLICY,
     Progress,
     Synthetic,
     build_catalogue,
@@ -41,13 +42,6 @@ from carveout.datamap import TABLES
 from carveout.recommend import candidates, for_you, service
 from carveout.recommend.ann import AnnIndex, ExactIndex
 
-POLICY = """
-version = 1
-[sites.here]
-[cells.bench]
-jurisdictions = ["US"]
-primary_site = "here"
-"""
 FEED = 20
 K = 100
 EXPANSIONS = (128, 256, 512, 1024)  # the served one (ann.EXPANSION_SEARCH) among them

@@ -31,6 +31,14 @@ DIM = 32
 DAY_MS = 24 * 3600 * 1000
 CHUNK = 50_000
 LABEL = "synthetic (seeded; calibrated on KuaiRand durations and videos per author, KuaiRec mix)"
+# The one-cell deployment the feed and train benches build their catalogue in.
+POLICY = """
+version = 1
+[sites.here]
+[cells.bench]
+jurisdictions = ["US"]
+primary_site = "here"
+"""
 
 
 @dataclass(frozen=True)

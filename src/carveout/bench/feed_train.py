@@ -23,19 +23,19 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from carveout.bench.feed_catalogue import LABEL, Progress, Synthetic, build_catalogue, calibrate
+from carveout.bench.feed_catalogue import (
+    LABEL,
+    POLICY,
+    Progress,
+    Synthetic,
+    build_catalogue,
+    calibrate,
+)
 from carveout.cells import Cell, init_data_dir
 from carveout.core import InvalidInput, new_id, now_ms
 from carveout.datamap import TABLES
 from carveout.recommend.ratings import read_ratings
 
-POLICY = """
-version = 1
-[sites.here]
-[cells.bench]
-jurisdictions = ["US"]
-primary_site = "here"
-"""
 CHUNK = 100_000
 FAVOURITE_SHARE = 0.8
 

@@ -17,6 +17,17 @@ from rich.progress import (
 from carveout.cli.bench_common import Bars, DatasetsOpt, MarkdownOpt, bench_bars, exit_on_sigterm
 from carveout.core import CarveoutError, settings
 
+# The feed and train benches read the datasets only to calibrate their synthetic data.
+CalibrationDatasetsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--datasets",
+        envvar=settings.DATASETS_ENV,
+        help="Folder of the public datasets (KuaiRand, KuaiRec) used for calibration.",
+        show_default=False,
+    ),
+]
+
 bench_app = typer.Typer(
     help="Benchmarks: carveout next to the baseline a user would pick, same run, same machine.",
     no_args_is_help=True,
@@ -216,15 +227,7 @@ def feed(
     json_path: Annotated[Path, typer.Option("--json", help="Where to write the results.")] = Path(
         "benchmarks/results/feed.json"
     ),
-    datasets: Annotated[
-        Path | None,
-        typer.Option(
-            "--datasets",
-            envvar=settings.DATASETS_ENV,
-            help="Folder of the public datasets (KuaiRand, KuaiRec) used for calibration.",
-            show_default=False,
-        ),
-    ] = None,
+    datasets: CalibrationDatasetsOpt = None,
 ) -> None:
     from carveout.bench.feed import run_feed_bench
     from carveout.bench.feed_report import feed_table
@@ -265,15 +268,7 @@ def train(
     json_path: Annotated[Path, typer.Option("--json", help="Where to write the results.")] = Path(
         "benchmarks/results/train.json"
     ),
-    datasets: Annotated[
-        Path | None,
-        typer.Option(
-            "--datasets",
-            envvar=settings.DATASETS_ENV,
-            help="Folder of the public datasets (KuaiRand, KuaiRec) used for calibration.",
-            show_default=False,
-        ),
-    ] = None,
+    datasets: CalibrationDatasetsOpt = None,
 ) -> None:
     from carveout.bench.feed_train import run_train_bench
     from carveout.bench.report import machine, machine_line, write_json

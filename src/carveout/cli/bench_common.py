@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -13,17 +12,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from carveout.core import CarveoutError, settings
+from carveout.cli.common import DatasetsOpt
+from carveout.core import CarveoutError
 
-DatasetsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--datasets",
-        envvar=settings.DATASETS_ENV,
-        help="Folder of the public datasets. (default: ../shared/data beside the checkout)",
-        show_default=False,
-    ),
-]
+__all__ = ["Bars", "DatasetsOpt", "MarkdownOpt", "bench_bars", "exit_on_sigterm"]
+
 MarkdownOpt = Annotated[bool, typer.Option("--markdown", help="Also print the table as Markdown.")]
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from carveout.core import CarveoutError
+from carveout.core import CarveoutError, settings
 
 if TYPE_CHECKING:
     from carveout.cells import Cell, Deployment
@@ -17,6 +17,16 @@ if TYPE_CHECKING:
 DataDirOpt = Annotated[
     Path | None,
     typer.Option("--data-dir", help="data directory [env CARVEOUT_DATA; default ./data]"),
+]
+
+DatasetsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--datasets",
+        envvar=settings.DATASETS_ENV,
+        help="Folder of the public datasets. (default: ../shared/data beside the checkout)",
+        show_default=False,
+    ),
 ]
 
 

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from carveout.cells import POLICY_FILE, Deployment
-from carveout.cli.common import DataDirOpt, fail_on_errors
+from carveout.cli.common import DataDirOpt, DatasetsOpt, fail_on_errors
 from carveout.core import NotFound, settings
 from carveout.datasets import LoadReport, load_kuairec
 
@@ -95,15 +95,7 @@ def _summary(report: LoadReport) -> Table:
 @load_app.command("kuairec", help=KUAIREC_HELP)
 def kuairec(
     data_dir: DataDirOpt = None,
-    datasets: Annotated[
-        Path | None,
-        typer.Option(
-            "--datasets",
-            envvar=settings.DATASETS_ENV,
-            help="Folder of the public datasets. (default: ../shared/data beside the checkout)",
-            show_default=False,
-        ),
-    ] = None,
+    datasets: DatasetsOpt = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of every assigned value.")] = 7,
     if_empty: Annotated[
         bool,
