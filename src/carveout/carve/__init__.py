@@ -3,14 +3,11 @@
 STEP 1 plan, 2 prepare, 3 capture, 4 copy, 5 catch-up, 6 cutover, 7 verify, 8 retrain, 9 purge."""
 
 from carveout.carve.capture import is_moved_error
-from carveout.carve.models import PHASES, POINT_OF_NO_RETURN, CarveSpec, Phase
+from carveout.carve.models import PHASES, POINT_OF_NO_RETURN, CarveFailed, CarveSpec, Phase
+from carveout.carve.phases import CarveOutcome, QuietReporter, Reporter
 from carveout.carve.plan import CarvePlan, make_plan, render_plan
 from carveout.carve.runner import (
-    CarveFailed,
     CarveFinished,
-    CarveOutcome,
-    QuietReporter,
-    Reporter,
     abort,
     in_progress,
     load_spec,

@@ -7,6 +7,12 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from carveout.core import CarveoutError
+
+
+class CarveFailed(CarveoutError):
+    status = 409
+
 
 class Phase(StrEnum):
     """Phases in order; the saved state names the last one completed."""
