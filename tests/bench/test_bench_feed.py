@@ -86,7 +86,14 @@ def test_bench_feed_small_run_writes_sane_json_and_leaves_nothing_behind(
     assert 0 < len(slowest) <= 10 and slowest == sorted(slowest, reverse=True)
     assert slowest[0] == pytest.approx(measured["max_ms"], abs=0.01)
     assert all(0 <= due <= 2.0 for due, _ms in http["slowest"])  # due within the measured 2 s
-    assert all(ms >= 5.0 and gen in (0, 1, 2) for _at, gen, ms in http["server_gc"])
+    notes = http["server_notes"]
+    assert set(notes) >= {"gc", "lag", "slow"}
+    assert all(ms >= 5.0 and gen in ("0", "1", "2") for _at, ms, gen in notes["gc"])
+    assert all(ms >= 20.0 for _at, ms, _d in notes["lag"])
+    # Every request of 50 ms or more was seen by the server's timing; those of the feed say so.
+    assert all(ms >= 50.0 and path.startswith("/v1/") for _at, ms, path in notes["slow"])
+    assert all(due <= 2.0 and ms >= 20.0 for due, ms in http["client_late_sends"])
+    assert all(ms >= 5.0 for _at, ms, _gen in http["client_gc"])
 
     assert children(os.getpid()) <= before, "the feed server outlived the bench"
     assert list(private_tmp.iterdir()) == [], "the bench left a temp dir behind"

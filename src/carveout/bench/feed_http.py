@@ -10,7 +10,6 @@ on this machine at that moment."""
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,12 +23,12 @@ from carveout.bench.feed_catalogue import Progress
 from carveout.bench.loadgen import Call
 from carveout.bench.openloop import run_open_loop
 from carveout.bench.servers import UvicornServer, server_errors, tracebacks
+from carveout.bench.stall_notes import NOTES_ENV, Note, read_notes
 from carveout.cells import Cell
 from carveout.core import CarveoutError
 from carveout.core.settings import DATA_ENV
 
-APP = "carveout.bench.feed_server:app"  # the serve app, with its collections noted
-GC_LOG_ENV = "CARVEOUT_BENCH_GC_LOG"  # where feed_server notes them
+APP = "carveout.bench.feed_server:app"  # the serve app, with what could stall it noted
 FEED_PATH = "/v1/feed?limit=20"
 BASELINE_PATH = "/v1/health"
 LOAD_TIMEOUT_S = 1800.0  # the first request loads a 1M-video model and catalogue
@@ -50,9 +49,14 @@ class HttpFeedResult:
     measured: dict[str, float | int | str]  # loadgen.Measurement.as_json()
     baseline: dict[str, float | int | str]  # the same for GET /v1/health
     slowest: list[tuple[float, float]]  # the feed's slowest: (due s after warm-up, latency ms)
-    # The server's collections of 5 ms or more while the feed was measured: (s after warm-up,
-    # approximate to a few ms, generation, ms); set beside `slowest` to tell a stall's cause.
-    server_gc: list[tuple[float, int, float]] = field(default_factory=list)
+    # Set beside `slowest` to tell a stall's cause (stall_notes.py), each as (s after the
+    # warm-up, ms, detail), while the feed was measured: the server's collections ("gc",
+    # detail: generation), late wake-ups ("lag") and slow requests ("slow", detail: path)...
+    server_notes: dict[str, list[Note]] = field(default_factory=dict)
+    # ...and the client's: requests sent late, (due s after the warm-up, ms late), and its own
+    # collections, (s after the warm-up, ms, generation).
+    client_late_sends: list[tuple[float, float]] = field(default_factory=list)
+    client_gc: list[tuple[float, float, int]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,8 +79,8 @@ def measure_http(
         Call("GET", FEED_PATH, {"Authorization": f"Bearer {rng.choice(tokens)}"})
         for _ in range(PREPARED)
     ]
-    gc_log = data_dir.parent / "server-gc.jsonl"
-    env = {DATA_ENV: str(data_dir), GC_LOG_ENV: str(gc_log)}
+    notes = data_dir.parent / "server-notes.jsonl"
+    env = {DATA_ENV: str(data_dir), NOTES_ENV: str(notes)}
     feed_began = 0.0
     with UvicornServer(APP, "/v1/health", env=env) as server:
         try:
@@ -113,19 +117,10 @@ def measure_http(
         feed.measurement.as_json(),
         baseline.measurement.as_json(),
         feed.slowest,
-        _collections(gc_log, feed_began + warmup, seconds),
+        read_notes(notes, feed_began + warmup, seconds),
+        feed.late_sends,
+        feed.client_gc,
     )
-
-
-def _collections(path: Path, began: float, seconds: float) -> list[tuple[float, int, float]]:
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text("utf-8").splitlines():
-        at, generation, took_ms = json.loads(line)
-        if began <= at <= began + seconds + 1:
-            out.append((round(at - began, 3), int(generation), float(took_ms)))
-    return out
 
 
 def _warm_up(url: str, tokens: list[str], progress: Progress) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from carveout.bench.feed import FeedBenchResult
+from carveout.bench.feed_http import HttpFeedResult
 
 
 def feed_table(r: FeedBenchResult) -> Table:
@@ -85,8 +86,27 @@ def feed_table(r: FeedBenchResult) -> Table:
             f"{b['errors']} errors",
             "baseline",
         )
+        table.add_row("while the HTTP feed was measured", _stall_notes(r.http), "")
     setup = ", ".join(f"{k} {v:.0f}" for k, v in r.setup_s.items())
     if r.http is not None:
         setup += f", http_server_load_s {r.http.server_load_s:.0f}"
     table.caption = f"setup (s): {setup}; peak memory {r.max_rss_mib:,.0f} MiB. All data synthetic."
     return table
+
+
+def _stall_notes(http: HttpFeedResult) -> str:
+    """Counts and the largest of each kind of note that could explain a stall (stall_notes.py)."""
+
+    def summary(what: str, values: list[float]) -> str:
+        return f"{what} {len(values)}" + (f" (max {max(values):.0f} ms)" if values else "")
+
+    notes = http.server_notes
+    return " · ".join(
+        (
+            summary("server collections ≥ 5 ms", [ms for _at, ms, _d in notes.get("gc", [])]),
+            summary("server wake-ups ≥ 20 ms late", [ms for _at, ms, _d in notes.get("lag", [])]),
+            summary("server requests ≥ 50 ms", [ms for _at, ms, _d in notes.get("slow", [])]),
+            summary("client sends ≥ 20 ms late", [ms for _at, ms in http.client_late_sends]),
+            summary("client collections ≥ 5 ms", [ms for _at, ms, _g in http.client_gc]),
+        )
+    )

@@ -16,9 +16,11 @@ import httpx
 import numpy as np
 
 from carveout.bench.loadgen import TIMEOUT_S, Call, Measurement, _CpuSample, send
+from carveout.bench.stall_notes import LAG_NOTED_MS, client_collections
 
 MAX_CONNECTIONS = 64  # enough that a stall queues requests on the server, not in the client
 SLOWEST = 10
+LATE_SENDS_KEPT = 50
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,11 @@ class OpenLoopResult:
     # (seconds after the warm-up that the request was due, its latency in ms), slowest first:
     # one stall shows as neighbouring due times, a slow path as slow requests spread out.
     slowest: list[tuple[float, float]]
+    # The client's own part in a stall: measured requests sent LAG_NOTED_MS or more after they
+    # were due, (due s after the warm-up, ms late; the first LATE_SENDS_KEPT), and this
+    # process's collections of 5 ms or more, (s after the warm-up, ms, generation).
+    late_sends: list[tuple[float, float]] = field(default_factory=list)
+    client_gc: list[tuple[float, float, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -70,23 +77,34 @@ async def _drive(
     tally = _Tally()
     total = int((warmup + seconds) * rate)
     first_measured = int(warmup * rate)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=TIMEOUT_S) as client:
-        start = time.perf_counter()
-        tasks: list[asyncio.Task[None]] = []
-        cpu_start: _CpuSample | None = None
-        for i in range(total):
-            due = start + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if i == first_measured:
-                cpu_start = _CpuSample.take(server_pid)
-            call = calls[i % len(calls)]
-            measured = i >= first_measured
-            task = _one(client, call, due, i / rate, measured, tally)
-            tasks.append(asyncio.create_task(task))
-        await asyncio.gather(*tasks)
-        cpu_end = _CpuSample.take(server_pid)
+    late_sends: list[tuple[float, float]] = []
+    with client_collections() as collections:
+        async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=TIMEOUT_S) as client:
+            start = time.perf_counter()
+            measured_wall = time.time() + warmup
+            tasks: list[asyncio.Task[None]] = []
+            cpu_start: _CpuSample | None = None
+            for i in range(total):
+                due = start + i / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if i == first_measured:
+                    cpu_start = _CpuSample.take(server_pid)
+                call = calls[i % len(calls)]
+                measured = i >= first_measured
+                late_ms = (time.perf_counter() - due) * 1000
+                if measured and late_ms >= LAG_NOTED_MS and len(late_sends) < LATE_SENDS_KEPT:
+                    late_sends.append((round(i / rate - warmup, 3), round(late_ms, 2)))
+                task = _one(client, call, due, i / rate, measured, tally)
+                tasks.append(asyncio.create_task(task))
+            await asyncio.gather(*tasks)
+            cpu_end = _CpuSample.take(server_pid)
+    client_gc = [
+        (round(at - measured_wall, 3), ms, gen)
+        for at, ms, gen in collections
+        if at >= measured_wall
+    ]
     client_cpu, server_cpu = cpu_start.cores_until(cpu_end) if cpu_start else (0.0, 0.0)
     lat = np.asarray(tally.latencies, dtype=np.float64) * 1000.0
     p50, p90, p99 = (float(x) for x in np.percentile(lat, [50, 90, 99])) if lat.size else (0, 0, 0)
@@ -105,7 +123,12 @@ async def _drive(
         client_cpu=client_cpu,
         server_cpu=server_cpu,
     )
-    return OpenLoopResult(measurement, [(round(d - warmup, 3), round(ms, 2)) for d, ms in slowest])
+    return OpenLoopResult(
+        measurement,
+        [(round(d - warmup, 3), round(ms, 2)) for d, ms in slowest],
+        late_sends,
+        client_gc,
+    )
 
 
 async def _one(
