@@ -9,9 +9,9 @@ from carveout.accounts import User
 from carveout.core import new_id, now_ms
 from carveout.datamap import TABLES
 from carveout.recommend import candidates, for_you, service, train_cell
+from carveout.recommend.cell_recommender import CellRecommender
 from carveout.recommend.ranker import RankerParams
 from carveout.recommend.rerank import Candidate, interleave
-from carveout.recommend.service import CellRecommender
 
 
 def per_id(rec: CellRecommender, user: User, n: int, share: float, now: int) -> list[Candidate]:

@@ -41,6 +41,7 @@ from carveout.core import new_id, now_ms
 from carveout.datamap import TABLES
 from carveout.recommend import candidates, for_you, service
 from carveout.recommend.ann import AnnIndex, ExactIndex
+from carveout.recommend.cell_recommender import CellRecommender
 
 FEED = 20
 K = 100
@@ -201,7 +202,7 @@ def _first_impressions(
     return [(seen.get(v, float("inf")) - t) * 1000 for v, t in published.items()]
 
 
-def _recall(rec: service.CellRecommender, users: list[User]) -> tuple[list[dict[str, float]], Any]:
+def _recall(rec: CellRecommender, users: list[User]) -> tuple[list[dict[str, float]], Any]:
     assert rec.model is not None and isinstance(rec.model.index, AnnIndex)
     ann, exact = rec.model.index, ExactIndex(rec.model.vectors)
     queries = [q for u in users if (q := candidates.centroid(rec.model, rec.state(u))) is not None]

@@ -23,6 +23,7 @@ from carveout.accounts import User
 from carveout.cells import Cell
 from carveout.core import new_id
 from carveout.recommend import artefact, for_you, service
+from carveout.recommend.cell_recommender import CellRecommender
 
 FEED = 20
 TAIL_S = 3.0  # measured past the swap: the requests that rebuild user states after it
@@ -95,7 +96,7 @@ def _open_loop(
     return out, first_s
 
 
-def _save_again(cell: Cell, rec: service.CellRecommender) -> str:
+def _save_again(cell: Cell, rec: CellRecommender) -> str:
     """The served version, saved again under a new id (through the artefact code)."""
     assert rec.ranker is not None and rec.manifest is not None and rec.model is not None
     manifest = replace(rec.manifest, version=new_id(), files={}, artefact_sha256="")
