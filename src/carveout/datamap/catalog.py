@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from carveout.datamap.catalog_carve import CARVE_CHANGES, CARVE_STATE
+from carveout.datamap.catalog_engagement import COMMENTS, EVENTS, FOLLOWS, LIKES, VIDEO_STATS
 from carveout.datamap.catalog_exchange import EXCHANGE_LOG, GUEST_VIDEOS
 from carveout.datamap.catalog_moderation import (
     MODERATION_BANK_HASHES,
@@ -27,7 +29,6 @@ from carveout.datamap.model import (
     Column,
     DataMap,
     DomicileRule,
-    ErasureAction,
     Retention,
     Table,
     TableKind,
@@ -219,164 +220,6 @@ VIDEO_RESTRICTIONS = Table(
         created_column(),
     ),
     uniques=(("video_id", "jurisdiction"),),
-)
-
-FOLLOWS = Table(
-    name="follows",
-    description="Who follows whom; domiciled with the follower. The followee may live in "
-    "another cell after a carve: the id is then an opaque reference.",
-    kind=TableKind.USER_DATA,
-    domicile_rule=DomicileRule.ACTOR,
-    subject="follower_id",
-    other_subjects=("followee_id",),
-    retention=KEEP_WHILE_ACCOUNT,
-    columns=(
-        id_column(),
-        domicile_column(DomicileRule.ACTOR),
-        Column("follower_id", T.ID, "user.unique_id", "who follows", references="users.id"),
-        Column(
-            "followee_id", T.ID, "user.social.connection", "who is followed", references="users.id"
-        ),
-        created_column(),
-    ),
-    uniques=(("follower_id", "followee_id"),),
-    indexes=(("followee_id",),),
-)
-
-LIKES = Table(
-    name="likes",
-    description="Likes of videos; domiciled with the user who liked.",
-    kind=TableKind.USER_DATA,
-    domicile_rule=DomicileRule.ACTOR,
-    subject="user_id",
-    retention=KEEP_WHILE_ACCOUNT,
-    columns=(
-        id_column(),
-        domicile_column(DomicileRule.ACTOR),
-        Column("user_id", T.ID, "user.unique_id", "who liked", references="users.id"),
-        Column("video_id", T.ID, "user.behavior.like", "liked video", references="videos.id"),
-        created_column(),
-    ),
-    uniques=(("user_id", "video_id"),),
-    indexes=(("video_id",),),
-)
-
-COMMENTS = Table(
-    name="comments",
-    description="Public comments on videos; domiciled with the commenter.",
-    kind=TableKind.USER_DATA,
-    domicile_rule=DomicileRule.ACTOR,
-    subject="user_id",
-    erasure=ErasureAction.ANONYMISE,
-    retention=KEEP_WHILE_ACCOUNT,
-    columns=(
-        id_column(),
-        domicile_column(DomicileRule.ACTOR),
-        Column("user_id", T.ID, "user.unique_id", "author", references="users.id"),
-        Column("video_id", T.ID, OPS, "video commented on", references="videos.id"),
-        Column(
-            "body",
-            T.TEXT,
-            "user.content.public",
-            "comment text (sealed: free text the user wrote); NULL once anonymised",
-            nullable=True,
-            max_length=2000,
-            sealed=True,
-        ),
-        Column("status", T.TEXT, OPS, "visible | restricted | hidden | removed", max_length=16),
-        created_column(),
-    ),
-    indexes=(("video_id", "id"), ("user_id",)),
-)
-
-EVENTS = Table(
-    name="events",
-    description="Interaction events (impression, watch, like, share, skip, comment) that feed "
-    "the recommender; domiciled with the acting user.",
-    kind=TableKind.USER_DATA,
-    domicile_rule=DomicileRule.ACTOR,
-    subject="user_id",
-    retention=Retention(365, "raw events deleted after 365 days; aggregates kept"),
-    columns=(
-        id_column(),
-        domicile_column(DomicileRule.ACTOR),
-        Column("user_id", T.ID, "user.unique_id", "acting user", references="users.id"),
-        Column("video_id", T.ID, "user.behavior.watch", "video acted on", references="videos.id"),
-        Column(
-            "kind",
-            T.TEXT,
-            "user.behavior.watch",
-            "impression|watch|like|share|skip|comment",
-            max_length=16,
-        ),
-        Column(
-            "watched_ms",
-            T.BIGINT,
-            "user.behavior.watch",
-            "milliseconds watched (watch only)",
-            nullable=True,
-        ),
-        created_column(),
-    ),
-    indexes=(("user_id", "kind", "video_id"), ("video_id",), ("created_at",)),
-)
-
-VIDEO_STATS = Table(
-    name="video_stats",
-    description="Per-video interaction counters, maintained as events arrive. Derived from the "
-    "cell's own events; a carved cell recomputes them from its own data.",
-    kind=TableKind.DERIVED,
-    domicile_rule=DomicileRule.CONTENT,
-    primary_key="video_id",
-    retention=Retention(None, "kept while the video exists"),
-    columns=(
-        Column("video_id", T.ID, OPS, "the video", references="videos.id"),
-        domicile_column(DomicileRule.CONTENT),
-        Column("impressions", T.BIGINT, OPS, "impression events"),
-        Column("watches", T.BIGINT, OPS, "watch events"),
-        Column("watched_ms", T.BIGINT, OPS, "sum of watched milliseconds"),
-        Column("watch_ratio_sum", T.FLOAT, OPS, "sum of watched_ms / duration over watches"),
-        Column("likes", T.BIGINT, OPS, "like events"),
-        Column("comments", T.BIGINT, OPS, "comment events"),
-        Column("shares", T.BIGINT, OPS, "share events"),
-        Column("skips", T.BIGINT, OPS, "skip events"),
-        Column("popularity", T.FLOAT, OPS, "shrunk mean watch ratio, the simple feed's ranking"),
-        Column("updated_at", T.TIMESTAMP, OPS, "last change (Unix ms)"),
-    ),
-    indexes=(("popularity", "video_id"),),
-)
-
-CARVE_CHANGES = Table(
-    name="carve_changes",
-    description="Change capture on a carve's source: one row per write to a moving row, "
-    "appended by triggers in the writing transaction. Applying a change re-reads the row, so "
-    "applying it twice is harmless.",
-    kind=TableKind.SYSTEM,
-    domicile_rule=DomicileRule.CONTENT,
-    primary_key="seq",
-    retention=Retention(None, "dropped when the carve is purged or aborted"),
-    columns=(
-        Column("seq", T.BIGINT, OPS, "capture position, strictly increasing"),
-        Column("table_name", T.TEXT, OPS, "table written", max_length=64),
-        Column("row_pk", T.TEXT, OPS, "primary key of the row written", max_length=64),
-        Column("domicile", T.TEXT, "user.location.country", "the row's domicile", max_length=2),
-        Column("op", T.TEXT, OPS, "insert | update | delete", max_length=8),
-    ),
-)
-
-CARVE_STATE = Table(
-    name="carve_state",
-    description="A carve's saved progress on its target: phase, copy cursors, applied capture "
-    "position; written in the same transaction as the rows it describes.",
-    kind=TableKind.SYSTEM,
-    domicile_rule=DomicileRule.CONTENT,
-    primary_key="key",
-    retention=Retention(None, "kept as the carve's record"),
-    columns=(
-        Column("key", T.TEXT, OPS, "what the value records", max_length=128),
-        Column("value", T.TEXT, OPS, "JSON value"),
-        Column("updated_at", T.TIMESTAMP, OPS, "last change (Unix ms)"),
-    ),
 )
 
 DATA_MAP = DataMap(
