@@ -11,7 +11,7 @@ loads the rows and blobs into a new cell, and runs the carve's verify and leak s
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,13 +101,14 @@ def _stage(source: Cell, codes: tuple[str, ...], folder: Path, run: BundleRun) -
     shas: set[str] = set()
     with source.store.connect() as conn:
         for table in carved_tables():
-            rows = list(_rows(conn, table.name, table.primary_key, codes))
-            body = encode_rows(rows)
-            (folder / "rows" / f"{table.name}.jsonl").write_bytes(body)
+            names, rows = _rows(conn, table.name, table.primary_key, codes)
+            body = encode_rows(names, rows)
+            (folder / "rows" / f"{table.name}.json").write_bytes(body)
             run.rows += len(rows)
             run.data_bytes += len(body)
             for col in table.blob_columns:
-                shas |= {r[col.name] for r in rows}
+                at = names.index(col.name)
+                shas |= {r[at] for r in rows}
     for sha in sorted(shas):
         copied = shutil.copyfile(source.blobs.local_path(sha), folder / "blobs" / sha)
         run.data_bytes += copied.stat().st_size
@@ -116,8 +117,8 @@ def _stage(source: Cell, codes: tuple[str, ...], folder: Path, run: BundleRun) -
 
 def _rows(
     conn: sa.Connection, table: str, key: str, codes: tuple[str, ...]
-) -> Iterator[dict[str, Any]]:
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     tbl = TABLES[table]
     stmt = sa.select(tbl).where(tbl.c.domicile.in_(codes)).order_by(tbl.c[key])
-    for row in conn.execute(stmt):
-        yield dict(row._mapping)
+    result = conn.execute(stmt)
+    return list(result.keys()), [tuple(r) for r in result]
