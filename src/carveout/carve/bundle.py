@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
@@ -17,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import zstandard
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from carveout.carve import keys, state
 from carveout.carve.bundle_crypto import (
@@ -103,59 +105,40 @@ def export_bundle(
         raise Conflict(f"bundle folder {bundle} is not empty")
     bundle_id = new_id()
     cipher, ephemeral = sender_cipher(public, bundle_id)
-    chunks_dir = bundle / "chunks"
-    chunks_dir.mkdir(parents=True, exist_ok=True)
-    zstd = zstandard.ZstdCompressor(level=3)
-    chunks: list[dict[str, Any]] = []
-
-    def write_chunk(kind: str, plain: bytes, **meta: Any) -> None:
-        index = len(chunks) + 1
-        sealed = seal(cipher, index, zstd.compress(plain))
-        name = f"{index:06d}.bin"
-        (chunks_dir / name).write_bytes(sealed)
-        chunks.append(
-            {
-                "index": index,
-                "file": f"chunks/{name}",
-                "kind": kind,
-                "sha256": _digest_hex(sealed),
-                "bytes": len(sealed),
-                **meta,
-            }
-        )
-
     tables: dict[str, list[Any]] = {}
     shas: set[str] = set()
-    with _snapshot(source.store) as conn:
-        for table in carved_tables():
-            tbl = TABLES[table.name]
-            stmt = (
-                sa.select(tbl).where(tbl.c.domicile.in_(codes)).order_by(tbl.c[table.primary_key])
-            )
-            result = conn.execute(stmt)
-            names = list(result.keys())
-            rows = [tuple(r) for r in result]
-            # The recipient's verify compares its table_digest with this one, computed from the
-            # values written here (JSON gives back exactly these ints, floats, strings, bools
-            # and None), without reading the sealed chunks back.
-            digest = hashlib.sha256()
-            sha256 = hashlib.sha256
-            for i in range(0, len(rows), ROWS_PER_CHUNK):
-                part = rows[i : i + ROWS_PER_CHUNK]
-                write_chunk("rows", encode_rows(names, part), table=table.name, rows=len(part))
-                digest.update(b"".join([sha256(repr(r).encode()).digest() for r in part]))
-                progress(table.name, len(part))
-            tables[table.name] = [len(rows), digest.hexdigest()]
-            for col in table.blob_columns:
-                at = names.index(col.name)
-                shas |= {r[at] for r in rows}
-    for sha in sorted(shas):
-        with source.blobs.open(sha) as fh:
-            write_chunk("blob", fh.read(), sha256_plain=sha)
-        progress("blobs", 1)
-    # J's user keys travel too (sealed to the recipient like everything else): without them
-    # the users' sealed fields could not be read on the other side.
-    write_chunk("keys", keys.export_keys(deployment.data_dir, source, codes))
+    with _ChunkWriter(bundle, cipher) as out:
+        with _snapshot(source.store) as conn:
+            for table in carved_tables():
+                tbl = TABLES[table.name]
+                stmt = (
+                    sa.select(tbl)
+                    .where(tbl.c.domicile.in_(codes))
+                    .order_by(tbl.c[table.primary_key])
+                )
+                names, rows = _fetch(conn, stmt, tbl)
+                # The recipient's verify compares its table_digest with this one, computed
+                # from the values written here (JSON gives back exactly these ints, floats,
+                # strings, bools and None), without reading the sealed chunks back.
+                digest = hashlib.sha256()
+                sha256 = hashlib.sha256
+                for i in range(0, len(rows), ROWS_PER_CHUNK):
+                    part = rows[i : i + ROWS_PER_CHUNK]
+                    out.write("rows", encode_rows(names, part), table=table.name, rows=len(part))
+                    digest.update(b"".join([sha256(repr(r).encode()).digest() for r in part]))
+                    progress(table.name, len(part))
+                tables[table.name] = [len(rows), digest.hexdigest()]
+                for col in table.blob_columns:
+                    at = names.index(col.name)
+                    shas |= {r[at] for r in rows}
+        for sha in sorted(shas):
+            with source.blobs.open(sha) as fh:
+                out.write("blob", fh.read(), sha256_plain=sha)
+            progress("blobs", 1)
+        # J's user keys travel too (sealed to the recipient like everything else): without
+        # them the users' sealed fields could not be read on the other side.
+        out.write("keys", keys.export_keys(deployment.data_dir, source, codes))
+    chunks = out.chunks
     root = hashlib.sha256("".join(c["sha256"] for c in chunks).encode()).hexdigest()
     manifest = {
         "format": FORMAT,
@@ -174,6 +157,82 @@ def export_bundle(
     tmp.write_text(json.dumps(manifest, indent=1))
     tmp.replace(bundle / MANIFEST)
     return manifest
+
+
+class _ChunkWriter:
+    """Compresses, seals, writes and checksums chunks on a worker thread (zstd, AES-GCM,
+    sha256 and the file write release the GIL) while the caller reads and encodes the next
+    rows; a few chunks ahead at most. The chunk list is in index order as it is submitted;
+    leaving the block waits for every write and raises the first error."""
+
+    AHEAD = 4
+
+    def __init__(self, bundle: Path, cipher: AESGCM) -> None:
+        self.folder = bundle / "chunks"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.cipher = cipher
+        self.zstd = zstandard.ZstdCompressor(level=3)  # used by the one worker thread only
+        self.chunks: list[dict[str, Any]] = []
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="bundle-seal")
+        self.pending: deque[Future[None]] = deque()
+
+    def __enter__(self) -> _ChunkWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            while self.pending:
+                self.pending.popleft().result()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def write(self, kind: str, plain: bytes, **meta: Any) -> None:
+        index = len(self.chunks) + 1
+        name = f"{index:06d}.bin"
+        chunk = {"index": index, "file": f"chunks/{name}", "kind": kind, "sha256": "", "bytes": 0}
+        chunk.update(meta)
+        self.chunks.append(chunk)
+        self.pending.append(self.pool.submit(self._seal, chunk, plain))
+        while len(self.pending) > self.AHEAD:
+            self.pending.popleft().result()
+
+    def _seal(self, chunk: dict[str, Any], plain: bytes) -> None:
+        sealed = seal(self.cipher, chunk["index"], self.zstd.compress(plain))
+        (self.folder / Path(chunk["file"]).name).write_bytes(sealed)
+        chunk["sha256"] = _digest_hex(sealed)
+        chunk["bytes"] = len(sealed)
+
+
+def _fetch(
+    conn: sa.Connection, stmt: sa.Select[Any], tbl: sa.Table
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """All rows of `stmt` (a select of every column of `tbl`) straight from the driver's
+    cursor, as tuples of the values SQLAlchemy would return (its result processors, e.g.
+    SQLite's 0/1 to bool, applied): Row objects cost more than the rest of the export."""
+    dialect = conn.dialect
+    compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    cursor = conn.connection.cursor()
+    try:
+        if compiled.positional:
+            assert compiled.positiontup is not None
+            cursor.execute(compiled.string, tuple(params[n] for n in compiled.positiontup))
+        else:
+            cursor.execute(compiled.string, params)
+        rows: list[tuple[Any, ...]] = list(cursor.fetchall())
+        processors = [
+            col.type.dialect_impl(dialect).result_processor(dialect, desc[1])
+            for col, desc in zip(tbl.c, cursor.description, strict=True)
+        ]
+    finally:
+        cursor.close()
+    names = [col.name for col in tbl.c]
+    if any(processors):
+        rows = [
+            tuple(v if p is None or v is None else p(v) for p, v in zip(processors, r, strict=True))
+            for r in rows
+        ]
+    return names, rows
 
 
 def encode_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
@@ -289,11 +348,45 @@ def import_bundle(
     cell = _open_import_target(deployment, spec, manifest["bundle_id"])
     with cell.store.connect() as conn:
         start = int(state.get(conn, "import:next_chunk", 1))
-    fmt = int(manifest["format"])
     if any(c["kind"] == "rows" and c["index"] >= start for c in manifest["chunks"]):
         # A new cell: its secondary indexes are built once after the load, not row by row
         # (as the carve's replication copy does). A resumed import drops what was built.
         _drop_indexes(cell)
+    with _Verifier(cell, manifest, start) as verifier:
+        rows, blobs = _load(cell, bundle, manifest, cipher, start, handed, verifier, progress)
+        # The indexes are built (by the database, on one connection) while the last tables
+        # are verified on another: neither changes a row.
+        with ThreadPoolExecutor(1, thread_name_prefix="import-indexes") as pool:
+            built = pool.submit(_build_indexes, cell)
+            verifier.finish()
+            _verify_blobs(cell, manifest)
+            built.result()
+    recompute_all(cell.store, now_ms())
+    leaks = leak_scan(cell, codes)
+    if leaks.leaks:
+        raise BundleError(f"leak scan of the imported cell found {leaks.leaks} foreign items")
+    deployment.refresh_policy()
+    if target not in deployment.policy.names:
+        write_policy_atomically(
+            deployment.data_dir / POLICY_FILE, with_new_cell(deployment.policy, spec)
+        )
+        deployment.refresh_policy()
+    return ImportReport(target, len(manifest["chunks"]), start, rows, blobs, leaks)
+
+
+def _load(
+    cell: Cell,
+    bundle: Path,
+    manifest: dict[str, Any],
+    cipher: AESGCM,
+    start: int,
+    handed: keys.KeyHandover | None,
+    verifier: _Verifier,
+    progress: Progress,
+) -> tuple[dict[str, int], int]:
+    """Every chunk from `start` on, each committed with the progress that records it."""
+    codes = tuple(manifest["jurisdictions"])
+    fmt = int(manifest["format"])
     dctx = zstandard.ZstdDecompressor()
     rows: dict[str, int] = {}
     blobs = 0
@@ -332,23 +425,48 @@ def import_bundle(
             state.put(conn, "import:next_chunk", chunk["index"] + 1)
         rows[table.name] = rows.get(table.name, 0) + len(batch)
         progress(table.name, len(batch))
-    # The indexes are built (by the database, on one connection) while the verify reads
-    # every table back on another: neither changes a row.
-    with ThreadPoolExecutor(1, thread_name_prefix="import-indexes") as pool:
-        built = pool.submit(_build_indexes, cell)
-        _verify_import(cell, manifest)
-        built.result()
-    recompute_all(cell.store, now_ms())
-    leaks = leak_scan(cell, codes)
-    if leaks.leaks:
-        raise BundleError(f"leak scan of the imported cell found {leaks.leaks} foreign items")
-    deployment.refresh_policy()
-    if target not in deployment.policy.names:
-        write_policy_atomically(
-            deployment.data_dir / POLICY_FILE, with_new_cell(deployment.policy, spec)
-        )
-        deployment.refresh_policy()
-    return ImportReport(target, len(manifest["chunks"]), start, rows, blobs, leaks)
+        verifier.loaded(chunk["index"], table.name)
+    return rows, blobs
+
+
+class _Verifier:
+    """The carve's check of every table against the bundle's digest, each table on a worker
+    thread as soon as its last chunk has committed (no later chunk writes to it), while the
+    next tables load. A mismatch found meanwhile stops the load at its next chunk."""
+
+    def __init__(self, cell: Cell, manifest: dict[str, Any], start: int) -> None:
+        self.cell = cell
+        self.tables: dict[str, list[Any]] = manifest["tables"]
+        self.last: dict[str, int] = {
+            c["table"]: c["index"] for c in manifest["chunks"] if c["kind"] == "rows"
+        }
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="import-verify")
+        self.futures: list[Future[None]] = []
+        # Tables with nothing left to load (empty, or loaded before an interruption): now.
+        for name in self.tables:
+            if self.last.get(name, 0) < start:
+                self._submit(name)
+
+    def __enter__(self) -> _Verifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit(self, name: str) -> None:
+        count, digest = self.tables[name]
+        self.futures.append(self.pool.submit(_verify_table, self.cell, name, count, digest))
+
+    def loaded(self, index: int, table: str) -> None:
+        if self.last.get(table) == index and table in self.tables:
+            self._submit(table)
+        for future in self.futures:
+            if future.done():
+                future.result()  # raises a mismatch now
+
+    def finish(self) -> None:
+        for future in self.futures:
+            future.result()
 
 
 def _open_import_target(deployment: Deployment, spec: CellSpec, bundle_id: str) -> Cell:
@@ -394,14 +512,16 @@ def _has_rows(conn: sa.Connection) -> bool:
     return conn.execute(sa.select(users.c.id).limit(1)).first() is not None
 
 
-def _verify_import(cell: Cell, manifest: dict[str, Any]) -> None:
-    for name, (count, digest) in manifest["tables"].items():
-        got = table_digest(cell.store, name)
-        if got != (count, digest):
-            raise BundleError(
-                f"after import, table {name} has {got[0]} rows that do not match the bundle's "
-                f"{count}: the import is incomplete or the target was written meanwhile"
-            )
+def _verify_table(cell: Cell, name: str, count: int, digest: str) -> None:
+    got = table_digest(cell.store, name)
+    if got != (count, digest):
+        raise BundleError(
+            f"after import, table {name} has {got[0]} rows that do not match the bundle's "
+            f"{count}: the import is incomplete or the target was written meanwhile"
+        )
+
+
+def _verify_blobs(cell: Cell, manifest: dict[str, Any]) -> None:
     have = set(cell.blobs.list())
     missing = [
         c["sha256_plain"]
