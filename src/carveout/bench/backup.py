@@ -191,7 +191,12 @@ def _measure(
     report(step, 3, 6, "bundle export and import")
     if s3 is None:  # the bundle never touches a backup site: measured once, on local rows
         run.bundle = measure_bundle(
-            deployment, "global", root / "bundle", config.rounds, _recipient_storage(storage)
+            deployment,
+            "global",
+            root / "bundle",
+            config.rounds,
+            _recipient_storage(storage),
+            None if storage == "sqlite" else storage,
         )
     deployment.close()
     report(step, 4, 6, "baseline restore")

@@ -10,6 +10,7 @@ loads the rows and blobs into a new cell, and runs the carve's verify and leak s
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -19,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from carveout.bench import backup_native
 from carveout.bench.archive import tar_zstd, untar_zstd
 from carveout.bench.clock import Best
 from carveout.carve.bundle import encode_rows, export_bundle, import_bundle
@@ -48,16 +50,43 @@ class BundleRun:
     import_: Best = field(default_factory=Best)
     baseline_pack: Best = field(default_factory=Best)
     baseline_unpack: Best = field(default_factory=Best)
+    # The second baseline: the database's own tools on the same subset (bench/backup_native.py).
+    native_export_tools: str = ""
+    native_import_tools: str = ""
+    native_stored_bytes: int = 0
+    native_export: Best = field(default_factory=Best)
+    native_import: Best = field(default_factory=Best)
 
 
 def measure_bundle(
-    deployment: Deployment, cell: str, work: Path, rounds: int, storage: RecipientStorage
+    deployment: Deployment,
+    cell: str,
+    work: Path,
+    rounds: int,
+    storage: RecipientStorage,
+    pg_admin_url: str | None = None,
 ) -> BundleRun:
-    """Best of `rounds` for each of the four steps, all on the same data."""
+    """Best of `rounds` for each of the six steps, all on the same data. `pg_admin_url`: the
+    PostgreSQL server's URL, where the native baseline creates its new databases."""
     run = BundleRun()
     source = deployment.cell(cell)
     staged = work / "staged"
-    _stage(source, parse_jurisdictions(JURISDICTIONS), staged, run)
+    codes = parse_jurisdictions(JURISDICTIONS)
+    _stage(source, codes, staged, run)
+    native = backup_native.prepare(source, codes, staged / "blobs", work / "native-baseline")
+    run.native_export_tools, run.native_import_tools = native.export_tools, native.import_tools
+    loaded = work / "native-loaded"
+    for i in range(rounds):
+        shutil.rmtree(native.folder / "rows", ignore_errors=True)
+        (native.folder / "rows").mkdir()
+        run.native_export.time(lambda: backup_native.export(native))
+        shutil.rmtree(loaded, ignore_errors=True)
+        loaded.mkdir()
+        run.native_import.time(
+            functools.partial(backup_native.load, native, loaded, pg_admin_url, i)
+        )
+    run.native_stored_bytes = native.archive.stat().st_size
+    shutil.rmtree(loaded, ignore_errors=True)
     archive = work / "bundle.tar.zst"
     unpacked = work / "unpacked"
     for _ in range(rounds):
