@@ -269,3 +269,17 @@ def test_bundles_with_wrong_rows_or_a_newer_format_are_refused(
     with pytest.raises(BundleError, match=needle):
         import_bundle(recipient, exported, keys[0], "na-anz")
     assert "na-anz" not in recipient.policy.names
+
+
+def test_a_table_that_does_not_match_its_digest_is_named(
+    exported: Path, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The verify of each table runs while later tables load: its mismatch still stops the
+    import, names the table, and the cell never joins the policy."""
+    manifest = json.loads((exported / "manifest.json").read_text())
+    manifest["tables"]["likes"][1] = "0" * 64
+    (exported / "manifest.json").write_text(json.dumps(manifest))
+    recipient = _recipient(tmp_path)
+    with pytest.raises(BundleError, match="table likes has"):
+        import_bundle(recipient, exported, keys[0], "na-anz")
+    assert "na-anz" not in recipient.policy.names
