@@ -9,7 +9,8 @@ on PostgreSQL).
 The `s3` row backs a SQLite cell up to an S3 site on a private Ceph radosgw (bench/backup_s3.py);
 its baseline uploads the SQLite baseline's files with boto3 and downloads them to restore.
 The transfer bundle's export and import of US, CA, AU and NZ are measured on the same
-deployment, next to `tar | zstd -3` of the same rows and blob files (see bench/bundle.py).
+deployment, next to `tar | zstd -3` of the same rows and blob files (see bench/bundle.py) and
+next to the database's own tools moving the same rows (bench/backup_native.py).
 """
 
 from __future__ import annotations

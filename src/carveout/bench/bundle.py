@@ -3,10 +3,12 @@ blob files, and its extraction (a step of `carveout bench backup`).
 
 The bundle carries J's rows and blob files. The baseline archives the same content as plain
 files, staged beforehand and not timed: each table's rows of J as the bundle serialises them
-(JSON lines, key order) and J's blob files. So the baseline is only the cost of moving those
-bytes; the bundle's export also reads the rows from the cell, seals every chunk to the
-recipient's key and checksums it, and its import checks every chunk before loading anything,
-loads the rows and blobs into a new cell, and runs the carve's verify and leak scan."""
+(`encode_rows`: the column names once, the rows as arrays) and J's blob files. So the baseline
+is only the cost of moving those bytes; the bundle's export also reads the rows from the cell,
+seals every chunk to the recipient's key and checksums it, and its import checks every chunk
+before loading anything, loads the rows and blobs into a new cell, and runs the carve's verify
+and leak scan. The second baseline (bench/backup_native.py) does read and load a database: the
+database's own tools moving the same rows, with no sealing or checking."""
 
 from __future__ import annotations
 
