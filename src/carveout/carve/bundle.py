@@ -354,13 +354,8 @@ def import_bundle(
         _drop_indexes(cell)
     with _Verifier(cell, manifest, start) as verifier:
         rows, blobs = _load(cell, bundle, manifest, cipher, start, handed, verifier, progress)
-        # The indexes are built (by the database, on one connection) while the last tables
-        # are verified on another: neither changes a row.
-        with ThreadPoolExecutor(1, thread_name_prefix="import-indexes") as pool:
-            built = pool.submit(_build_indexes, cell)
-            verifier.finish()
-            _verify_blobs(cell, manifest)
-            built.result()
+        verifier.finish()
+    _verify_blobs(cell, manifest)
     recompute_all(cell.store, now_ms())
     leaks = leak_scan(cell, codes)
     if leaks.leaks:
@@ -412,6 +407,7 @@ def _load(
             with cell.store.begin() as conn:
                 state.put(conn, "import:next_chunk", chunk["index"] + 1)
             progress("blobs", 1)
+            verifier.check()
             continue
         table = DATA_MAP.table(chunk["table"])
         columns, batch = decode_rows(plain, fmt, table, f"{what} ({table.name})")
@@ -432,7 +428,9 @@ def _load(
 class _Verifier:
     """The carve's check of every table against the bundle's digest, each table on a worker
     thread as soon as its last chunk has committed (no later chunk writes to it), while the
-    next tables load. A mismatch found meanwhile stops the load at its next chunk."""
+    next tables load; and the secondary indexes built on another as soon as the last rows
+    chunk has committed, while the blob files and keys load. A mismatch found meanwhile stops
+    the load at its next chunk."""
 
     def __init__(self, cell: Cell, manifest: dict[str, Any], start: int) -> None:
         self.cell = cell
@@ -440,18 +438,23 @@ class _Verifier:
         self.last: dict[str, int] = {
             c["table"]: c["index"] for c in manifest["chunks"] if c["kind"] == "rows"
         }
+        self.last_rows = max(self.last.values(), default=0)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="import-verify")
+        self.builder = ThreadPoolExecutor(1, thread_name_prefix="import-indexes")
         self.futures: list[Future[None]] = []
         # Tables with nothing left to load (empty, or loaded before an interruption): now.
         for name in self.tables:
             if self.last.get(name, 0) < start:
                 self._submit(name)
+        if self.last_rows < start:
+            self.futures.append(self.builder.submit(_build_indexes, cell))
 
     def __enter__(self) -> _Verifier:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.builder.shutdown(wait=True, cancel_futures=True)
 
     def _submit(self, name: str) -> None:
         count, digest = self.tables[name]
@@ -460,6 +463,11 @@ class _Verifier:
     def loaded(self, index: int, table: str) -> None:
         if self.last.get(table) == index and table in self.tables:
             self._submit(table)
+        if index == self.last_rows:
+            self.futures.append(self.builder.submit(_build_indexes, self.cell))
+        self.check()
+
+    def check(self) -> None:
         for future in self.futures:
             if future.done():
                 future.result()  # raises a mismatch now
@@ -500,10 +508,11 @@ def _drop_indexes(cell: Cell) -> None:
 
 
 def _build_indexes(cell: Cell) -> None:
-    """The indexes dropped before the load, built again (those already there are left alone);
-    before the verify, so the cell is checked as it will serve."""
-    with cell.store.begin() as conn:
-        for index in _secondary_indexes():
+    """The indexes dropped before the load, built again (those already there are left alone,
+    so a resumed import builds only what is missing), one transaction each: on SQLite the blob
+    chunks' progress records commit in between (one writer at a time)."""
+    for index in _secondary_indexes():
+        with cell.store.begin() as conn:
             conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
