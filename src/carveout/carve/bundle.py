@@ -379,7 +379,47 @@ def _load(
     verifier: _Verifier,
     progress: Progress,
 ) -> tuple[dict[str, int], int]:
-    """Every chunk from `start` on, each committed with the progress that records it."""
+    """Every chunk from `start` on, each committed with the progress that records it. The
+    blob files are stored by a worker thread from the start (their decryption, hashing, writes
+    and fsyncs release the GIL) while the rows load; each blob chunk's progress is recorded in
+    order when the loop reaches it. A blob stored but not yet recorded when an import is
+    interrupted is stored again on resume, which finds it there (content-addressed)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="import-blobs") as storer:
+        stored = {
+            chunk["index"]: storer.submit(_store_blob, cell, bundle, cipher, chunk)
+            for chunk in manifest["chunks"]
+            if chunk["kind"] == "blob" and chunk["index"] >= start
+        }
+        try:
+            return _load_in_order(
+                cell, bundle, manifest, cipher, start, handed, verifier, progress, stored
+            )
+        finally:
+            for future in stored.values():
+                future.cancel()
+
+
+def _store_blob(cell: Cell, bundle: Path, cipher: AESGCM, chunk: dict[str, Any]) -> str:
+    """A blob chunk opened and its file stored; its content's sha256."""
+    what = f"chunk {chunk['index']:06d}"
+    plain = zstandard.ZstdDecompressor().decompress(
+        open_sealed(cipher, chunk["index"], (bundle / chunk["file"]).read_bytes(), what)
+    )
+    sha, _size, _new = cell.blobs.put_stream(BytesIO(plain))
+    return sha
+
+
+def _load_in_order(
+    cell: Cell,
+    bundle: Path,
+    manifest: dict[str, Any],
+    cipher: AESGCM,
+    start: int,
+    handed: keys.KeyHandover | None,
+    verifier: _Verifier,
+    progress: Progress,
+    stored: dict[int, Future[str]],
+) -> tuple[dict[str, int], int]:
     codes = tuple(manifest["jurisdictions"])
     fmt = int(manifest["format"])
     dctx = zstandard.ZstdDecompressor()
@@ -387,6 +427,15 @@ def _load(
     blobs = 0
     for chunk in manifest["chunks"]:
         if chunk["index"] < start:
+            continue
+        if chunk["kind"] == "blob":
+            if stored[chunk["index"]].result() != chunk["sha256_plain"]:
+                raise BundleError(f"chunk {chunk['index']:06d}: blob content does not match")
+            blobs += 1
+            with cell.store.begin() as conn:
+                state.put(conn, "import:next_chunk", chunk["index"] + 1)
+            progress("blobs", 1)
+            verifier.check()
             continue
         what = f"chunk {chunk['index']:06d}"
         plain = dctx.decompress(
@@ -398,16 +447,6 @@ def _load(
             with cell.store.begin() as conn:
                 state.put(conn, "import:next_chunk", chunk["index"] + 1)
             progress("keys", len(handed.records))
-            continue
-        if chunk["kind"] == "blob":
-            sha, _size, _new = cell.blobs.put_stream(BytesIO(plain))
-            if sha != chunk["sha256_plain"]:
-                raise BundleError(f"{what}: blob content does not match")
-            blobs += 1
-            with cell.store.begin() as conn:
-                state.put(conn, "import:next_chunk", chunk["index"] + 1)
-            progress("blobs", 1)
-            verifier.check()
             continue
         table = DATA_MAP.table(chunk["table"])
         columns, batch = decode_rows(plain, fmt, table, f"{what} ({table.name})")
