@@ -23,7 +23,14 @@ pytestmark = [
     pytest.mark.serial,
     pytest.mark.skipif(bool(missing(DATASETS, KUAIREC_FILES)), reason=f"KuaiRec not in {DATASETS}"),
 ]
-STEPS = ["backup", "restore", "bundle export", "bundle import"]
+STEPS = [
+    "backup",
+    "restore",
+    "bundle export",
+    "bundle export (db tools)",
+    "bundle import",
+    "bundle import (db tools)",
+]
 
 
 def _run(tmp_path: Path, private: Path, backends: str) -> dict[str, Any]:
@@ -64,6 +71,9 @@ def _check(run: dict[str, Any]) -> None:
     assert bundle["rows"] > 0 and bundle["blobs"] > 0
     assert run["steps"][2]["data_bytes"] == bundle["data_bytes"] > 0
     assert bundle["stored_bytes"] > 0 and bundle["baseline_stored_bytes"] > 0
+    assert bundle["native_stored_bytes"] > 0
+    # Both baselines of each bundle step are measured on the same bytes.
+    assert {s["data_bytes"] for s in run["steps"][2:]} == {bundle["data_bytes"]}
 
 
 def test_bench_backup_on_sqlite(tmp_path: Path, private_tmp: Path) -> None:

@@ -3,19 +3,33 @@ deployment with no network path; corrupt, missing or mis-keyed bundles refused b
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import zstandard
 from carving import MOVING
 
 from carveout.carve.bundle import export_bundle, import_bundle
-from carveout.carve.bundle_crypto import BundleError, generate_keypair
+from carveout.carve.bundle_crypto import (
+    BundleError,
+    generate_keypair,
+    load_private,
+    open_sealed,
+    recipient_cipher,
+    seal,
+)
 from carveout.cells import Deployment, init_data_dir
 from carveout.datamap import TABLES
 from carveout.storage import fingerprint, table_digest
+from carveout.storage.pgcluster import PgCluster
+
+TABLES_CHECKED = ("users", "videos", "events", "likes", "blobs")
 
 
 @pytest.fixture
@@ -118,3 +132,179 @@ def test_export_refuses_a_non_empty_folder(
     with pytest.raises(Conflict, match="not empty"):
         export_bundle(loaded, "US", exported, keys[1])
     shutil.rmtree(exported)
+
+
+def _expected(loaded: Deployment) -> dict[str, tuple[int, str]]:
+    source = loaded.cell("global")
+    return {
+        t: table_digest(source.store, t, TABLES[t].c.domicile.in_(MOVING)) for t in TABLES_CHECKED
+    }
+
+
+def _interrupt_at(n: int) -> Callable[[str, int], None]:
+    seen = 0
+
+    def pull_the_plug(_what: str, _n: int) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == n:
+            raise KeyboardInterrupt
+
+    return pull_the_plug
+
+
+@pytest.mark.postgres
+def test_bundle_into_postgresql_resumes_and_matches(
+    loaded: Deployment,
+    exported: Path,
+    keys: tuple[Path, Path],
+    tmp_path: Path,
+    pg_server: PgCluster,
+) -> None:
+    """The PostgreSQL load path (COPY, indexes built after the load): interrupted after a few
+    chunks, resumed, every table equal to the source's rows of J, every index there."""
+    expected = _expected(loaded)
+    recipient = _recipient(tmp_path)
+    url = pg_server.fresh_url("bundle")
+    with pytest.raises(KeyboardInterrupt):
+        import_bundle(
+            recipient, exported, keys[0], "na-anz", storage=url, progress=_interrupt_at(5)
+        )
+    report = import_bundle(recipient, exported, keys[0], "na-anz", storage=url)
+    assert report.resumed_from == 6
+    cell = recipient.cell("na-anz")
+    assert cell.store.backend == "postgresql"
+    for name, digest in expected.items():
+        assert table_digest(cell.store, name) == digest, name
+    assert report.leaks.leaks == 0
+    with cell.store.connect() as conn:
+        have = {i["name"] for i in sa.inspect(conn).get_indexes("events")}
+    assert {i.name for i in TABLES["events"].indexes} <= have
+
+
+def _rewrite(
+    bundle: Path, key: Path, change: Callable[[dict[str, Any], bytes], bytes], fmt: int = 2
+) -> None:
+    """Re-seal every rows chunk after `change` (the plaintext's new bytes), as a sender would
+    have written them, and fix the manifest's checksums: a well-formed bundle with other rows."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    cipher = recipient_cipher(
+        load_private(key), bytes.fromhex(manifest["ephemeral_public_key"]), manifest["bundle_id"]
+    )
+    for chunk in manifest["chunks"]:
+        if chunk["kind"] != "rows":
+            continue
+        path = bundle / chunk["file"]
+        plain = zstandard.ZstdDecompressor().decompress(
+            open_sealed(cipher, chunk["index"], path.read_bytes(), "test")
+        )
+        sealed = seal(
+            cipher, chunk["index"], zstandard.ZstdCompressor().compress(change(chunk, plain))
+        )
+        path.write_bytes(sealed)
+        chunk["sha256"] = hashlib.sha256(sealed).hexdigest()
+        chunk["bytes"] = len(sealed)
+    manifest["format"] = fmt
+    manifest["root_digest"] = hashlib.sha256(
+        "".join(c["sha256"] for c in manifest["chunks"]).encode()
+    ).hexdigest()
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _as_json_lines(_chunk: dict[str, Any], plain: bytes) -> bytes:
+    body = json.loads(plain)
+    lines = [
+        json.dumps(dict(zip(body["columns"], row, strict=True)), ensure_ascii=False)
+        for row in body["rows"]
+    ]
+    return "\n".join(lines).encode()
+
+
+def test_a_format_1_bundle_still_imports(
+    loaded: Deployment, exported: Path, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Bundles written before format 2 (one JSON object per row, per line) load the same."""
+    _rewrite(exported, keys[0], _as_json_lines, fmt=1)
+    expected = _expected(loaded)
+    recipient = _recipient(tmp_path)
+    report = import_bundle(recipient, exported, keys[0], "na-anz")
+    cell = recipient.cell("na-anz")
+    for name, digest in expected.items():
+        assert table_digest(cell.store, name) == digest, name
+    assert report.leaks.leaks == 0
+
+
+def _rename_a_column(chunk: dict[str, Any], plain: bytes) -> bytes:
+    body = json.loads(plain)
+    if chunk["table"] == "events":
+        body["columns"] = ["not_a_column" if c == "kind" else c for c in body["columns"]]
+    return json.dumps(body).encode()
+
+
+def _move_a_row_abroad(chunk: dict[str, Any], plain: bytes) -> bytes:
+    body = json.loads(plain)
+    if chunk["table"] == "likes":
+        body["rows"][0][body["columns"].index("domicile")] = "GB"
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    ("change", "fmt", "needle"),
+    [
+        (_rename_a_column, 2, r"chunk \d{6} \(events\): its columns .* are not events's"),
+        (_move_a_row_abroad, 2, r"chunk \d{6} holds rows outside"),
+        (lambda _c, plain: plain, 3, "unknown bundle format 3"),
+    ],
+)
+def test_bundles_with_wrong_rows_or_a_newer_format_are_refused(
+    exported: Path,
+    keys: tuple[Path, Path],
+    tmp_path: Path,
+    change: Callable[[dict[str, Any], bytes], bytes],
+    fmt: int,
+    needle: str,
+) -> None:
+    _rewrite(exported, keys[0], change, fmt)
+    recipient = _recipient(tmp_path)
+    with pytest.raises(BundleError, match=needle):
+        import_bundle(recipient, exported, keys[0], "na-anz")
+    assert "na-anz" not in recipient.policy.names
+
+
+def test_a_table_that_does_not_match_its_digest_is_named(
+    exported: Path, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The verify of each table runs while later tables load: its mismatch still stops the
+    import, names the table, and the cell never joins the policy."""
+    manifest = json.loads((exported / "manifest.json").read_text())
+    manifest["tables"]["likes"][1] = "0" * 64
+    (exported / "manifest.json").write_text(json.dumps(manifest))
+    recipient = _recipient(tmp_path)
+    with pytest.raises(BundleError, match="table likes has"):
+        import_bundle(recipient, exported, keys[0], "na-anz")
+    assert "na-anz" not in recipient.policy.names
+
+
+def test_import_interrupted_among_the_blob_files_resumes(
+    loaded: Deployment, exported: Path, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Blob files are stored ahead of their progress records (on a worker thread): an import
+    cut off among them resumes at the first blob chunk not recorded, finds what was stored,
+    and ends with every file and row in place."""
+    manifest = json.loads((exported / "manifest.json").read_text())
+    blob_chunks = [c["index"] for c in manifest["chunks"] if c["kind"] == "blob"]
+    assert len(blob_chunks) >= 3
+    recipient = _recipient(tmp_path)
+    # One progress call per chunk, after it commits: cut off right after the second blob file.
+    with pytest.raises(KeyboardInterrupt):
+        import_bundle(
+            recipient, exported, keys[0], "na-anz", progress=_interrupt_at(blob_chunks[1])
+        )
+    report = import_bundle(recipient, exported, keys[0], "na-anz")
+    assert report.resumed_from == blob_chunks[1] + 1
+    assert report.rows == {}  # every rows chunk was in before the plug was pulled
+    assert report.blobs == len(blob_chunks) - 2
+    assert report.leaks.leaks == 0 and report.leaks.missing_blob_files == []
+    cell = recipient.cell("na-anz")
+    for name, digest in _expected(loaded).items():
+        assert table_digest(cell.store, name) == digest, name

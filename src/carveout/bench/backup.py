@@ -9,7 +9,8 @@ on PostgreSQL).
 The `s3` row backs a SQLite cell up to an S3 site on a private Ceph radosgw (bench/backup_s3.py);
 its baseline uploads the SQLite baseline's files with boto3 and downloads them to restore.
 The transfer bundle's export and import of US, CA, AU and NZ are measured on the same
-deployment, next to `tar | zstd -3` of the same rows and blob files (see bench/bundle.py).
+deployment, next to `tar | zstd -3` of the same rows and blob files (see bench/bundle.py) and
+next to the database's own tools moving the same rows (bench/backup_native.py).
 """
 
 from __future__ import annotations
@@ -191,7 +192,12 @@ def _measure(
     report(step, 3, 6, "bundle export and import")
     if s3 is None:  # the bundle never touches a backup site: measured once, on local rows
         run.bundle = measure_bundle(
-            deployment, "global", root / "bundle", config.rounds, _recipient_storage(storage)
+            deployment,
+            "global",
+            root / "bundle",
+            config.rounds,
+            _recipient_storage(storage),
+            None if storage == "sqlite" else storage,
         )
     deployment.close()
     report(step, 4, 6, "baseline restore")

@@ -3,15 +3,18 @@ blob files, and its extraction (a step of `carveout bench backup`).
 
 The bundle carries J's rows and blob files. The baseline archives the same content as plain
 files, staged beforehand and not timed: each table's rows of J as the bundle serialises them
-(JSON lines, key order) and J's blob files. So the baseline is only the cost of moving those
-bytes; the bundle's export also reads the rows from the cell, seals every chunk to the
-recipient's key and checksums it, and its import checks every chunk before loading anything,
-loads the rows and blobs into a new cell, and runs the carve's verify and leak scan."""
+(`encode_rows`: the column names once, the rows as arrays) and J's blob files. So the baseline
+is only the cost of moving those bytes; the bundle's export also reads the rows from the cell,
+seals every chunk to the recipient's key and checksums it, and its import checks every chunk
+before loading anything, loads the rows and blobs into a new cell, and runs the carve's verify
+and leak scan. The second baseline (bench/backup_native.py) does read and load a database: the
+database's own tools moving the same rows, with no sealing or checking."""
 
 from __future__ import annotations
 
+import functools
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from carveout.bench import backup_native
 from carveout.bench.archive import tar_zstd, untar_zstd
 from carveout.bench.clock import Best
 from carveout.carve.bundle import encode_rows, export_bundle, import_bundle
@@ -48,16 +52,43 @@ class BundleRun:
     import_: Best = field(default_factory=Best)
     baseline_pack: Best = field(default_factory=Best)
     baseline_unpack: Best = field(default_factory=Best)
+    # The second baseline: the database's own tools on the same subset (bench/backup_native.py).
+    native_export_tools: str = ""
+    native_import_tools: str = ""
+    native_stored_bytes: int = 0
+    native_export: Best = field(default_factory=Best)
+    native_import: Best = field(default_factory=Best)
 
 
 def measure_bundle(
-    deployment: Deployment, cell: str, work: Path, rounds: int, storage: RecipientStorage
+    deployment: Deployment,
+    cell: str,
+    work: Path,
+    rounds: int,
+    storage: RecipientStorage,
+    pg_admin_url: str | None = None,
 ) -> BundleRun:
-    """Best of `rounds` for each of the four steps, all on the same data."""
+    """Best of `rounds` for each of the six steps, all on the same data. `pg_admin_url`: the
+    PostgreSQL server's URL, where the native baseline creates its new databases."""
     run = BundleRun()
     source = deployment.cell(cell)
     staged = work / "staged"
-    _stage(source, parse_jurisdictions(JURISDICTIONS), staged, run)
+    codes = parse_jurisdictions(JURISDICTIONS)
+    _stage(source, codes, staged, run)
+    native = backup_native.prepare(source, codes, staged / "blobs", work / "native-baseline")
+    run.native_export_tools, run.native_import_tools = native.export_tools, native.import_tools
+    loaded = work / "native-loaded"
+    for i in range(rounds):
+        shutil.rmtree(native.folder / "rows", ignore_errors=True)
+        (native.folder / "rows").mkdir()
+        run.native_export.time(lambda: backup_native.export(native))
+        shutil.rmtree(loaded, ignore_errors=True)
+        loaded.mkdir()
+        run.native_import.time(
+            functools.partial(backup_native.load, native, loaded, pg_admin_url, i)
+        )
+    run.native_stored_bytes = native.archive.stat().st_size
+    shutil.rmtree(loaded, ignore_errors=True)
     archive = work / "bundle.tar.zst"
     unpacked = work / "unpacked"
     for _ in range(rounds):
@@ -101,13 +132,14 @@ def _stage(source: Cell, codes: tuple[str, ...], folder: Path, run: BundleRun) -
     shas: set[str] = set()
     with source.store.connect() as conn:
         for table in carved_tables():
-            rows = list(_rows(conn, table.name, table.primary_key, codes))
-            body = encode_rows(rows)
-            (folder / "rows" / f"{table.name}.jsonl").write_bytes(body)
+            names, rows = _rows(conn, table.name, table.primary_key, codes)
+            body = encode_rows(names, rows)
+            (folder / "rows" / f"{table.name}.json").write_bytes(body)
             run.rows += len(rows)
             run.data_bytes += len(body)
             for col in table.blob_columns:
-                shas |= {r[col.name] for r in rows}
+                at = names.index(col.name)
+                shas |= {r[at] for r in rows}
     for sha in sorted(shas):
         copied = shutil.copyfile(source.blobs.local_path(sha), folder / "blobs" / sha)
         run.data_bytes += copied.stat().st_size
@@ -116,8 +148,8 @@ def _stage(source: Cell, codes: tuple[str, ...], folder: Path, run: BundleRun) -
 
 def _rows(
     conn: sa.Connection, table: str, key: str, codes: tuple[str, ...]
-) -> Iterator[dict[str, Any]]:
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     tbl = TABLES[table]
     stmt = sa.select(tbl).where(tbl.c.domicile.in_(codes)).order_by(tbl.c[key])
-    for row in conn.execute(stmt):
-        yield dict(row._mapping)
+    result = conn.execute(stmt)
+    return list(result.keys()), [tuple(r) for r in result]

@@ -6,10 +6,13 @@ twice for the same keys gives the same result: progress can be lost, never doubl
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
+from psycopg import sql as psql
 
 from carveout.cells import Cell
 from carveout.datamap import DATA_MAP, TABLES, Table
@@ -71,3 +74,39 @@ def copy_missing_blobs(source: Cell, target: Cell) -> int:
         shas = sorted({r[0] for r in conn.execute(sa.select(blobs.c.sha256))})
     missing = [{"sha256": sha} for sha in shas if not target.blobs.exists(sha)]
     return copy_blob_files(source, target, missing, DATA_MAP.table("blobs"))
+
+
+def insert_rows(
+    conn: sa.Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert rows the target does not hold yet (each a sequence of values in `columns`' order)
+    inside the caller's transaction, through the driver's bulk path: `COPY ... FROM STDIN` on
+    PostgreSQL, the driver's own `executemany` on SQLite. No SQLAlchemy statement per row and
+    no delete first: only for a target known not to hold these keys (a bundle import loads
+    each chunk once, in the transaction that records it as loaded). `columns` must be columns
+    of the table; a key that exists already fails the insert (unique constraint)."""
+    tbl = TABLES[table.name]
+    unknown = [c for c in columns if c not in tbl.c]
+    if unknown:
+        raise ValueError(f"{table.name} has no columns {unknown}")
+    if not rows:
+        return
+    dbapi = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        assert isinstance(dbapi, psycopg.Connection)
+        stmt = psql.SQL("COPY {} ({}) FROM STDIN").format(
+            psql.Identifier(table.name), psql.SQL(", ").join(map(psql.Identifier, columns))
+        )
+        with dbapi.cursor() as cur, cur.copy(stmt) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    assert isinstance(dbapi, sqlite3.Connection)
+    quoted = ", ".join(_ident(c) for c in columns)
+    marks = ", ".join("?" * len(columns))
+    # The identifiers are the table's own columns (checked above).
+    dbapi.executemany(f"INSERT INTO {_ident(table.name)} ({quoted}) VALUES ({marks})", rows)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -24,8 +24,11 @@ BENCH_BACKUP_HELP = (
     "backup adds per-table checksums, AES-GCM, sha256 per chunk, a signed manifest and fsyncs; "
     "its restore checks them all (and compares every table on PostgreSQL). The transfer "
     "bundle of US, CA, AU and NZ (`carve export`, `carve import` into a new cell) is measured "
-    "next to `tar | zstd "
-    "-3` of the same rows and blob files and its extraction. Ratios are the result."
+    "next to two baselines: `tar | zstd -3` of the same rows and blob files and its "
+    "extraction (bytes moved only), and the database's own tools on the same subset (`psql "
+    "\\copy (SELECT ... WHERE domicile IN J)`, `\\copy FROM` between pg_dump's pre- and "
+    "post-data; the sqlite3 driver's SELECT and executemany into a new file). Ratios are the "
+    "result."
 )
 
 
