@@ -14,15 +14,18 @@ import pytest
 import sqlalchemy as sa
 import zstandard
 from carving import MOVING
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from carveout.carve.bundle import export_bundle, import_bundle
 from carveout.carve.bundle_crypto import (
+    MANIFEST_SEAL,
     BundleError,
     generate_keypair,
     load_private,
     open_sealed,
     recipient_cipher,
     seal,
+    seal_manifest,
 )
 from carveout.cells import Deployment, init_data_dir
 from carveout.datamap import TABLES
@@ -208,7 +211,20 @@ def _rewrite(
     manifest["root_digest"] = hashlib.sha256(
         "".join(c["sha256"] for c in manifest["chunks"]).encode()
     ).hexdigest()
+    _reseal(manifest, cipher)
     (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _reseal(manifest: dict[str, Any], cipher: AESGCM) -> None:
+    manifest.pop(MANIFEST_SEAL, None)
+    manifest[MANIFEST_SEAL] = seal_manifest(cipher, manifest)
+
+
+def _cipher(bundle: Path, key: Path) -> AESGCM:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    return recipient_cipher(
+        load_private(key), bytes.fromhex(manifest["ephemeral_public_key"]), manifest["bundle_id"]
+    )
 
 
 def _as_json_lines(_chunk: dict[str, Any], plain: bytes) -> bytes:
@@ -278,6 +294,7 @@ def test_a_table_that_does_not_match_its_digest_is_named(
     import, names the table, and the cell never joins the policy."""
     manifest = json.loads((exported / "manifest.json").read_text())
     manifest["tables"]["likes"][1] = "0" * 64
+    _reseal(manifest, _cipher(exported, keys[0]))  # as a sender would have sealed it
     (exported / "manifest.json").write_text(json.dumps(manifest))
     recipient = _recipient(tmp_path)
     with pytest.raises(BundleError, match="table likes has"):
@@ -308,3 +325,32 @@ def test_import_interrupted_among_the_blob_files_resumes(
     cell = recipient.cell("na-anz")
     for name, digest in _expected(loaded).items():
         assert table_digest(cell.store, name) == digest, name
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda m: m["tables"]["likes"].__setitem__(1, "0" * 64), "changed after the bundle"),
+        (lambda m: m["jurisdictions"].append("GB"), "changed after the bundle"),
+        (lambda m: m["tables"]["likes"].__setitem__(0, 1), "changed after the bundle"),
+        (lambda m: m.pop(MANIFEST_SEAL), "has no seal"),
+        (lambda m: m.__setitem__(MANIFEST_SEAL, "zz"), "changed after the bundle"),
+    ],
+)
+def test_a_manifest_changed_after_export_is_refused_before_loading(
+    exported: Path,
+    keys: tuple[Path, Path],
+    tmp_path: Path,
+    edit: Callable[[dict[str, Any]], object],
+    needle: str,
+) -> None:
+    """What the manifest says is sealed with the bundle's key: editing it (a digest, the
+    jurisdictions, a row count) without the key is named before a single row loads."""
+    manifest = json.loads((exported / "manifest.json").read_text())
+    edit(manifest)
+    (exported / "manifest.json").write_text(json.dumps(manifest))
+    recipient = _recipient(tmp_path)
+    with pytest.raises(BundleError, match=needle):
+        import_bundle(recipient, exported, keys[0], "na-anz")
+    assert "na-anz" not in recipient.policy.names
+    assert not (recipient.data_dir / "cells" / "na-anz").exists()

@@ -22,14 +22,17 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from carveout.carve import keys, state
 from carveout.carve.bundle_crypto import (
+    MANIFEST_SEAL,
     BundleError,
     check_key,
+    check_manifest,
     key_check,
     load_private,
     load_public,
     open_sealed,
     recipient_cipher,
     seal,
+    seal_manifest,
     sender_cipher,
 )
 from carveout.carve.capture import carved_tables
@@ -49,8 +52,12 @@ from carveout.datamap import DATA_MAP, TABLES, Table
 from carveout.events import recompute_all
 from carveout.storage import Store, schema_head, table_digest
 
-FORMAT = 2  # a rows chunk is one JSON object of columns and row arrays (encode_rows)
-READABLE = (1, 2)  # format 1: JSON lines, one object per row; still imported
+# Format 2: a rows chunk is one JSON object of columns and row arrays (encode_rows), and the
+# manifest is sealed (bundle_crypto.seal_manifest). Format 1: JSON lines, one object per row, an
+# unsealed manifest; still imported (its chunks cannot be read as format 2's, so a format 2
+# bundle relabelled 1 to drop the seal fails to load).
+FORMAT = 2
+READABLE = (1, 2)
 ROWS_PER_CHUNK = 5000
 MANIFEST = "manifest.json"
 _JSON = json.JSONEncoder(ensure_ascii=False)  # one encoder: json.dumps(**kw) builds one per call
@@ -153,6 +160,7 @@ def export_bundle(
         "tables": tables,
         "root_digest": root,
     }
+    manifest[MANIFEST_SEAL] = seal_manifest(cipher, manifest)
     tmp = bundle / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=1))
     tmp.replace(bundle / MANIFEST)
@@ -325,6 +333,8 @@ def import_bundle(
         load_private(key), bytes.fromhex(manifest["ephemeral_public_key"]), manifest["bundle_id"]
     )
     check_key(cipher, bytes.fromhex(manifest["key_check"]))
+    if manifest["format"] >= 2:
+        check_manifest(cipher, manifest, str(bundle / MANIFEST))
     check_chunks(bundle, manifest)
     codes = tuple(manifest["jurisdictions"])
     default = deployment.policy.cells[0]

@@ -2,12 +2,21 @@
 
 Each bundle has a fresh ephemeral key pair; ECDH with the recipient's public key and HKDF give
 one AES-256-GCM key. Every chunk is sealed with it, its index bound in as associated data, so a
-chunk moved to another position or bundle fails to open."""
+chunk moved to another position or bundle fails to open. The manifest's sha256 is sealed with it
+too, so what the manifest says (jurisdictions, tables and their digests, the chunk list) cannot
+be changed after export by anyone without the key.
+
+What this does not prove is who sent the bundle: anyone holding the recipient's public key can
+seal a bundle to it. The import's row checks (every row domiciled in the bundle's
+jurisdictions), the verify and the leak scan bound what such a bundle can do."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -19,6 +28,9 @@ from carveout.core import CarveoutError
 
 NONCE = 12
 KEY_CHECK = b"carveout transfer bundle v1"
+KEY_CHECK_INDEX = -1
+MANIFEST_SEAL = "manifest_seal"  # the manifest's field holding its own sealed digest
+MANIFEST_SEAL_INDEX = -2
 
 
 class BundleError(CarveoutError):
@@ -102,7 +114,7 @@ def open_sealed(cipher: AESGCM, index: int, sealed: bytes, what: str) -> bytes:
 
 
 def key_check(cipher: AESGCM) -> bytes:
-    return seal(cipher, -1, KEY_CHECK)
+    return seal(cipher, KEY_CHECK_INDEX, KEY_CHECK)
 
 
 def check_key(cipher: AESGCM, sealed: bytes) -> None:
@@ -112,3 +124,29 @@ def check_key(cipher: AESGCM, sealed: bytes) -> None:
         ok = False
     if not ok:
         raise BundleError("the bundle is encrypted to another key: this private key cannot open it")
+
+
+def _manifest_digest(manifest: dict[str, Any]) -> bytes:
+    """sha256 of every field but the seal itself, in one canonical JSON form."""
+    fields = {k: v for k, v in manifest.items() if k != MANIFEST_SEAL}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).digest()
+
+
+def seal_manifest(cipher: AESGCM, manifest: dict[str, Any]) -> str:
+    """The value of the manifest's `manifest_seal` field (hex)."""
+    return seal(cipher, MANIFEST_SEAL_INDEX, _manifest_digest(manifest)).hex()
+
+
+def check_manifest(cipher: AESGCM, manifest: dict[str, Any], what: str) -> None:
+    """Refuse a manifest whose seal is missing or does not match what it says now."""
+    sealed = manifest.get(MANIFEST_SEAL)
+    if not isinstance(sealed, str):
+        raise BundleError(f"{what} has no seal: it was not written by carveout's export")
+    try:
+        raw = bytes.fromhex(sealed)
+        ok = cipher.decrypt(raw[:NONCE], raw[NONCE:], f"chunk/{MANIFEST_SEAL_INDEX}".encode())
+    except (ValueError, InvalidTag):
+        ok = b""
+    if ok != _manifest_digest(manifest):
+        raise BundleError(f"{what} was changed after the bundle was sealed: refusing it")
