@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
 
 from carveout.core import InvalidInput
 from carveout.core.settings import datasets_dir
-from carveout.moderation import hamming, hash_image, hash_video, parse_hash_list
+from carveout.moderation import hamming, hash_image, hash_video, parse_hash_list, vpdq
 from carveout.moderation.index import LinearIndex, MultiIndex, pack
 from media import make_video
 
@@ -46,7 +48,7 @@ def test_video_frame_hashes_match_vpdq_samples() -> None:
 def _smooth_clip(path: Path, seconds: int = 12) -> Path:
     """A moving gradient, the kind of content x264 codes with B-frames (noise gets none), at
     NTSC's 29.97 frames per second: frames fall between the whole seconds the sampler asks for,
-    so the frame it takes is one the decoder may have skipped if the window were wrong."""
+    so the frame it takes is one the decoder may have skipped if the plan were wrong."""
     from fractions import Fraction
 
     import av
@@ -64,7 +66,9 @@ def _smooth_clip(path: Path, seconds: int = 12) -> Path:
 
 
 def _same_hashes(path: Path) -> tuple[int, int]:
-    fast = hash_video(path, keep_all=True)
+    with mock.patch.object(vpdq, "_decode_and_hash", wraps=vpdq._decode_and_hash) as runs:
+        fast = hash_video(path, keep_all=True)
+    assert runs.call_count == 1, path.name  # the plan held: no second, full decode
     every = hash_video(path, keep_all=True, skip_unsampled=False)
     assert fast.frames == every.frames, path.name
     assert fast.sampled == every.sampled
@@ -83,6 +87,27 @@ def test_skipping_unsampled_frames_changes_no_hash_on_the_samples() -> None:
         fast, every = _same_hashes(video)
         skipped += every - fast
     assert skipped > 0
+
+
+def test_a_plan_the_decoder_contradicts_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = _smooth_clip(tmp_path / "smooth.mp4")
+    every = hash_video(clip, keep_all=True, skip_unsampled=False)
+    plan = vpdq._scan(clip, vpdq.DEFAULT_FPS, vpdq.MAX_FRAMES)
+    assert plan is not None and len(plan.samples) == every.sampled
+    missing = sorted(plan.frames - set(plan.samples))[5]
+    contradicted = (
+        # The decoder returns a frame the packets did not announce.
+        replace(plan, frames=plan.frames - {missing}),
+        # A planned frame never comes (the decoder dropped it, say).
+        replace(plan, samples=(*plan.samples[:3], plan.samples[3] + 1, *plan.samples[4:])),
+    )
+    for wrong in contradicted:
+        monkeypatch.setattr(vpdq, "_scan", lambda *_: wrong)  # noqa: B023 - used at once
+        got = hash_video(clip, keep_all=True)
+        assert got.frames == every.frames
+        assert got.decoded == every.decoded  # hashed again from every frame
 
 
 def test_bad_media_is_refused_with_reasons(tmp_path: Path) -> None:
