@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
 
 from carveout.core import InvalidInput
 from carveout.core.settings import datasets_dir
-from carveout.moderation import hamming, hash_image, hash_video, parse_hash_list
+from carveout.moderation import hamming, hash_image, hash_video, parse_hash_list, vpdq
 from carveout.moderation.index import LinearIndex, MultiIndex, pack
 from media import make_video
 
@@ -43,10 +45,11 @@ def test_video_frame_hashes_match_vpdq_samples() -> None:
         assert hamming(frame.hex, published[nearest]) <= TOLERANCE
 
 
-def _smooth_clip(path: Path, seconds: int = 12) -> Path:
+def _smooth_clip(path: Path, seconds: int = 12, idr_every: int = 0) -> Path:
     """A moving gradient, the kind of content x264 codes with B-frames (noise gets none), at
     NTSC's 29.97 frames per second: frames fall between the whole seconds the sampler asks for,
-    so the frame it takes is one the decoder may have skipped if the window were wrong."""
+    so the frame it takes is one the decoder may have skipped if the plan were wrong.
+    `idr_every` frames an IDR picture (0: x264's choice, one at the start here)."""
     from fractions import Fraction
 
     import av
@@ -55,6 +58,8 @@ def _smooth_clip(path: Path, seconds: int = 12) -> Path:
     with av.open(str(path), "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=Fraction(30000, 1001))
         stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        if idr_every:
+            stream.codec_context.gop_size = idr_every
         for i in range(seconds * 30):
             shade = ((x * 2 + y + i * 3) % 256).astype(np.uint8)
             rgb = np.stack([shade, np.roll(shade, i, axis=1), 255 - shade], axis=-1)
@@ -64,7 +69,10 @@ def _smooth_clip(path: Path, seconds: int = 12) -> Path:
 
 
 def _same_hashes(path: Path) -> tuple[int, int]:
-    fast = hash_video(path, keep_all=True)
+    with mock.patch.object(vpdq, "_decode_and_hash", wraps=vpdq._decode_and_hash) as runs:
+        fast = hash_video(path, keep_all=True)
+    # The plan held: no second decode of every frame (plan None).
+    assert all(call.args[5] is not None for call in runs.call_args_list), path.name
     every = hash_video(path, keep_all=True, skip_unsampled=False)
     assert fast.frames == every.frames, path.name
     assert fast.sampled == every.sampled
@@ -83,6 +91,68 @@ def test_skipping_unsampled_frames_changes_no_hash_on_the_samples() -> None:
         fast, every = _same_hashes(video)
         skipped += every - fast
     assert skipped > 0
+
+
+def test_runs_from_idr_pictures_hash_as_one_decoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = _smooth_clip(tmp_path / "idr.mp4", idr_every=45)
+    monkeypatch.setattr(vpdq.os, "cpu_count", lambda: 3)
+    plan = vpdq._scan(clip, vpdq.DEFAULT_FPS, vpdq.MAX_FRAMES)
+    assert plan is not None and len(plan.starts) == 2  # three runs, one per "core"
+    with mock.patch.object(vpdq, "_hash_run", wraps=vpdq._hash_run) as runs:
+        fast, every = _same_hashes(clip)
+    assert runs.call_count == 3
+    assert fast < every * 0.8, (fast, every)
+    # While another upload decodes in runs, this one takes one frame-threaded decoder.
+    with vpdq._RUNS, mock.patch.object(vpdq, "_hash_run", wraps=vpdq._hash_run) as runs:
+        assert _same_hashes(clip) == (fast, every)
+    assert runs.call_count == 0
+
+
+def test_h264_packets_tell_idr_and_reference_pictures(tmp_path: Path) -> None:
+    import av
+
+    clip = _smooth_clip(tmp_path / "idr.mp4", seconds=4, idr_every=45)
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        extradata = stream.codec_context.extradata
+        kinds = [
+            (vpdq._h264_kind(bytes(p), extradata), p.is_keyframe)
+            for p in container.demux(stream)
+            if p.size
+        ]
+    assert [idr for (idr, _), _ in kinds] == [key for _, key in kinds]
+    assert sum(idr for (idr, _), _ in kinds) == 3  # frames 0, 45 and 90 of 120
+    assert 0 < sum(not ref for (_, ref), _ in kinds) < len(kinds)  # B-frames nothing uses
+    assert vpdq._h264_kind(b"\x00\x00\x00\x01\x65", b"") == (False, True)  # not as MP4
+
+
+@pytest.mark.parametrize("runs", [1, 3])
+def test_a_plan_the_decoder_contradicts_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runs: int
+) -> None:
+    clip = _smooth_clip(tmp_path / "smooth.mp4", idr_every=45)
+    monkeypatch.setattr(vpdq.os, "cpu_count", lambda: runs)
+    every = hash_video(clip, keep_all=True, skip_unsampled=False)
+    plan = vpdq._scan(clip, vpdq.DEFAULT_FPS, vpdq.MAX_FRAMES)
+    assert plan is not None and len(plan.samples) == every.sampled
+    assert len(plan.starts) == runs - 1
+    missing = sorted(plan.frames - set(plan.samples))[5]
+    contradicted = [
+        # The decoder returns a frame the packets did not announce.
+        replace(plan, frames=plan.frames - {missing}),
+        # A planned frame never comes (the decoder dropped it, say).
+        replace(plan, samples=(*plan.samples[:3], plan.samples[3] + 1, *plan.samples[4:])),
+    ]
+    if plan.starts:  # a run would start at a picture that is not an IDR one
+        pts, dts = plan.starts[0]
+        contradicted.append(replace(plan, starts=((pts + 1001, dts + 1001), *plan.starts[1:])))
+    for wrong in contradicted:
+        monkeypatch.setattr(vpdq, "_scan", lambda *_: wrong)  # noqa: B023 - used at once
+        got = hash_video(clip, keep_all=True)
+        assert got.frames == every.frames
+        assert got.decoded == every.decoded  # hashed again from every frame
 
 
 def test_bad_media_is_refused_with_reasons(tmp_path: Path) -> None:

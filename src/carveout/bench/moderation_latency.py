@@ -5,8 +5,10 @@ ThreatExchange image hashes plus synthetic ones, labelled so) receives the same 
 and again through `moderation.upload_video`, what `POST /v1/videos` calls once the body is on
 disk: validation, 1-frame-per-second PDQ hashing, bank matching, caption classification, rules,
 and the blob, video, decision (and review item) written. Each copy differs by a trailing MP4
-`free` box, so each stores its own blob. The baseline is the floor any pipeline pays: PyAV
-decoding every frame of the same file, with the same threading, no hashing, nothing stored."""
+`free` box, so each stores its own blob. The baseline is the floor a pipeline decoding every
+frame pays: PyAV decoding every frame of the same file with FFmpeg's frame threads, no hashing,
+nothing stored (kept as it was when hash_video began decoding in runs from IDR pictures, so
+runs compare)."""
 
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ class LatencyConfig:
 def _decode_all(path: Path) -> int:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # as hash_video decodes
+        stream.thread_type = "AUTO"  # frame threads, FFmpeg's thread count
         return sum(1 for _ in container.decode(stream))
 
 
