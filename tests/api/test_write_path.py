@@ -39,7 +39,7 @@ def _at_once(work: Callable[[], bool]) -> list[bool]:
         start.wait()
         try:
             results.append(work())
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(THREADS)]

@@ -9,11 +9,11 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+from test_store_contract import count, user
 
 from carveout.datamap import TABLES
 from carveout.storage import PostgresStore, Store
 from carveout.storage.pgcluster import PgCluster
-from test_store_contract import count, user
 
 USERS = TABLES["users"]
 
