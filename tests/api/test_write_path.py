@@ -14,6 +14,8 @@ from carveout import events, social
 from carveout.accounts import User, authenticate
 from carveout.core import now_ms
 from carveout.datamap import TABLES
+from carveout.events import stats
+from carveout.storage import Store
 
 LIKES, FOLLOWS, EVENTS, STATS = (
     TABLES["likes"],
@@ -124,3 +126,30 @@ def test_counters_added_by_writes_equal_a_rebuild_from_the_log(api: Api) -> None
     assert added[first][STATS.c.keys().index("likes")] == 2
     events.recompute_all(api.deployment.cells()[0].store, now_ms())
     assert _stats(api) == added
+
+
+def _watches(n: int, ratio: float) -> stats.StatsDelta:
+    delta = stats.StatsDelta()
+    delta.counts["watches"] = n
+    delta.watch_ratio_sum = ratio
+    return delta
+
+
+def test_negative_deltas_of_an_erasure_take_counters_back(store: Store) -> None:
+    """An erasure subtracts the erased user's events, here as many watches as the prior's
+    weight: the counters go back down, and a video without counters does not fail the
+    write (its new row gets the prior's popularity)."""
+    seen, unseen = "v-seen", "v-unseen"
+    n = int(stats.SHRINK_M)
+    with store.begin() as conn:
+        conn.execute(STATS.insert(), [stats.zero_row(seen, "US", 1)])
+        stats.apply_deltas(conn, {seen: _watches(n, 6.0)}, {seen: "US"}, 2)
+    with store.begin() as conn:
+        down = {seen: _watches(-n, -6.0), unseen: _watches(-n, -6.0)}
+        stats.apply_deltas(conn, down, {seen: "US", unseen: "US"}, 3)
+        rows = {
+            r.video_id: (r.watches, r.watch_ratio_sum, r.popularity)
+            for r in conn.execute(sa.select(STATS))
+        }
+    assert rows[seen] == (0, 0.0, stats.popularity(0.0, 0))
+    assert rows[unseen] == (-n, -6.0, stats.PRIOR)

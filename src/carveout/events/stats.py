@@ -91,7 +91,13 @@ def apply_deltas(
         delta = changes[vid]
         row: dict[str, Any] = {"video_id": vid, "domicile": domiciles[vid], **delta.counts}
         row["watch_ratio_sum"] = delta.watch_ratio_sum
-        row["popularity"] = popularity(delta.watch_ratio_sum, delta.counts["watches"])
+        # Only for a video without a counter row (an existing row's popularity is computed from
+        # its own counters in SQL). Negative deltas (an erasure's) never create a row sensibly;
+        # they must not divide by zero either: such a row gets the prior.
+        watches = delta.counts["watches"]
+        row["popularity"] = (
+            popularity(delta.watch_ratio_sum, watches) if watches + SHRINK_M > 0 else PRIOR
+        )
         row["updated_at"] = now
         params.append(row)
     conn.execute(_ADD_COUNTERS[conn.dialect.name], params)
