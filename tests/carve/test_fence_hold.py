@@ -4,10 +4,13 @@ writes held than the server has threads, other jurisdictions' writes still go th
 from __future__ import annotations
 
 import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import anyio.to_thread
 import httpx
+import pytest
 
 from carveout.api import create_app
 from carveout.cells import (
@@ -16,6 +19,7 @@ from carveout.cells import (
     Fence,
     FenceBoard,
     init_data_dir,
+    registry,
     with_new_cell,
     write_policy_atomically,
 )
@@ -147,4 +151,45 @@ def test_a_prepared_cell_whose_spec_changed_is_opened_again(tmp_path: Path) -> N
         cell = deployment.cell("na-anz")
         assert cell is not prepared and cell.spec == named
     finally:
+        deployment.close()
+
+
+def test_a_cell_asked_for_while_it_is_being_prepared_is_opened_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Released writes that ask for the target while the server is still opening it wait for
+    that open (and no other cell's requests wait meanwhile); before, each opened it again
+    while holding the lock every request takes."""
+    deployment = init_data_dir(tmp_path / "data")
+    opening, go_on = threading.Event(), threading.Event()
+    opened: list[str] = []
+    real_open = registry.open_cell
+
+    def slow_open(data_dir: Path, spec: CellSpec) -> registry.Cell:
+        opened.append(spec.name)
+        if spec.name == "na-anz":
+            opening.set()
+            assert go_on.wait(30)
+        return real_open(data_dir, spec)
+
+    monkeypatch.setattr(registry, "open_cell", slow_open)
+    target = _target()
+    try:
+        deployment.cell("global")
+        with ThreadPoolExecutor(2) as pool:
+            prepared = pool.submit(deployment.prepare, target)
+            assert opening.wait(30)
+            write_policy_atomically(
+                deployment.data_dir / POLICY_FILE, with_new_cell(deployment.policy, target)
+            )
+            deployment.refresh_policy()
+            asked = pool.submit(deployment.cell, "na-anz")
+            # Other cells are served while the target is being opened.
+            assert deployment.cell("global").name == "global"
+            assert not asked.done()
+            go_on.set()
+            assert asked.result(30) is prepared.result(30)
+        assert opened.count("na-anz") == 1
+    finally:
+        go_on.set()
         deployment.close()

@@ -159,13 +159,18 @@ def issue_session(store: Store, user: User) -> IssuedSession:
     return IssuedSession(token=token, user=user, expires_at=expires)
 
 
+# Built once: every request asks (see consent._NEWEST_ANSWER).
+_BY_TOKEN = (
+    sa.select(USERS, SESSIONS.c.expires_at)
+    .join(SESSIONS, SESSIONS.c.user_id == USERS.c.id)
+    .where(SESSIONS.c.token_hash == sa.bindparam("token_hash"))
+)
+_STATUS = sa.select(USERS.c.status).where(USERS.c.id == sa.bindparam("user_id"))
+
+
 def authenticate(cell: Cell, token: str) -> User:
-    with cell.store.connect() as conn:
-        row = conn.execute(
-            sa.select(USERS, SESSIONS.c.expires_at)
-            .join(SESSIONS, SESSIONS.c.user_id == USERS.c.id)
-            .where(SESSIONS.c.token_hash == token_hash(token))
-        ).first()
+    with cell.store.read() as conn:
+        row = conn.execute(_BY_TOKEN, {"token_hash": token_hash(token)}).first()
     if row is None or row.status != "active":
         raise Unauthenticated("invalid or revoked bearer token")
     if row.expires_at <= now_ms():
@@ -181,8 +186,8 @@ def revoke_session(store: Store, token: str) -> None:
 
 def require_user(store: Store, user_id: str) -> None:
     """NotFound unless the user exists here and is not erased (no personal field is read)."""
-    with store.connect() as conn:
-        status = conn.execute(sa.select(USERS.c.status).where(USERS.c.id == user_id)).scalar()
+    with store.read() as conn:
+        status = conn.execute(_STATUS, {"user_id": user_id}).scalar()
     if status != "active":
         raise NotFound(f"no user {user_id}")
 

@@ -12,6 +12,8 @@ from carveout.storage import LocalBlobStore, PostgresStore, SqliteStore, Store, 
 from carveout.storage.sealing import seal_legacy_rows
 
 POLICY_FILE = "policy.toml"
+# Longest `cell` waits for a cell another thread is opening ahead (it then opens it itself).
+PREPARE_WAIT_S = 30.0
 
 
 @dataclass
@@ -59,6 +61,7 @@ class Deployment:
         self.policy = policy
         self._cells: dict[str, Cell] = {}
         self._prepared: dict[str, Cell] = {}  # opened ahead of the policy naming them
+        self._preparing: dict[str, threading.Event] = {}  # set once that cell is prepared
         self._lock = threading.RLock()
         self._policy_stamp = self._stamp()
 
@@ -85,35 +88,67 @@ class Deployment:
         return cls(data_dir, load_policy(data_dir / POLICY_FILE))
 
     def cell(self, name: str) -> Cell:
-        with self._lock:
-            if name not in self._cells:
-                spec = self.policy.cell(name)
-                ready = self._prepared.pop(name, None)
-                if ready is not None and ready.spec != spec:
-                    ready.store.dispose()
-                    ready = None
-                self._cells[name] = ready or open_cell(self.data_dir, spec)
-            return self._cells[name]
+        while True:
+            with self._lock:
+                if name in self._cells:
+                    return self._cells[name]
+                preparing = self._preparing.get(name)
+                if preparing is None:
+                    spec = self.policy.cell(name)
+                    ready = self._prepared.pop(name, None)
+                    if ready is not None and ready.spec != spec:
+                        ready.store.dispose()
+                        ready = None
+                    self._cells[name] = ready or open_cell(self.data_dir, spec)
+                    return self._cells[name]
+            # Being opened ahead (a carve's target, its held writes just released): wait for
+            # that instead of opening it a second time while holding the lock every request
+            # takes, which stalled every cell's requests for the length of an open.
+            preparing.wait(PREPARE_WAIT_S)
+            with self._lock:
+                if self._preparing.get(name) is preparing:  # the opener is stuck: open here
+                    del self._preparing[name]
 
     def prepare(self, spec: CellSpec, connections: int = 4) -> Cell:
         """Open a cell the policy does not name yet (a carve's target while its cutover's fence
-        is up) with a few connections in its pool, outside the lock every request takes; once
-        the policy names it, `cell` hands out this one (if the spec is still the same)."""
+        is up), outside the lock every request takes, then a few connections in its pool; once
+        the policy names it, `cell` hands out this one (if the spec is still the same), and
+        waits for it if asked while it is still being opened."""
         with self._lock:
             found = self._cells.get(spec.name) or self._prepared.get(spec.name)
-        if found is not None:
+            if found is not None:
+                return found
+            preparing = self._preparing.get(spec.name)
+            if preparing is None:
+                preparing = self._preparing[spec.name] = threading.Event()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            preparing.wait(PREPARE_WAIT_S)
+            with self._lock:
+                found = self._cells.get(spec.name) or self._prepared.get(spec.name)
+            if found is None:
+                raise RuntimeError(f"cell {spec.name} could not be prepared")
             return found
-        cell = open_cell(self.data_dir, spec)
+        try:
+            cell = open_cell(self.data_dir, spec)
+            with self._lock:  # handed out from here on, while its pool fills
+                found = self._cells.get(spec.name) or self._prepared.get(spec.name)
+                if found is None:
+                    self._prepared[spec.name] = cell
+        finally:
+            with self._lock:
+                if self._preparing.get(spec.name) is preparing:
+                    del self._preparing[spec.name]
+            preparing.set()
+        if found is not None:
+            cell.store.dispose()
+            return found
         with contextlib.ExitStack() as held:  # opened at once, so the pool keeps them all
             for _ in range(connections):
                 held.enter_context(cell.store.connect())
-        with self._lock:
-            found = self._cells.get(spec.name) or self._prepared.get(spec.name)
-            if found is None:
-                self._prepared[spec.name] = cell
-                return cell
-        cell.store.dispose()
-        return found
+        return cell
 
     def cell_for(self, jurisdiction: str) -> Cell:
         return self.cell(self.policy.cell_for(jurisdiction).name)

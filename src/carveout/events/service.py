@@ -39,17 +39,19 @@ def _check(events: Sequence[EventIn], now: int) -> None:
             raise InvalidInput(f"events[{i}]: occurred_at more than 7 days old or in the future")
 
 
+_INSERT = sa.insert(EVENTS)
+_VIDEOS_OF_BATCH = sa.select(VIDEOS.c.id, VIDEOS.c.duration_ms, VIDEOS.c.domicile).where(
+    VIDEOS.c.id.in_(sa.bindparam("ids", expanding=True))
+)
+
+
 def record(store: Store, user: User, events: Sequence[EventIn]) -> int:
     """Store a batch of the user's events. Unknown videos reject the whole batch."""
     now = now_ms()
     _check(events, now)
     ids = sorted({ev.video_id for ev in events})
     with store.begin() as conn:
-        found = conn.execute(
-            sa.select(VIDEOS.c.id, VIDEOS.c.duration_ms, VIDEOS.c.domicile).where(
-                VIDEOS.c.id.in_(ids)
-            )
-        ).all()
+        found = conn.execute(_VIDEOS_OF_BATCH, {"ids": ids}).all()
         durations = {r.id: r.duration_ms for r in found}
         missing = [v for v in ids if v not in durations]
         if missing:
@@ -69,16 +71,23 @@ def record(store: Store, user: User, events: Sequence[EventIn]) -> int:
             }
             for ev in events
         ]
-        conn.execute(sa.insert(EVENTS), rows)
+        conn.execute(_INSERT, rows)
         apply_deltas(conn, deltas(rows, durations), {r.id: r.domicile for r in found}, now)
     return len(rows)
 
 
-def record_in(conn: sa.Connection, user: User, video_id: str, kind: EventKind, now: int) -> None:
-    """One server-side event (like, comment) inside the caller's transaction."""
-    video = conn.execute(
-        sa.select(VIDEOS.c.duration_ms, VIDEOS.c.domicile).where(VIDEOS.c.id == video_id)
-    ).one()
+def record_in(
+    conn: sa.Connection,
+    user: User,
+    video_id: str,
+    kind: EventKind,
+    now: int,
+    *,
+    duration_ms: int,
+    video_domicile: str,
+) -> None:
+    """One server-side event (like, comment) inside the caller's transaction, on a video the
+    caller has just read (its duration and domicile, which the counters need)."""
     row = {
         "id": new_id(),
         "domicile": user.domicile,
@@ -88,7 +97,5 @@ def record_in(conn: sa.Connection, user: User, video_id: str, kind: EventKind, n
         "watched_ms": None,
         "created_at": now,
     }
-    conn.execute(sa.insert(EVENTS).values(**row))
-    apply_deltas(
-        conn, deltas([row], {video_id: video.duration_ms}), {video_id: video.domicile}, now
-    )
+    conn.execute(_INSERT, row)
+    apply_deltas(conn, deltas([row], {video_id: duration_ms}), {video_id: video_domicile}, now)

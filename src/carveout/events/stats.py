@@ -52,24 +52,23 @@ def deltas(
     return out
 
 
-def _increment() -> sa.Update:
-    """One UPDATE with bound deltas, executed once per batch as an executemany."""
-    values: dict[str, Any] = {c: STATS.c[c] + sa.bindparam(f"d_{c}") for c in _COUNTERS}
-    values["watch_ratio_sum"] = STATS.c.watch_ratio_sum + sa.bindparam("d_ratio")
-    values["popularity"] = (
-        STATS.c.watch_ratio_sum + sa.bindparam("d_ratio") + SHRINK_M * PRIOR
-    ) / (STATS.c.watches + sa.bindparam("d_watches") + SHRINK_M)
-    values["updated_at"] = sa.bindparam("now")
-    return sa.update(STATS).where(STATS.c.video_id == sa.bindparam("vid")).values(**values)
+def _add_counters(dialect: str) -> sa.Insert:
+    """One INSERT ... ON CONFLICT DO UPDATE: a video's counters created with the deltas, or the
+    deltas added to its row. Executed once per batch (an executemany, pipelined by psycopg)."""
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(STATS)
+    new = insert.excluded
+    added: dict[str, Any] = {c: STATS.c[c] + new[c] for c in _COUNTERS}
+    added["watch_ratio_sum"] = STATS.c.watch_ratio_sum + new.watch_ratio_sum
+    added["popularity"] = (STATS.c.watch_ratio_sum + new.watch_ratio_sum + SHRINK_M * PRIOR) / (
+        STATS.c.watches + new.watches + SHRINK_M
+    )
+    added["updated_at"] = new.updated_at
+    upsert: sa.Insert = insert.on_conflict_do_update(index_elements=[STATS.c.video_id], set_=added)
+    return upsert
 
 
-_INCREMENT = _increment()
-
-
-def _insert_if_absent(conn: sa.Connection) -> sa.Insert:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(STATS).on_conflict_do_nothing(index_elements=["video_id"])
-    return sqlite.insert(STATS).on_conflict_do_nothing(index_elements=["video_id"])
+# Built once per dialect: constructing the statement cost more than running it.
+_ADD_COUNTERS = {name: _add_counters(name) for name in ("postgresql", "sqlite")}
 
 
 def apply_deltas(
@@ -80,27 +79,28 @@ def apply_deltas(
 ) -> None:
     """Add counters inside the caller's transaction (the one that stored the events).
 
-    Rows are updated in video-id order so that concurrent batches lock them in the same order
+    Rows are written in video-id order so that concurrent batches lock them in the same order
     and cannot deadlock on PostgreSQL. Uploads and loads create each video's zero row; a video
-    without one (written outside those paths) gets it here first."""
+    without one (written outside those paths, or right after a carve's cutover, before the
+    target's counters are rebuilt) gets it here, starting from these deltas: one statement
+    either way, and two writers that both find the row missing cannot fail each other."""
     if not changes:
         return
-    ids = sorted(changes)
-    have = {
-        r[0] for r in conn.execute(sa.select(STATS.c.video_id).where(STATS.c.video_id.in_(ids)))
-    }
-    missing = [zero_row(v, domiciles[v], now) for v in ids if v not in have]
-    if missing:
-        # Two writers may both find a row missing (right after a carve's cutover, before the
-        # target's counters are rebuilt): the second insert must not fail the write.
-        conn.execute(_insert_if_absent(conn), missing)
     params = []
-    for vid in ids:
+    for vid in sorted(changes):
         delta = changes[vid]
-        row: dict[str, Any] = {f"d_{c}": delta.counts[c] for c in _COUNTERS}
-        row.update(vid=vid, d_ratio=delta.watch_ratio_sum, now=now)
+        row: dict[str, Any] = {"video_id": vid, "domicile": domiciles[vid], **delta.counts}
+        row["watch_ratio_sum"] = delta.watch_ratio_sum
+        # Only for a video without a counter row (an existing row's popularity is computed from
+        # its own counters in SQL). Negative deltas (an erasure's) never create a row sensibly;
+        # they must not divide by zero either: such a row gets the prior.
+        watches = delta.counts["watches"]
+        row["popularity"] = (
+            popularity(delta.watch_ratio_sum, watches) if watches + SHRINK_M > 0 else PRIOR
+        )
+        row["updated_at"] = now
         params.append(row)
-    conn.execute(_INCREMENT, params)
+    conn.execute(_ADD_COUNTERS[conn.dialect.name], params)
 
 
 def popularity(watch_ratio_sum: float, watches: int) -> float:

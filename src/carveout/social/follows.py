@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from carveout.accounts import User, open_users, require_user
 from carveout.cells import Cell
@@ -19,29 +20,45 @@ USERS = TABLES["users"]
 VIDEOS = TABLES["videos"]
 
 
+def _follow_active() -> dict[str, sa.Insert]:
+    """Per dialect: the follow, if the followee is an active user here and not yet followed,
+    as one INSERT ... SELECT (no row: unknown or erased followee, or an existing follow)."""
+    values = sa.select(
+        sa.bindparam("id", type_=FOLLOWS.c.id.type),
+        sa.bindparam("domicile", type_=FOLLOWS.c.domicile.type),
+        sa.bindparam("follower_id", type_=FOLLOWS.c.follower_id.type),
+        USERS.c.id,
+        sa.bindparam("created_at", type_=FOLLOWS.c.created_at.type),
+    ).where(USERS.c.id == sa.bindparam("followee_id"), USERS.c.status == "active")
+    cols = ["id", "domicile", "follower_id", "followee_id", "created_at"]
+    return {
+        name: dialect.insert(FOLLOWS)
+        .from_select(cols, values)
+        .on_conflict_do_nothing(index_elements=[FOLLOWS.c.follower_id, FOLLOWS.c.followee_id])
+        .returning(FOLLOWS.c.id)
+        for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+    }
+
+
+_FOLLOW = _follow_active()
+
+
 def follow(store: Store, follower: User, followee_id: str) -> bool:
     """True when a new follow was written, False when it already existed."""
     if followee_id == follower.id:
         raise InvalidInput("you cannot follow yourself")
-    require_user(store, followee_id)  # NotFound for unknown users
     with store.begin() as conn:
-        exists = conn.execute(
-            sa.select(FOLLOWS.c.id).where(
-                FOLLOWS.c.follower_id == follower.id, FOLLOWS.c.followee_id == followee_id
-            )
-        ).first()
-        if exists:
-            return False
-        conn.execute(
-            sa.insert(FOLLOWS).values(
-                id=new_id(),
-                domicile=follower.domicile,
-                follower_id=follower.id,
-                followee_id=followee_id,
-                created_at=now_ms(),
-            )
-        )
-    return True
+        params = {
+            "id": new_id(),
+            "domicile": follower.domicile,
+            "follower_id": follower.id,
+            "followee_id": followee_id,
+            "created_at": now_ms(),
+        }
+        if conn.execute(_FOLLOW[conn.dialect.name], params).first() is not None:
+            return True
+    require_user(store, followee_id)  # nothing written: NotFound for unknown users
+    return False
 
 
 def unfollow(store: Store, follower: User, followee_id: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from carveout import moderation
 from carveout.accounts import User
@@ -13,7 +14,7 @@ from carveout.datamap import DATA_MAP, TABLES
 from carveout.events import EventKind, record_in
 from carveout.social.models import Comment
 from carveout.storage import Store
-from carveout.videos import get_video
+from carveout.videos import get_video, get_video_in
 
 LIKES = TABLES["likes"]
 COMMENTS = TABLES["comments"]
@@ -24,25 +25,38 @@ SHOWN = frozenset({"visible", "restricted"})
 OWN_ONLY = ("hidden", "restricted")
 
 
+# A like unless the user already likes the video: one statement, which also settles two
+# concurrent likes of the same video by the same user (the second inserts nothing).
+_LIKE = {
+    name: dialect.insert(LIKES)
+    .on_conflict_do_nothing(index_elements=[LIKES.c.user_id, LIKES.c.video_id])
+    .returning(LIKES.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 def like(store: Store, user: User, video_id: str) -> bool:
-    get_video(store, video_id, user)
     now = now_ms()
     with store.begin() as conn:
-        exists = conn.execute(
-            sa.select(LIKES.c.id).where(LIKES.c.user_id == user.id, LIKES.c.video_id == video_id)
-        ).first()
-        if exists:
+        video = get_video_in(conn, video_id, user)
+        row = {
+            "id": new_id(),
+            "domicile": user.domicile,
+            "user_id": user.id,
+            "video_id": video_id,
+            "created_at": now,
+        }
+        if conn.execute(_LIKE[conn.dialect.name], row).first() is None:
             return False
-        conn.execute(
-            sa.insert(LIKES).values(
-                id=new_id(),
-                domicile=user.domicile,
-                user_id=user.id,
-                video_id=video_id,
-                created_at=now,
-            )
+        record_in(
+            conn,
+            user,
+            video_id,
+            EventKind.LIKE,
+            now,
+            duration_ms=video.duration_ms,
+            video_domicile=video.domicile,
         )
-        record_in(conn, user, video_id, EventKind.LIKE, now)
     return True
 
 
@@ -64,7 +78,7 @@ def add_comment(cell: Cell, user: User, video_id: str, body: str) -> Comment:
         raise InvalidInput("comment body is empty")
     if len(text) > MAX_COMMENT:
         raise InvalidInput(f"comment longer than {MAX_COMMENT} characters")
-    get_video(cell.store, video_id, user)
+    video = get_video(cell.store, video_id, user)
     key = cell.vault.keys.keys([user.id]).get(user.id)
     if key is None:
         raise NotFound(f"no user {user.id}")
@@ -91,7 +105,15 @@ def add_comment(cell: Cell, user: User, video_id: str, body: str) -> Comment:
             posted_at=now,
         )
         if screening.status in SHOWN:
-            record_in(conn, user, video_id, EventKind.COMMENT, now)
+            record_in(
+                conn,
+                user,
+                video_id,
+                EventKind.COMMENT,
+                now,
+                duration_ms=video.duration_ms,
+                video_domicile=video.domicile,
+            )
     return Comment(
         comment_id,
         video_id,

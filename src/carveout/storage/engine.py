@@ -75,6 +75,10 @@ class SqlStore:
     def connect(self) -> AbstractContextManager[sa.Connection]:
         return self.engine.connect()
 
+    def read(self) -> AbstractContextManager[sa.Connection]:
+        # SQLite's driver opens no transaction for a SELECT: a plain connection already is one.
+        return self.engine.connect()
+
     def bulk_insert(self, table: str, rows: Sequence[Row]) -> int:
         if not rows:
             return 0

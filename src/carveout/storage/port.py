@@ -45,6 +45,12 @@ class Store(Protocol):
         """A connection for reads (and explicit transactions)."""
         ...
 
+    def read(self) -> AbstractContextManager[sa.Connection]:
+        """A connection for reads outside any transaction: each statement sees what was
+        committed when it started (PostgreSQL: autocommit, so no BEGIN and ROLLBACK round trips
+        around a request's lookups). Not for writes, nor for reads that must share a snapshot."""
+        ...
+
     def bulk_insert(self, table: str, rows: Sequence[Row]) -> int:
         """Insert many rows in one transaction by the backend's fastest path."""
         ...

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
 
 import psycopg
 import sqlalchemy as sa
@@ -30,13 +33,55 @@ def ensure_database(url: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+# A pooled connection back in the pool for less than this is handed out again unchecked; one
+# idle longer is pinged first (a round trip) and replaced if the server dropped it. The
+# bypass window of HikariCP's aliveBypassWindowMs: a ping on every checkout (pool_pre_ping)
+# cost a round trip per checkout, two or three per request, while under load every connection
+# comes back within milliseconds. A server restart within the window fails the requests on
+# connections already in use, as it would with a ping; the first failure invalidates the pool.
+PING_AFTER_IDLE_S = 1.0
+
+
+def _check_liveness(engine: sa.Engine, idle_s: float) -> None:
+    """Ping a connection at checkout when it sat in the pool for `idle_s` or more."""
+    dialect = engine.dialect
+
+    def returned(_dbapi: Any, record: Any) -> None:
+        record.info["carveout_idle_since"] = time.monotonic()
+
+    def opened(_dbapi: Any, record: Any) -> None:
+        record.info["carveout_idle_since"] = time.monotonic()  # just connected: alive
+
+    def checked_out(dbapi: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("carveout_idle_since", None)
+        if since is not None and time.monotonic() - since < idle_s:
+            return
+        try:
+            dialect.do_ping(dbapi)
+        except psycopg.Error as exc:
+            # The pool discards this connection and checks out another (a new one if need be).
+            raise sa.exc.DisconnectionError(f"pooled connection is gone: {exc}") from exc
+
+    sa.event.listen(engine, "connect", opened)
+    sa.event.listen(engine, "checkin", returned)
+    sa.event.listen(engine, "checkout", checked_out)
+
+
 class PostgresStore(SqlStore):
-    def __init__(self, url: str, *, create: bool = True) -> None:
+    def __init__(
+        self, url: str, *, create: bool = True, ping_after_idle_s: float = PING_AFTER_IDLE_S
+    ) -> None:
         parsed = sa.make_url(url).set(drivername="postgresql+psycopg")
         if create:
             ensure_database(parsed.render_as_string(hide_password=False))
-        engine = sa.create_engine(parsed, pool_size=8, max_overflow=8, pool_pre_ping=True)
+        engine = sa.create_engine(parsed, pool_size=8, max_overflow=8)
+        _check_liveness(engine, ping_after_idle_s)
         super().__init__(engine, "postgresql")
+        # Same pool; a connection checked out through it runs each statement in autocommit.
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def read(self) -> AbstractContextManager[sa.Connection]:
+        return self._reader.connect()
 
     def bulk_insert(self, table: str, rows: Sequence[Row]) -> int:
         # COPY is PostgreSQL's fast path: an order of magnitude above executemany for loads.

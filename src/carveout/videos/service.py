@@ -126,11 +126,30 @@ def restricted_in(store: Store, video_id: str) -> set[str]:
         return {r.jurisdiction for r in rows}
 
 
+# The video and whether it is restricted in the viewer's jurisdiction, in one statement.
+_VIDEO_FOR_VIEWER = sa.select(
+    VIDEOS,
+    sa.exists()
+    .where(
+        RESTRICTIONS.c.video_id == VIDEOS.c.id,
+        RESTRICTIONS.c.jurisdiction == sa.bindparam("jurisdiction"),
+    )
+    .label("restricted_here"),
+).where(VIDEOS.c.id == sa.bindparam("video_id"))
+
+
 def get_video(store: Store, video_id: str, viewer: User) -> Video:
     """A video the viewer may see: published and not restricted in the viewer's jurisdiction.
     Creators always see their own uploads."""
-    with store.connect() as conn:
-        row = conn.execute(sa.select(VIDEOS).where(VIDEOS.c.id == video_id)).first()
+    with store.read() as conn:
+        return get_video_in(conn, video_id, viewer)
+
+
+def get_video_in(conn: sa.Connection, video_id: str, viewer: User) -> Video:
+    """get_video on the caller's connection (inside a write's transaction, say)."""
+    row = conn.execute(
+        _VIDEO_FOR_VIEWER, {"video_id": video_id, "jurisdiction": viewer.domicile}
+    ).first()
     if row is None:
         raise NotFound(f"no video {video_id}")
     video = Video.from_row(row)
@@ -138,7 +157,7 @@ def get_video(store: Store, video_id: str, viewer: User) -> Video:
         return video
     if video.status != VideoStatus.PUBLISHED.value:
         raise NotFound(f"no video {video_id}")
-    if viewer.domicile in restricted_in(store, video_id):
+    if row.restricted_here:
         raise UnavailableHere(f"video {video_id} is not available in {viewer.domicile}")
     return video
 
