@@ -283,9 +283,33 @@ def take_touched(target: Cell) -> set[str]:
 
 def unwatch_touched(target: Cell) -> None:
     """The log and its triggers removed. Harmless to leave for a moment after the switch: they
-    log only the apply worker's rows, and the sealed source sends none."""
-    with target.store.begin() as conn:
-        for table, _column in _COUNTED:
-            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_touch ON {table}")
-        conn.exec_driver_sql("DROP FUNCTION IF EXISTS carve_touch()")
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_TOUCHED}")
+    log only the apply worker's rows, and the sealed source sends none.
+
+    This runs right after the fence is released, when J's held writes all reach the target at
+    once. DROP TRIGGER locks its table ACCESS EXCLUSIVE; waiting for that lock behind a
+    released writer would queue every later writer of `events` and `videos` behind the DROP.
+    So the locks are taken NOWAIT and the whole step retried (carve.ddl.retrying) until the
+    tables are quiet for a moment, as capture.remove_triggers does on a serving source."""
+
+    def drop() -> None:
+        with target.store.begin() as conn:
+            present = _touch_triggers(conn)
+            if present:
+                tables = ", ".join(sorted(present))
+                conn.exec_driver_sql(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE NOWAIT")
+                for table in sorted(present):
+                    conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS carve_touch ON {table}")
+            conn.exec_driver_sql("DROP FUNCTION IF EXISTS carve_touch()")
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_TOUCHED}")
+
+    retrying(drop)
+
+
+def _touch_triggers(conn: sa.Connection) -> set[str]:
+    """The counted tables that still carry the carve_touch trigger (DROP TRIGGER IF EXISTS
+    would lock a table even with nothing to drop)."""
+    rows = conn.exec_driver_sql(
+        "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "WHERE t.tgname = 'carve_touch'"
+    )
+    return {r[0] for r in rows} & {table for table, _column in _COUNTED}

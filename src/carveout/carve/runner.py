@@ -35,6 +35,9 @@ from carveout.core import CarveoutError, Conflict, NotFound, now_ms
 from carveout.datamap import DATA_MAP, TABLES
 from carveout.storage import drop_database, schema_head
 
+# After the cutover, before verify (see run): J's released writes take well under a second.
+RELEASED_WRITES_GRACE_S = 0.5
+
 
 def disk_full(exc: BaseException) -> bool:
     """ENOSPC from a file write, SQLite's "database or disk is full", PostgreSQL's 53100."""
@@ -175,6 +178,12 @@ def run(
             after_phase(phase)
             if phase is through:
                 break
+            if phase is Phase.CUTOVER:
+                # The writes held at the fence all reach the target at once when it is released;
+                # verify's first act is to read every row of J on both sides. A moment's wait
+                # lets that burst through before verify's reads compete with it for the cores
+                # and the database servers (on PostgreSQL verify's backends run un-niced).
+                time.sleep(RELEASED_WRITES_GRACE_S)
     except (OSError, sa.exc.OperationalError) as exc:
         if disk_full(exc):
             raise CarveFailed(
