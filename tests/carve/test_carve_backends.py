@@ -239,3 +239,57 @@ def test_the_copy_builds_again_every_index_it_dropped_also_after_a_stop(
         carve.abort(deployment, spec)
     finally:
         deployment.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("source_backend", ["postgresql", "sqlite"])
+def test_verify_names_a_target_row_that_differs_and_passes_once_it_is_mended(
+    tmp_path: Path, pg_server: PgCluster, source_backend: str
+) -> None:
+    """PostgreSQL to PostgreSQL hashes each chunk in the databases, SQLite to PostgreSQL in
+    Python: either way one changed value in one target row is a mismatch of its table, a row
+    changed through the target's capture log (a write after the switch) is not, and the same
+    rows again verify clean."""
+    from carveout.carve import verify as verify_mod
+
+    storage = pg_server.fresh_url("src") if source_backend == "postgresql" else "sqlite"
+    deployment = init_data_dir(tmp_path / "data", POLICY.format(storage=storage))
+    try:
+        _populate(TestClient(create_app(deployment)), tmp_path)
+        spec = carve.start(deployment, ("CA", "US"), "na", storage=pg_server.fresh_url("tgt"))
+        carve.run(deployment, spec, through=carve.Phase.CUTOVER)
+        source, target = deployment.cell("global"), deployment.cell("na")
+        codes = ("CA", "US")
+        comments = TABLES["comments"]
+
+        def fresh_verify() -> verify_mod.VerifyReport:
+            with target.store.begin() as conn:
+                state = TABLES["carve_state"]
+                conn.execute(state.delete().where(state.c.key.startswith("verify:")))
+            return verify_mod.verify(source, target, codes)
+
+        clean = fresh_verify()
+        assert clean.ok and clean.tables["comments"] > 0, clean.mismatches
+        with target.store.begin() as conn:
+            one = conn.execute(sa.select(comments.c.id).limit(1)).scalar_one()
+            conn.execute(comments.update().where(comments.c.id == one).values(status="hidden"))
+            # Not a write after the switch: taken off the capture log, as a copy error would be.
+            conn.exec_driver_sql("DELETE FROM carve_changes WHERE table_name = 'comments'")
+        tampered = fresh_verify()
+        assert [m.split(":")[0] for m in tampered.mismatches] == ["comments"]
+        with target.store.begin() as conn:
+            conn.execute(
+                sa.insert(TABLES["carve_changes"]).values(
+                    table_name="comments", row_pk=one, domicile="CA", op="update"
+                )
+            )
+        logged = fresh_verify()
+        assert logged.ok, logged.mismatches  # a logged write after the switch is left out
+        with target.store.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM carve_changes WHERE table_name = 'comments'")
+            conn.execute(comments.update().where(comments.c.id == one).values(status="visible"))
+        mended = fresh_verify()
+        assert mended.ok, mended.mismatches
+        target.store.dispose()
+    finally:
+        deployment.close()

@@ -3,7 +3,12 @@
 Chunks are ranges of primary keys cut on the source (CHUNK_ROWS rows each); the target's rows in
 the same range must hash the same. The last range is open-ended, so extra target rows show up.
 Parts of guest copies (the content exchange's, on either side) are no part of the carve: they
-are left out of both sides (the leak scan accounts for the target's)."""
+are left out of both sides (the leak scan accounts for the target's).
+
+PostgreSQL to PostgreSQL, each side hashes its own chunk in the database (sha256 of the rows'
+text forms joined in key order): both run the same schema on the same server version, so equal
+rows give equal text, and no row crosses to Python. Any other pair hashes rows in Python
+(storage.fingerprint's canonical form), since SQLite and PostgreSQL print values differently."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from carveout import exchange
 from carveout.carve import keys, state
@@ -92,49 +98,113 @@ def _verify_table(
     if saved["done"]:
         report.tables[table.name] = saved["rows"]
         return
-    tbl = TABLES[table.name]
-    pk = tbl.c[table.primary_key]
+    chunk = _in_database if _both_postgresql(source, target) else _in_python
     last = saved["last"]
     rows_checked = saved["rows"]
-    guest = exchange.guest_part(table.name)
     while True:
-        stmt = sa.select(tbl).where(tbl.c.domicile.in_(codes)).order_by(pk).limit(CHUNK_ROWS)
-        if guest is not None:
-            stmt = stmt.where(~guest)
-        if last is not None:
-            stmt = stmt.where(pk > last)
-        with source.store.connect() as conn:
-            src = [dict(r._mapping) for r in conn.execute(stmt)]
-        final = len(src) < CHUNK_ROWS
-        tstmt = sa.select(tbl).order_by(pk)
-        if guest is not None:
-            tstmt = tstmt.where(~guest)
-        if last is not None:
-            tstmt = tstmt.where(pk > last)
-        if not final:
-            tstmt = tstmt.where(pk <= src[-1][table.primary_key])
-        with target.store.connect() as conn:
-            dst = [dict(r._mapping) for r in conn.execute(tstmt)]
-        last_src = src[-1][table.primary_key] if src else last
-        changed = changed_since_cutover(target, table.name)
-        if changed:
-            pk_name = table.primary_key
-            src = [r for r in src if str(r[pk_name]) not in changed]
-            dst = [r for r in dst if str(r[pk_name]) not in changed]
+        (n_src, d_src), (n_dst, d_dst), bound = chunk(source, target, table, codes, last)
+        final = bound is None
         report.chunks += 1
-        if len(src) != len(dst) or _digest(src) != _digest(dst):
+        if n_src != n_dst or d_src != d_dst:
             report.mismatches.append(
-                f"{table.name}: chunk after {last!r}: "
-                f"source {len(src)} rows, target {len(dst)} rows"
+                f"{table.name}: chunk after {last!r}: source {n_src} rows, target {n_dst} rows"
             )
-        rows_checked += len(src)
-        last = last_src
+        rows_checked += n_src
+        if bound is not None:
+            last = bound
         with target.store.begin() as conn:
             state.put(conn, key, {"last": last, "rows": rows_checked, "done": final})
-        on_chunk(table.name, len(src))
+        on_chunk(table.name, n_src)
         if final:
             report.tables[table.name] = rows_checked
             return
+
+
+# One side's chunk: (rows, digest); a chunk: both sides and the key it ended at (None: the last,
+# open-ended one).
+Side = tuple[int, str]
+Chunk = tuple[Side, Side, Any]
+
+
+def _both_postgresql(source: Cell, target: Cell) -> bool:
+    return source.store.backend == "postgresql" and target.store.backend == "postgresql"
+
+
+def _ranges(table: Table, last: Any) -> tuple[sa.Table, sa.ColumnElement[Any], list[Any]]:
+    """The table, its key and the filters both sides share: after `last`, no guest copy parts."""
+    tbl = TABLES[table.name]
+    pk = tbl.c[table.primary_key]
+    common: list[Any] = []
+    guest = exchange.guest_part(table.name)
+    if guest is not None:
+        common.append(~guest)
+    if last is not None:
+        common.append(pk > last)
+    return tbl, pk, common
+
+
+def _in_python(
+    source: Cell, target: Cell, table: Table, codes: tuple[str, ...], last: Any
+) -> Chunk:
+    tbl, pk, common = _ranges(table, last)
+    stmt = sa.select(tbl).where(tbl.c.domicile.in_(codes), *common).order_by(pk)
+    with source.store.connect() as conn:
+        src = [dict(r._mapping) for r in conn.execute(stmt.limit(CHUNK_ROWS))]
+    final = len(src) < CHUNK_ROWS
+    tstmt = sa.select(tbl).where(*common).order_by(pk)
+    if not final:
+        tstmt = tstmt.where(pk <= src[-1][table.primary_key])
+    with target.store.connect() as conn:
+        dst = [dict(r._mapping) for r in conn.execute(tstmt)]
+    bound = None if final else src[-1][table.primary_key]
+    changed = changed_since_cutover(target, table.name)
+    if changed:
+        pk_name = table.primary_key
+        src = [r for r in src if str(r[pk_name]) not in changed]
+        dst = [r for r in dst if str(r[pk_name]) not in changed]
+    return (len(src), _digest(src)), (len(dst), _digest(dst)), bound
+
+
+def _in_database(
+    source: Cell, target: Cell, table: Table, codes: tuple[str, ...], last: Any
+) -> Chunk:
+    tbl, pk, common = _ranges(table, last)
+    moving = tbl.c.domicile.in_(codes)
+    bound_stmt = sa.select(pk).where(moving, *common).order_by(pk).offset(CHUNK_ROWS - 1).limit(1)
+    with source.store.connect() as conn:
+        bound = conn.execute(bound_stmt).scalar()
+    in_range = [*common] if bound is None else [*common, pk <= bound]
+    # The target takes J's writes again after the switch: its rows and its capture log are
+    # read in one snapshot, so a row written meanwhile is either in both (and left out) or in
+    # neither. The sealed source takes none of J's writes; it is read after, with the same keys
+    # left out.
+    with target.store.connect() as conn, conn.begin():
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        changes = TABLES["carve_changes"]
+        changed = sorted(
+            str(r[0])
+            for r in conn.execute(
+                sa.select(changes.c.row_pk).where(changes.c.table_name == table.name)
+            )
+        )
+        if changed:
+            in_range.append(sa.cast(pk, sa.Text).not_in(changed))
+        dst = _side_digest(conn, tbl, pk, in_range)
+    with source.store.connect() as conn:
+        src = _side_digest(conn, tbl, pk, [moving, *in_range])
+    return src, dst, bound
+
+
+def _side_digest(
+    conn: sa.Connection, tbl: sa.Table, pk: sa.ColumnElement[Any], where: list[Any]
+) -> Side:
+    """Row count and sha256 of the rows' text forms, newline-joined in key order."""
+    row_text = sa.cast(sa.literal_column(f'"{tbl.name}"'), sa.Text)
+    joined = sa.func.string_agg(row_text, aggregate_order_by(sa.literal_column("E'\\n'"), pk))
+    digest = sa.func.encode(sa.func.sha256(sa.func.convert_to(joined, "UTF8")), "hex")
+    stmt = sa.select(sa.func.count(), digest).select_from(tbl).where(*where)
+    n, hexdigest = conn.execute(stmt).one()
+    return int(n), hexdigest or ""
 
 
 def verify(
