@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from apiclient import Api, auth
 
 from carveout.core import new_id, now_ms
 from carveout.datamap import TABLES
-from media import make_video
+from media import make_audio_only, make_video
 
 
 def test_upload_then_read_metadata_and_media(api: Api) -> None:
@@ -77,12 +78,16 @@ def test_refused_uploads_change_nothing(api: Api, tmp_path: Path) -> None:
     empty.write_bytes(b"")
     mpeg4 = make_video(tmp_path / "mpeg4.mp4", codec="mpeg4", seed=3)
     too_short = make_video(tmp_path / "short.mp4", seconds=0.2, seed=4)
+    audio_only = make_audio_only(tmp_path / "tone.mp4")
+    too_wide = make_video(tmp_path / "wide.mp4", size=4160, height=16, seconds=1, fps=2, seed=5)
 
     cases = [
         (truncated, {}, "truncated"),
         (empty, {}, "empty"),
         (mpeg4, {}, "codec"),
         (too_short, {}, "duration"),
+        (audio_only, {}, "no video stream"),
+        (too_wide, {}, "frame size 4160x16 too large"),
         (good, {"hashtags": "bad tag!"}, "hashtag"),
         (good, {"caption": "x" * 2201}, "caption"),
     ]
@@ -183,6 +188,32 @@ def test_webm_vp9_is_accepted(api: Api, codec: str) -> None:
     assert r.status_code == 201, r.text
     media = api.client.get(r.json()["media_url"], headers=auth(a))
     assert media.headers["content-type"] == "video/webm"
+
+
+def test_frames_that_decode_to_garbage_never_crash_the_upload(api: Api, tmp_path: Path) -> None:
+    """Bytes overwritten in the middle of a real sample video (the header and the length
+    intact): each upload is either refused with a reason, changing nothing, or accepted with
+    whatever the decoder makes of the damaged frames; never a server error."""
+    from carveout.core.settings import datasets_dir
+
+    sample = datasets_dir() / "pdq-threatexchange" / "videos" / "chair-19-sd-bar.mp4"
+    data = sample.read_bytes()
+    a = api.signup()
+    outcomes = set()
+    for seed, start in enumerate((len(data) // 4, len(data) // 2, len(data) * 3 // 4)):
+        rng = np.random.default_rng(seed)
+        damaged = bytearray(data)
+        damaged[start : start + 20_000] = rng.integers(0, 256, 20_000, dtype=np.uint8).tobytes()
+        path = tmp_path / f"damaged{seed}.mp4"
+        path.write_bytes(bytes(damaged))
+        before = api.fingerprints()
+        status, text = _post(api, a, path)
+        assert status in (201, 422), (seed, status, text)
+        if status == 422:
+            assert "detail" in text
+            api.assert_unchanged(before)
+        outcomes.add(status)
+    assert outcomes, outcomes  # every damaged file got an answer
 
 
 def test_truncated_faststart_upload_is_named_truncated(api: Api, tmp_path: Path) -> None:

@@ -15,6 +15,10 @@ CONTAINERS = {"mov,mp4,m4a,3gp,3g2,mj2": "video/mp4", "matroska,webm": "video/we
 CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1"})
 MAX_DURATION_MS = 10 * 60 * 1000
 MIN_DURATION_MS = 500
+# 4K UHD in either orientation. Larger frames are no short video a phone records, and each one
+# decoded for moderation would cost width x height x 1.5 bytes (a 16384x16384 H.264 frame: 400 MB).
+MAX_SIDE = 4096
+MAX_PIXELS = 3840 * 2160
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,11 @@ def probe(path: Path, *, max_duration_ms: int = MAX_DURATION_MS) -> MediaInfo:
         width, height = int(stream.width), int(stream.height)
         if width <= 0 or height <= 0:
             raise InvalidInput("the video has no frame size")
+        if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+            raise InvalidInput(
+                f"video frame size {width}x{height} too large: at most {MAX_SIDE} pixels a side "
+                f"and {MAX_PIXELS:,} in all (4K UHD)"
+            )
         expected = int(stream.frames or 0)
         try:
             packets = sum(1 for pkt in container.demux(stream) if pkt.size)
