@@ -159,7 +159,8 @@ def _lock_in_map_order(conn: sa.Connection, *, nowait: bool = False) -> None:
     conn.exec_driver_sql(f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE{tail}")
 
 
-def _pg_triggers(conn: sa.Connection, name: str) -> set[str]:
+def pg_triggers(conn: sa.Connection, name: str) -> set[str]:
+    """The tables carrying a trigger called `name` (PostgreSQL)."""
     rows = conn.exec_driver_sql(
         "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
         f"WHERE t.tgname = '{name}'"
@@ -237,7 +238,7 @@ def remove_triggers(
         (name, relname)
         for name, wanted in (("carve_cap", capture), ("carve_seal", seal))
         if wanted
-        for relname in sorted(_pg_triggers(conn, name))
+        for relname in sorted(pg_triggers(conn, name))
         if only is None or relname == only
     ]
     if not drops:
@@ -291,7 +292,7 @@ def remove_capture_table_by_table(store: Store) -> None:
             remove_triggers(conn, capture=True, seal=False)
         return
     with store.connect() as conn:
-        tables = sorted(_pg_triggers(conn, "carve_cap"))
+        tables = sorted(pg_triggers(conn, "carve_cap"))
 
     def drop(table: str) -> None:
         with store.begin() as conn:

@@ -21,7 +21,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 
-from carveout.carve.capture import carved_tables
+from carveout.carve.capture import carved_tables, pg_triggers
 from carveout.carve.ddl import retrying
 from carveout.cells import Cell
 from carveout.core import CarveoutError
@@ -298,7 +298,10 @@ def unwatch_touched(target: Cell) -> None:
 
     def drop() -> None:
         with target.store.begin() as conn:
-            present = _touch_triggers(conn)
+            # Only tables that still carry it: DROP TRIGGER IF EXISTS locks a table even with
+            # nothing to drop.
+            counted = {table for table, _column in _COUNTED}
+            present = pg_triggers(conn, "carve_touch") & counted
             if present:
                 tables = ", ".join(sorted(present))
                 conn.exec_driver_sql(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE NOWAIT")
@@ -308,13 +311,3 @@ def unwatch_touched(target: Cell) -> None:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_TOUCHED}")
 
     retrying(drop)
-
-
-def _touch_triggers(conn: sa.Connection) -> set[str]:
-    """The counted tables that still carry the carve_touch trigger (DROP TRIGGER IF EXISTS
-    would lock a table even with nothing to drop)."""
-    rows = conn.exec_driver_sql(
-        "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-        "WHERE t.tgname = 'carve_touch'"
-    )
-    return {r[0] for r in rows} & {table for table, _column in _COUNTED}

@@ -74,14 +74,14 @@ def _digest(rows: list[dict[str, Any]]) -> str:
     return h.hexdigest()
 
 
-def changed_since_cutover(target: Cell, table: str) -> set[str]:
+def changed_since_cutover(conn: sa.Connection, table: str) -> set[str]:
     """Keys written on the target after routing switched (its own capture log): they no longer
-    match the sealed source, by design, and are left out of the comparison. Read after the
-    chunk's target rows, so a row written meanwhile is in the log too (same transaction)."""
+    match the sealed source, by design, and are left out of the comparison. The caller reads
+    them after (or in the same snapshot as) the chunk's target rows, so a row written
+    meanwhile is in the log too (same transaction)."""
     changes = TABLES["carve_changes"]
-    with target.store.connect() as conn:
-        stmt = sa.select(changes.c.row_pk).where(changes.c.table_name == table)
-        return {r[0] for r in conn.execute(stmt)}
+    stmt = sa.select(changes.c.row_pk).where(changes.c.table_name == table)
+    return {str(r[0]) for r in conn.execute(stmt)}
 
 
 def _verify_table(
@@ -157,7 +157,8 @@ def _in_python(
     with target.store.connect() as conn:
         dst = [dict(r._mapping) for r in conn.execute(tstmt)]
     bound = None if final else src[-1][table.primary_key]
-    changed = changed_since_cutover(target, table.name)
+    with target.store.connect() as conn:
+        changed = changed_since_cutover(conn, table.name)
     if changed:
         pk_name = table.primary_key
         src = [r for r in src if str(r[pk_name]) not in changed]
@@ -180,13 +181,7 @@ def _in_database(
     # left out.
     with target.store.connect() as conn, conn.begin():
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        changes = TABLES["carve_changes"]
-        changed = sorted(
-            str(r[0])
-            for r in conn.execute(
-                sa.select(changes.c.row_pk).where(changes.c.table_name == table.name)
-            )
-        )
+        changed = sorted(changed_since_cutover(conn, table.name))
         if changed:
             in_range.append(sa.cast(pk, sa.Text).not_in(changed))
         dst = _side_digest(conn, tbl, pk, in_range)
