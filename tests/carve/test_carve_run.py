@@ -7,16 +7,20 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from carving import MOVING
 from fastapi.testclient import TestClient
 
 from carveout import carve
 from carveout.api import create_app
+from carveout.carve import Phase
 from carveout.carve.capture import carved_tables
+from carveout.carve.cutover import ANNOUNCE_LEAD_S, target_spec
 from carveout.carve.purge import PURGE_STEP
-from carveout.cells import Deployment, render_policy
+from carveout.cells import Deployment, Fence, FenceBoard, render_policy
 from carveout.cells.policy import Policy
+from carveout.core import now_ms
 from carveout.datamap import DATA_MAP, TABLES
 from carveout.storage import Store, table_digest
 
@@ -227,3 +231,38 @@ def test_models_stay_inside_their_jurisdictions(loaded: Deployment) -> None:
     source_models = lineages(source.root)
     assert target_models and all(lin <= set(MOVING) for lin in target_models)
     assert source_models and all(not (lin & set(MOVING)) for lin in source_models)
+
+
+def test_servers_hear_of_the_cutover_before_its_fence(
+    loaded: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catch-up announces the target (servers open and warm it meanwhile); the fence goes
+    up no sooner than ANNOUNCE_LEAD_S after, and the announcement goes with the fence."""
+    fences = FenceBoard(loaded.data_dir)
+    spec = carve.start(loaded, MOVING, "na-anz")
+    carve.run(loaded, spec, through=Phase.CATCHUP)
+    told = fences.announced()
+    assert told is not None and told.target == target_spec(spec)
+    assert fences.current() is None  # nothing held yet
+    seen: list[tuple[Fence | None, int]] = []
+    raise_fence = FenceBoard.raise_fence
+
+    def spy(self: FenceBoard, fence: Fence) -> None:
+        seen.append((self.announced(), now_ms()))
+        raise_fence(self, fence)
+
+    monkeypatch.setattr(FenceBoard, "raise_fence", spy)
+    carve.run(loaded, spec, through=Phase.CUTOVER)  # resumed: the same announcement holds
+    [(announced, raised_at)] = seen
+    assert announced == told
+    assert raised_at - told.raised_at >= ANNOUNCE_LEAD_S * 1000
+    assert fences.announced() is None and fences.current() is None
+
+
+def test_an_aborted_carve_withdraws_its_announcement(loaded: Deployment) -> None:
+    fences = FenceBoard(loaded.data_dir)
+    spec = carve.start(loaded, MOVING, "na-anz")
+    carve.run(loaded, spec, through=Phase.CATCHUP)
+    assert fences.announced() is not None
+    carve.abort(loaded, spec)
+    assert fences.announced() is None

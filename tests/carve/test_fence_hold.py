@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import anyio.to_thread
 import httpx
 import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 from carveout.api import create_app
 from carveout.cells import (
@@ -23,10 +27,12 @@ from carveout.cells import (
     with_new_cell,
     write_policy_atomically,
 )
+from carveout.cells import gateway as gateway_module
+from carveout.storage import PgCluster
 
 
-async def _signup(client: httpx.AsyncClient, handle: str, country: str) -> tuple[str, str]:
-    body = {
+def _signup_body(handle: str, country: str) -> dict[str, object]:
+    return {
         "handle": handle,
         "display_name": handle,
         "email": f"{handle}@example.com",
@@ -34,7 +40,10 @@ async def _signup(client: httpx.AsyncClient, handle: str, country: str) -> tuple
         "birth_year": 1990,
         "country": country,
     }
-    r = await client.post("/v1/users", json=body)
+
+
+async def _signup(client: httpx.AsyncClient, handle: str, country: str) -> tuple[str, str]:
+    r = await client.post("/v1/users", json=_signup_body(handle, country))
     assert r.status_code == 201, r.text
     return str(r.json()["user"]["id"]), str(r.json()["token"])
 
@@ -192,4 +201,137 @@ def test_a_cell_asked_for_while_it_is_being_prepared_is_opened_once(
         assert opened.count("na-anz") == 1
     finally:
         go_on.set()
+        deployment.close()
+
+
+def _wait_for(check: Callable[[], bool], seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_an_announced_cutover_opens_the_target_before_any_fence(tmp_path: Path) -> None:
+    """A write of any jurisdiction that sees a cutover announced opens its target on a thread
+    (no fence up, nothing held); when the announcement goes without a switch (the carve was
+    aborted) the next write lets the opened cell go."""
+    deployment = init_data_dir(tmp_path / "data")
+    client = TestClient(create_app(deployment))
+    fences = FenceBoard(deployment.data_dir)
+    target = _target()
+    db = deployment.data_dir / "cells" / "na-anz" / "cell.db"
+    try:
+        gb = client.post("/v1/users", json=_signup_body("gb0", "GB"))
+        headers = {"Authorization": f"Bearer {gb.json()['token']}"}
+        fences.announce(Fence("na-anz", frozenset({"CA"}), 0, target=target))
+        told = fences.announced()  # the spec round-trips through the announcement file
+        assert fences.current() is None and told is not None and told.target == target
+        r = client.patch("/v1/me", json={"display_name": "GB zero"}, headers=headers)
+        assert r.status_code == 200  # never held: GB is not moving, and nothing is fenced
+        assert _wait_for(lambda: "na-anz" in deployment._prepared)
+        assert db.is_file()
+        fences.release()  # the announcement goes with the fence
+        assert fences.announced() is None
+        r = client.patch("/v1/me", json={"display_name": "GB 0"}, headers=headers)
+        assert r.status_code == 200
+        assert "na-anz" not in deployment._prepared
+    finally:
+        client.close()
+        deployment.close()
+
+
+@pytest.mark.postgres
+def test_an_announced_postgresql_target_gets_a_pool_of_connections(
+    tmp_path: Path, pg_server: PgCluster
+) -> None:
+    deployment = init_data_dir(tmp_path / "data")
+    client = TestClient(create_app(deployment))
+    fences = FenceBoard(deployment.data_dir)
+    url = pg_server.fresh_url()
+    database = sa.make_url(url).database
+    target = _target(url)
+
+    def backends() -> int:
+        admin = sa.create_engine(sa.make_url(url).set(database="postgres"))
+        try:
+            with admin.connect() as conn:
+                count = conn.execute(
+                    sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d"),
+                    {"d": database},
+                ).scalar_one()
+        finally:
+            admin.dispose()
+        return int(count)
+
+    try:
+        gb = client.post("/v1/users", json=_signup_body("gb0", "GB"))
+        headers = {"Authorization": f"Bearer {gb.json()['token']}"}
+        fences.announce(Fence("na-anz", frozenset({"CA"}), 0, target=target))
+        r = client.patch("/v1/me", json={"display_name": "GB zero"}, headers=headers)
+        assert r.status_code == 200
+        assert _wait_for(lambda: backends() >= registry.PREPARED_CONNECTIONS)
+    finally:
+        client.close()
+        deployment.close()
+        fences.release()
+
+
+def test_a_write_held_past_the_timeout_is_refused_with_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fence left up (a carve died mid-cutover) does not hold writes forever: 503, retry."""
+    monkeypatch.setattr(gateway_module, "HOLD_TIMEOUT_S", 0.3)
+    deployment = init_data_dir(tmp_path / "data")
+    client = TestClient(create_app(deployment))
+    fences = FenceBoard(deployment.data_dir)
+    try:
+        ca = client.post("/v1/users", json=_signup_body("ca0", "CA"))
+        headers = {"Authorization": f"Bearer {ca.json()['token']}"}
+        fences.raise_fence(Fence("na-anz", frozenset({"CA"}), 0))
+        r = client.patch("/v1/me", json={"display_name": "never"}, headers=headers)
+        assert r.status_code == 503
+        assert "paused by a carve cutover" in r.json()["detail"]
+        fences.release()
+        me = client.get("/v1/me", headers=headers).json()
+        assert me["display_name"] == "ca0"  # the refused write left nothing
+    finally:
+        client.close()
+        deployment.close()
+
+
+def test_held_writes_share_one_watcher_of_the_fence(tmp_path: Path) -> None:
+    deployment = init_data_dir(tmp_path / "data")
+    app = create_app(deployment)
+    gateway = app.state.gateway
+    fences = FenceBoard(deployment.data_dir)
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            _ca_id, ca_token = await _signup(client, "ca0", "CA")
+            fences.raise_fence(Fence("na-anz", frozenset({"CA"}), 0))
+            held = [
+                asyncio.create_task(
+                    client.patch(
+                        "/v1/me",
+                        json={"display_name": f"ca {i}"},
+                        headers={"Authorization": f"Bearer {ca_token}"},
+                    )
+                )
+                for i in range(20)
+            ]
+            await asyncio.sleep(0.2)
+            assert not any(t.done() for t in held)
+            assert len(gateway._watchers) == 1
+            fences.release()
+            answers = await asyncio.gather(*held)
+            assert [r.status_code for r in answers] == [200] * 20
+            await asyncio.sleep(0.05)
+            assert gateway._watchers == set()  # the watcher ends with the fence
+
+    try:
+        asyncio.run(main())
+    finally:
         deployment.close()

@@ -12,6 +12,7 @@ from carveout.api.housekeeping import lifespan
 from carveout.api.limits import BodyLimit
 from carveout.api.replay import MOVED_HEADER, ReplayMoved
 from carveout.api.routes import accounts, feed, moderation, privacy, social, staff, videos
+from carveout.api.warmup import rehearse_writes
 from carveout.carve import is_moved_error
 from carveout.cells import Deployment, Gateway
 from carveout.core import CarveoutError, Unauthenticated
@@ -37,7 +38,7 @@ def create_app(
         version=__version__,
         summary="A short-video backend in which every record knows its jurisdiction.",
     )
-    gateway = Gateway(deployment)
+    gateway = Gateway(deployment, warm=rehearse_writes)
     app.state.gateway = gateway
     # Outermost last: the body limit applies before a body is buffered for a replay.
     app.add_middleware(ReplayMoved, fences=gateway.fences)

@@ -41,6 +41,10 @@ SEAL_RETRY_S = 0.002
 SEAL_ATTEMPTS = 40
 # Catch up to within this many changes before raising the fence, so the pause stays short.
 PRE_FENCE_LAG = 200
+# Servers learn of a cutover when its catch-up starts and open and warm the target meanwhile
+# (api.warmup: ~0.1-0.5 s for a pool of connections here); the fence goes up no sooner than
+# this after the announcement, so the released writes find the target ready.
+ANNOUNCE_LEAD_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,23 @@ def target_spec(spec: CarveSpec) -> CellSpec:
     )
 
 
+def announce(deployment: Deployment, spec: CarveSpec) -> Fence:
+    """Tell the serving processes which cell J's writes will go to (unless already told)."""
+    fences = FenceBoard(deployment.data_dir)
+    told = fences.announced()
+    if told is not None and told.carve == spec.target:
+        return told
+    fence = Fence(spec.target, frozenset(spec.jurisdictions), now_ms(), target=target_spec(spec))
+    fences.announce(fence)
+    return fence
+
+
+def _await_lead(announced: Fence) -> None:
+    wait_s = ANNOUNCE_LEAD_S - (now_ms() - announced.raised_at) / 1000
+    if wait_s > 0:
+        time.sleep(min(wait_s, ANNOUNCE_LEAD_S))
+
+
 def _capture_on(target: Cell, codes: tuple[str, ...]) -> None:
     with target.store.begin() as conn:
         install_capture(conn, codes)
@@ -91,6 +112,7 @@ def cutover(
     say: Callable[[str], None] = lambda _m: None,
 ) -> CutoverReport:
     codes = spec.jurisdictions
+    announced = announce(deployment, spec)  # already, unless this run starts at the cutover
     replicating = uses_replication(source, target)
     if replicating:
         replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
@@ -116,6 +138,7 @@ def cutover(
         # the pause only those of the last moments are left.
         recompute_all(target.store, now_ms(), videos=replication.take_touched(target))
     fences = FenceBoard(deployment.data_dir)
+    _await_lead(announced)
     before = stats.changes
     clock = _StepClock()
     raised = time.monotonic()

@@ -16,7 +16,7 @@ from carveout.carve import keys, replication, state
 from carveout.carve.apply import ApplyStats, catch_up, lag
 from carveout.carve.capture import install_capture, remove_capture_table_by_table
 from carveout.carve.copy import CopyStats, copy_all
-from carveout.carve.cutover import PRE_FENCE_LAG, CutoverReport, cutover
+from carveout.carve.cutover import PRE_FENCE_LAG, CutoverReport, announce, cutover
 from carveout.carve.ddl import prefer_to_lose, retrying
 from carveout.carve.models import CarveFailed, CarveSpec, Phase
 from carveout.carve.priority import at_lower_priority
@@ -113,6 +113,7 @@ def run_phase(
             "split_seconds": out.copy_split,
         }
     elif phase is Phase.CATCHUP and uses_replication(source, target):
+        announce(deployment, spec)
         replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
         details = {"method": "subscription streaming"}
     elif phase is Phase.COPY:
@@ -124,6 +125,7 @@ def run_phase(
             "user_keys": keys.hand_over(source, target, codes),
         }
     elif phase is Phase.CATCHUP:
+        announce(deployment, spec)
         catch_up(source, target, codes, out.apply, until_lag=PRE_FENCE_LAG, max_seconds=300)
         details = {"changes": out.apply.changes, "lag": lag(source, target)}
     elif phase is Phase.CUTOVER:

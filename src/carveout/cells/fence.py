@@ -18,6 +18,9 @@ from typing import Any
 from carveout.cells.policy import CellSpec
 
 FENCE_FILE = "fence.json"
+# A cutover about to start: same content as a fence, but nothing waits for it. A server that
+# sees it opens and warms the target ahead (see Gateway), so the fence's release finds it ready.
+ANNOUNCE_FILE = "cutover-next.json"
 
 
 @dataclass(frozen=True)
@@ -46,13 +49,15 @@ def _spec(raw: dict[str, Any] | None) -> CellSpec | None:
     )
 
 
-class FenceBoard:
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / FENCE_FILE
+class _FenceFile:
+    """One JSON file holding a Fence, read again only when its mtime changes (a stat() a call)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self._lock = threading.Lock()
         self._seen: tuple[int, Fence | None] = (-1, None)
 
-    def current(self) -> Fence | None:
+    def read(self) -> Fence | None:
         try:
             stamp = self.path.stat().st_mtime_ns
         except FileNotFoundError:
@@ -75,22 +80,7 @@ class FenceBoard:
             self._seen = (stamp, fence)
         return fence
 
-    def blocks(self, jurisdiction: str) -> bool:
-        fence = self.current()
-        return fence is not None and jurisdiction in fence.jurisdictions
-
-    def wait_until_clear(self, jurisdiction: str, timeout_s: float) -> bool:
-        """Hold the caller while `jurisdiction` is fenced; False if still fenced at the timeout."""
-        deadline = time.monotonic() + timeout_s
-        delay = 0.001
-        while self.blocks(jurisdiction):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(delay)
-            delay = min(delay * 2, 0.01)
-        return True
-
-    def raise_fence(self, fence: Fence) -> None:
+    def write(self, fence: Fence) -> None:
         body = json.dumps(
             {
                 "carve": fence.carve,
@@ -107,5 +97,45 @@ class FenceBoard:
             os.fsync(fh.fileno())
         Path(tmp).replace(self.path)
 
-    def release(self) -> None:
+    def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+class FenceBoard:
+    def __init__(self, data_dir: Path) -> None:
+        self._fence = _FenceFile(data_dir / FENCE_FILE)
+        self._next = _FenceFile(data_dir / ANNOUNCE_FILE)
+        self.path = self._fence.path
+
+    def current(self) -> Fence | None:
+        return self._fence.read()
+
+    def announced(self) -> Fence | None:
+        """The cutover announced next (its `raised_at`: when it was announced), if any."""
+        return self._next.read()
+
+    def announce(self, fence: Fence) -> None:
+        self._next.write(fence)
+
+    def blocks(self, jurisdiction: str) -> bool:
+        fence = self.current()
+        return fence is not None and jurisdiction in fence.jurisdictions
+
+    def wait_until_clear(self, jurisdiction: str, timeout_s: float) -> bool:
+        """Hold the caller while `jurisdiction` is fenced; False if still fenced at the timeout."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.001
+        while self.blocks(jurisdiction):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+        return True
+
+    def raise_fence(self, fence: Fence) -> None:
+        self._fence.write(fence)
+
+    def release(self) -> None:
+        """The fence down, and the announcement of it gone with it."""
+        self._fence.remove()
+        self._next.remove()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from carveout.cells.policy import DEFAULT_POLICY, CellSpec, Policy, load_policy, parse_policy
 from carveout.storage import LocalBlobStore, PostgresStore, SqliteStore, Store, Vault
@@ -14,6 +17,8 @@ from carveout.storage.sealing import seal_legacy_rows
 POLICY_FILE = "policy.toml"
 # Longest `cell` waits for a cell another thread is opening ahead (it then opens it itself).
 PREPARE_WAIT_S = 30.0
+# Connections `prepare` opens (and warms) ahead: PostgresStore's pool keeps this many.
+PREPARED_CONNECTIONS = 8
 
 
 @dataclass
@@ -109,11 +114,17 @@ class Deployment:
                 if self._preparing.get(name) is preparing:  # the opener is stuck: open here
                     del self._preparing[name]
 
-    def prepare(self, spec: CellSpec, connections: int = 4) -> Cell:
+    def prepare(
+        self,
+        spec: CellSpec,
+        connections: int = PREPARED_CONNECTIONS,
+        warm: Callable[[Cell, sa.Connection], object] | None = None,
+    ) -> Cell:
         """Open a cell the policy does not name yet (a carve's target while its cutover's fence
         is up), outside the lock every request takes, then a few connections in its pool; once
         the policy names it, `cell` hands out this one (if the spec is still the same), and
-        waits for it if asked while it is still being opened."""
+        waits for it if asked while it is still being opened. `warm` runs on each of those
+        connections inside a transaction that is rolled back (see api.warmup)."""
         with self._lock:
             found = self._cells.get(spec.name) or self._prepared.get(spec.name)
             if found is not None:
@@ -147,8 +158,21 @@ class Deployment:
             return found
         with contextlib.ExitStack() as held:  # opened at once, so the pool keeps them all
             for _ in range(connections):
-                held.enter_context(cell.store.connect())
+                conn = held.enter_context(cell.store.connect())
+                if warm is not None:
+                    trans = conn.begin()
+                    try:
+                        warm(cell, conn)
+                    finally:
+                        trans.rollback()
         return cell
+
+    def discard_prepared(self, name: str) -> None:
+        """Close a cell opened ahead that will not be served (its carve was aborted)."""
+        with self._lock:
+            cell = self._prepared.pop(name, None)
+        if cell is not None:
+            cell.store.dispose()
 
     def cell_for(self, jurisdiction: str) -> Cell:
         return self.cell(self.policy.cell_for(jurisdiction).name)

@@ -15,6 +15,7 @@ from carveout.storage.keystore import KeyRecord, Tombstone, UserKeyStore
 from carveout.storage.pgcluster import PgCluster, PgClusterError
 from carveout.storage.port import Row, Store
 from carveout.storage.postgres import PostgresStore, drop_database, ensure_database
+from carveout.storage.rehearsal import Rehearsal
 from carveout.storage.sealing import Unreadable, Vault
 from carveout.storage.sqlite import SqliteStore
 
@@ -27,6 +28,7 @@ __all__ = [
     "PgCluster",
     "PgClusterError",
     "PostgresStore",
+    "Rehearsal",
     "Row",
     "SqlStore",
     "SqliteStore",
