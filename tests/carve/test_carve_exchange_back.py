@@ -18,11 +18,11 @@ from carveout.accounts import staff
 from carveout.api import create_app
 from carveout.carve import Phase, is_moved_error
 from carveout.carve.purge import of_j, purge, upgrade_seals
-from carveout.cells import Cell, Deployment, init_data_dir
+from carveout.cells import Cell, init_data_dir
 from carveout.cli.main import app
 from carveout.core import new_id, now_ms
 from carveout.datamap import DATA_MAP, TABLES
-from media import make_video
+from exchange.exchange_env import Env, auth, count
 
 POLICY = """
 version = 1
@@ -35,69 +35,29 @@ backup_site = "sg"
 content_exchange = true
 storage = "{storage}"
 """
+# Two countries, not carving.MOVING's four: _old_seal below names these two.
 MOVING = ("CA", "US")
 VIDEOS, GUESTS, USERS = TABLES["videos"], TABLES["guest_videos"], TABLES["users"]
 
 
-class World:
-    def __init__(self, deployment: Deployment, tmp: Path) -> None:
-        self.deployment, self.tmp = deployment, tmp
-        self.client = TestClient(create_app(deployment))
-        self.n = 0
+class World(Env):
+    """The exchange tests' client (exchange_env.Env) seen from a carve: `global` is the source,
+    the carve makes `na`, and content flows back from `na` to `global`."""
 
     @property
     def source(self) -> Cell:
-        return self.deployment.cell("global")
+        return self.glob
 
     @property
     def target(self) -> Cell:
         return self.deployment.cell("na")
 
-    def signup(self, country: str) -> dict[str, str]:
-        self.n += 1
-        body = {
-            "handle": f"user{self.n}",
-            "display_name": f"U{self.n}",
-            "email": f"u{self.n}@example.com",
-            "password": "long enough pw",
-            "country": country,
-        }
-        r = self.client.post("/v1/users", json=body)
-        assert r.status_code == 201, r.text
-        return {"Authorization": f"Bearer {r.json()['token']}", "id": r.json()["user"]["id"]}
-
-    def upload(self, who: dict[str, str], seed: int) -> str:
-        path = self.tmp / f"v{seed}.mp4"
-        if not path.exists():
-            make_video(path, seed=seed, seconds=2.0, size=96)
-        with path.open("rb") as fh:
-            r = self.client.post(
-                "/v1/videos",
-                headers=h(who),
-                files={"file": ("v.mp4", fh, "video/mp4")},
-                data={"caption": f"clip {seed}"},
-            )
-        assert r.status_code == 201, r.text
-        return str(r.json()["id"])
-
     def sync_back(self, **kw: Any) -> exchange.SyncReport:
-        return exchange.sync(self.deployment.policy, self.target, self.source, **kw)
-
-    def count(self, cell: Cell, table: str, *where: Any) -> int:
-        tbl = TABLES[table]
-        with cell.store.connect() as conn:
-            stmt = sa.select(sa.func.count()).select_from(tbl)
-            for w in where:
-                stmt = stmt.where(w)
-            return int(conn.execute(stmt).scalar_one())
+        return self.sync("na", "global", **kw)
 
     def j_rows(self) -> int:
         """Rows of J in the source that are not parts of guest copies (the purge's scan)."""
-        return sum(self.count(self.source, t.name, of_j(t.name, MOVING)) for t in DATA_MAP.tables)
-
-
-def h(who: dict[str, str]) -> dict[str, str]:
-    return {"Authorization": who["Authorization"]}
+        return sum(count(self.source, t.name, of_j(t.name, MOVING)) for t in DATA_MAP.tables)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -107,7 +67,8 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Worl
     else:
         server = request.getfixturevalue("pg_server")
         storage, target_storage = server.fresh_url("src"), server.fresh_url("tgt")
-    made = World(init_data_dir(tmp_path / "data", POLICY.format(storage=storage)), tmp_path)
+    deployment = init_data_dir(tmp_path / "data", POLICY.format(storage=storage))
+    made = World(TestClient(create_app(deployment)), deployment, tmp_path)
     yield made, target_storage
     made.client.close()
     made.deployment.close()
@@ -115,12 +76,11 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Worl
 
 def _populate(w: World) -> dict[str, dict[str, str]]:
     people = {name: w.signup(c) for name, c in (("ca", "CA"), ("us", "US"), ("gb", "GB"))}
-    vids = [w.upload(people[name], seed) for seed, name in enumerate(("ca", "us", "gb"))]
+    vids = [w.upload(people[name], seed)["id"] for seed, name in enumerate(("ca", "us", "gb"))]
     for who in people.values():  # the recommender retrains on each side from these
         batch = [{"video_id": v, "kind": "watch", "watched_ms": 700} for v in vids]
-        assert (
-            w.client.post("/v1/events", headers=h(who), json={"events": batch}).status_code == 202
-        )
+        posted = w.client.post("/v1/events", headers=auth(who), json={"events": batch})
+        assert posted.status_code == 202
     return people
 
 
@@ -138,7 +98,7 @@ def test_the_source_gets_guest_copies_of_the_carved_cells_videos(
     )
     assert outcome.purge is not None and outcome.purge.remaining_rows == 0
     carved = _offered_ids(w)
-    assert carved and w.count(w.source, "videos", VIDEOS.c.id.in_(carved)) == 0
+    assert carved and count(w.source, "videos", VIDEOS.c.id.in_(carved)) == 0
 
     report = w.sync_back()
     assert report.ok, report.failures
@@ -154,12 +114,12 @@ def test_the_source_gets_guest_copies_of_the_carved_cells_videos(
     # Served to a staying user, in the video endpoint and the feed.
     gb = people["gb"]
     some = min(carved)
-    seen = w.client.get(f"/v1/videos/{some}", headers=h(gb))
+    seen = w.client.get(f"/v1/videos/{some}", headers=auth(gb))
     assert seen.status_code == 200 and seen.json()["guest_of"] == "na"
     # (gb watched them before the carve, and a feed leaves out what its viewer has watched.)
-    feed = w.client.get("/v1/feed", headers=h(w.signup("GB"))).json()["items"]
+    feed = w.client.get("/v1/feed", headers=auth(w.signup("GB"))).json()["items"]
     assert carved <= {i["video"]["id"] for i in feed}
-    assert w.client.put(f"/v1/videos/{some}/like", headers=h(gb)).status_code == 200
+    assert w.client.put(f"/v1/videos/{some}/like", headers=auth(gb)).status_code == 200
 
     # The serving path still cannot write J into the source: directly through the store...
     for table, row in (
@@ -181,27 +141,27 @@ def test_the_source_gets_guest_copies_of_the_carved_cells_videos(
         assert is_moved_error(refused.value)
     # ... and through the API, which routes J to the carved cell.
     newcomer = w.signup("US")
-    assert w.count(w.source, "users", USERS.c.id == newcomer["id"]) == 0
-    assert w.count(w.target, "users", USERS.c.id == newcomer["id"]) == 1
-    assert w.upload(newcomer, 7) not in _ids(w.source)
+    assert count(w.source, "users", USERS.c.id == newcomer["id"]) == 0
+    assert count(w.target, "users", USERS.c.id == newcomer["id"]) == 1
+    assert w.upload(newcomer, 7)["id"] not in _ids(w.source)
 
     # The source's own moderator acts on a guest copy: a report, then a decision against it.
     mod = w.signup("GB")
     staff.grant(w.source, mod["id"], "moderator", "tests")
     item = w.client.post(
         "/v1/reports",
-        headers=h(gb),
+        headers=auth(gb),
         json={"target_kind": "video", "target_id": some, "reason": "not for here"},
     )
     assert item.status_code == 201, item.text
     queue = w.client.get(
-        "/v1/moderation/queue", headers={**h(mod), "X-Access-Purpose": "reviewing reports"}
+        "/v1/moderation/queue", headers={**auth(mod), "X-Access-Purpose": "reviewing reports"}
     )
     assert queue.status_code == 200, queue.text
     assert [i["id"] for i in queue.json()] == [item.json()["id"]]
     r = w.client.post(
         f"/v1/moderation/queue/{item.json()['id']}/decision",
-        headers=h(mod),
+        headers=auth(mod),
         json={
             "visibility": "rejected",
             "facts": "breaks our terms",
@@ -210,9 +170,9 @@ def test_the_source_gets_guest_copies_of_the_carved_cells_videos(
         },
     )
     assert r.status_code == 200, r.text
-    assert w.client.get(f"/v1/videos/{some}", headers=h(gb)).status_code == 404
+    assert w.client.get(f"/v1/videos/{some}", headers=auth(gb)).status_code == 404
     decisions = TABLES["moderation_decisions"]
-    mine = w.count(
+    mine = count(
         w.source,
         "moderation_decisions",
         decisions.c.target_id == some,
@@ -223,14 +183,14 @@ def test_the_source_gets_guest_copies_of_the_carved_cells_videos(
     # Re-moderation of the copies held: the reviewer's decision stands, the rest screened again.
     again = w.sync_back(remoderate_kept=True)
     assert again.ok and again.kept == len(carved) and again.remoderated == len(carved)
-    assert w.client.get(f"/v1/videos/{some}", headers=h(gb)).status_code == 404
+    assert w.client.get(f"/v1/videos/{some}", headers=auth(gb)).status_code == 404
 
     # The purge's scan, run again: no row of J left, the guest copies untouched.
-    before = {t.name: w.count(w.source, t.name) for t in DATA_MAP.tables}
+    before = {t.name: count(w.source, t.name) for t in DATA_MAP.tables}
     held = {g.video_id for g in exchange.guests(w.source)}  # the newcomer's video came too
     rescan = purge(w.source, MOVING, "na")
     assert rescan.remaining_rows == 0 and sum(rescan.rows.values()) == 0
-    after = {t.name: w.count(w.source, t.name) for t in DATA_MAP.tables}
+    after = {t.name: count(w.source, t.name) for t in DATA_MAP.tables}
     assert after == before
     assert {g.video_id for g in exchange.guests(w.source)} == held == _offered_ids(w)
 
@@ -238,7 +198,7 @@ def test_the_source_gets_guest_copies_of_the_carved_cells_videos(
     # copy from the source, every part of it.
     us_video = _video_of(w.target, people["us"]["id"])
     sha = exchange.guest(w.source, us_video).sha256
-    assert w.client.delete(f"/v1/videos/{us_video}", headers=h(people["us"])).status_code == 204
+    assert w.client.delete(f"/v1/videos/{us_video}", headers=auth(people["us"])).status_code == 204
     gone = w.sync_back()
     assert gone.withdrawn == {"deleted at the origin": 1}
     assert exchange.guest(w.source, us_video) is None
@@ -247,11 +207,11 @@ def test_the_source_gets_guest_copies_of_the_carved_cells_videos(
         ("video_stats", "video_id"),
         ("video_restrictions", "video_id"),
     ):
-        assert w.count(w.source, table, TABLES[table].c[col] == us_video) == 0
-    assert w.client.get(f"/v1/videos/{us_video}", headers=h(gb)).status_code == 404
+        assert count(w.source, table, TABLES[table].c[col] == us_video) == 0
+    assert w.client.get(f"/v1/videos/{us_video}", headers=auth(gb)).status_code == 404
     # The withdrawn file, unless another copy of the same domicile still uses it.
     still = [g for g in exchange.guests(w.source) if g.sha256 == sha]
-    assert (w.count(w.source, "blobs", TABLES["blobs"].c.sha256 == sha) == 0) == (not still)
+    assert (count(w.source, "blobs", TABLES["blobs"].c.sha256 == sha) == 0) == (not still)
     assert w.j_rows() == 0
 
 
@@ -288,17 +248,17 @@ def test_a_guest_copy_received_between_cutover_and_purge_survives_the_purge(
 
     # After the switch a carved user uploads a new file, and one whose file the source still
     # holds as its own (of US: the carve's purge has not run).
-    fresh = w.upload(people["us"], 11)
-    same_file = w.upload(people["us"], 1)
+    fresh = w.upload(people["us"], 11)["id"]
+    same_file = w.upload(people["us"], 1)["id"]
     early = w.sync_back()
     # The carved videos are still the source's own rows: not guest content yet.
     assert sum(early.copied.values()) == 1 and exchange.guest(w.source, fresh) is not None
     assert [f for f in early.failures if same_file in f and "purge is due" in f] == early.failures
     assert len(early.failures) == 1
     gb = people["gb"]
-    assert w.client.get(f"/v1/videos/{fresh}", headers=h(gb)).json()["guest_of"] == "na"
+    assert w.client.get(f"/v1/videos/{fresh}", headers=auth(gb)).json()["guest_of"] == "na"
     parts = {
-        table: w.count(w.source, table, cond)
+        table: count(w.source, table, cond)
         for table in exchange.GUEST_PARTS
         if (cond := exchange.guest_part(table)) is not None
     }
@@ -312,10 +272,10 @@ def test_a_guest_copy_received_between_cutover_and_purge_survives_the_purge(
     assert exchange.guest(w.source, fresh) is not None
     for table, n in parts.items():
         cond = exchange.guest_part(table)
-        assert cond is not None and w.count(w.source, table, cond) == n, table
+        assert cond is not None and count(w.source, table, cond) == n, table
     sha = exchange.guest(w.source, fresh).sha256
     assert sha in set(w.source.blobs.list())
-    assert w.client.get(f"/v1/videos/{fresh}", headers=h(gb)).status_code == 200
+    assert w.client.get(f"/v1/videos/{fresh}", headers=auth(gb)).status_code == 200
 
     # With J purged, the next sync copies the rest, the shared file included.
     later = w.sync_back()

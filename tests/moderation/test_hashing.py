@@ -12,7 +12,7 @@ import pytest
 
 from carveout.core import InvalidInput
 from carveout.core.settings import datasets_dir
-from carveout.moderation import hamming, hash_image, hash_video, parse_hash_list, vpdq
+from carveout.moderation import hamming, hash_image, hash_video, parse_hash_list, vpdq, vpdq_plan
 from carveout.moderation.index import LinearIndex, MultiIndex, pack
 from media import make_video
 
@@ -118,14 +118,14 @@ def test_h264_packets_tell_idr_and_reference_pictures(tmp_path: Path) -> None:
         stream = container.streams.video[0]
         extradata = stream.codec_context.extradata
         kinds = [
-            (vpdq._h264_kind(bytes(p), extradata), p.is_keyframe)
+            (vpdq_plan._h264_kind(bytes(p), extradata), p.is_keyframe)
             for p in container.demux(stream)
             if p.size
         ]
     assert [idr for (idr, _), _ in kinds] == [key for _, key in kinds]
     assert sum(idr for (idr, _), _ in kinds) == 3  # frames 0, 45 and 90 of 120
     assert 0 < sum(not ref for (_, ref), _ in kinds) < len(kinds)  # B-frames nothing uses
-    assert vpdq._h264_kind(b"\x00\x00\x00\x01\x65", b"") == (False, True)  # not as MP4
+    assert vpdq_plan._h264_kind(b"\x00\x00\x00\x01\x65", b"") == (False, True)  # not as MP4
 
 
 @pytest.mark.parametrize("runs", [1, 3])

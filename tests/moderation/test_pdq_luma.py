@@ -16,7 +16,7 @@ from carveout.core.settings import datasets_dir
 from carveout.moderation import hamming, hash_video
 from carveout.moderation.pdq import MIN_QUALITY, PdqHash, bits_to_hex
 from carveout.moderation.pdq_luma import _LUMA, hash_float_luma
-from carveout.moderation.vpdq import _hash_frame, _hash_yuv, plane_view
+from carveout.moderation.vpdq_frame import _hash_frame, _hash_yuv, plane_view
 
 PDQ = datasets_dir() / "pdq-threatexchange"
 IMAGES = PDQ / "images"

@@ -39,10 +39,11 @@ from carveout.bench.archive import tar_zstd, tool, untar_zstd
 from carveout.bench.backup_s3 import NOTES, CephS3Error, S3Bench, s3_bench, unavailable
 from carveout.bench.bundle import BundleRun, RecipientStorage, measure_bundle
 from carveout.bench.clock import Best
+from carveout.bench.private_pg import private_cluster
 from carveout.cells import init_data_dir
 from carveout.cells.policy import one_cell_policy
 from carveout.datasets import load_kuairec
-from carveout.storage.pgcluster import DURABILITY, PgCluster, PgClusterError
+from carveout.storage.pgcluster import PgCluster
 
 BACKENDS = ("sqlite", "postgresql", "s3")
 __all__ = ["BACKENDS", "DATA_LABEL", "BackupBenchConfig", "BackupBenchResult", "run_backup_bench"]
@@ -141,17 +142,9 @@ def _storage(backend: str, root: Path) -> Iterator[Storage]:
                 s3,
             )
         return
-    try:
-        server = PgCluster()
-        server.start()
-    except PgClusterError as exc:
-        yield None, BackendRun(backend, skipped=f"skipped: {str(exc).splitlines()[0]}"), None
-        return
-    try:
-        run = BackendRun(backend, server.version(), f"private local cluster, {DURABILITY}")
-        yield server.url("carveout_bench"), run, None
-    finally:
-        server.stop()
+    with private_cluster(PgCluster) as pg:
+        run = BackendRun(backend, pg.version, pg.notes, pg.skipped)
+        yield (pg.server.url("carveout_bench") if pg.server else None), run, None
 
 
 def _measure(

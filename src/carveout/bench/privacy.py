@@ -47,13 +47,14 @@ from carveout.bench.privacy_subjects import (
     rows_held,
     sign_up,
 )
+from carveout.bench.private_pg import private_cluster
 from carveout.bench.servers import UvicornServer
 from carveout.cells import Cell, init_data_dir
 from carveout.cells.policy import one_cell_policy
 from carveout.core.settings import DATA_ENV
 from carveout.privacy.scan import cell_paths
 from carveout.recommend.training import train_cell
-from carveout.storage.pgcluster import DURABILITY, PgCluster, PgClusterError
+from carveout.storage.pgcluster import PgCluster
 
 BACKENDS = ("sqlite", "postgresql")
 KINDS = ("typical", "heavy")
@@ -173,17 +174,9 @@ def _storage(backend: str) -> Iterator[tuple[str | None, BackendRun, PgCluster |
     if backend == "sqlite":
         yield "sqlite", BackendRun(backend, sqlite3.sqlite_version, "WAL, one file per cell"), None
         return
-    try:
-        server = PgCluster()
-        server.start()
-    except PgClusterError as exc:
-        yield None, BackendRun(backend, skipped=f"skipped: {str(exc).splitlines()[0]}"), None
-        return
-    try:
-        run = BackendRun(backend, server.version(), f"private local cluster, {DURABILITY}")
-        yield server.fresh_url("privbench"), run, server
-    finally:
-        server.stop()
+    with private_cluster(PgCluster) as pg:
+        run = BackendRun(backend, pg.version, pg.notes, pg.skipped)
+        yield (pg.server.fresh_url("privbench") if pg.server else None), run, pg.server
 
 
 class _BackendBench:

@@ -1,4 +1,10 @@
-"""vPDQ-style video hashing: frames sampled at a set rate, one PDQ hash each, weak ones dropped."""
+"""vPDQ-style video hashing: frames sampled at a set rate, one PDQ hash each, weak ones dropped.
+
+The public API and the choice of decoding path live here; the parts it is built from, each
+imported only by the ones above it:
+- vpdq_plan.py: the packet scan, which frames will be sampled and where IDR pictures cut runs;
+- vpdq_runs.py: one run decoded from its IDR picture by a single-threaded decoder;
+- vpdq_frame.py: one decoded frame's PDQ hash, from its YUV planes or through RGB."""
 
 from __future__ import annotations
 
@@ -14,39 +20,22 @@ from pathlib import Path
 import av
 import av.error
 import av.video.stream
-import numpy as np
-import numpy.typing as npt
 
 from carveout.core import InvalidInput
-from carveout.moderation.pdq import MIN_QUALITY, PdqHash, hash_pixels
-from carveout.moderation.pdq_luma import BT601, BT709, hash_yuv
+from carveout.moderation.pdq import MIN_QUALITY, PdqHash
+from carveout.moderation.vpdq_frame import _hash_frame
+from carveout.moderation.vpdq_plan import _Plan, _Sampler, _scan, _seconds
+from carveout.moderation.vpdq_runs import _hash_run
 
 DEFAULT_FPS = 1.0
 # Caps the work per upload: a 10-minute video still costs at most this many PDQ hashes.
 MAX_FRAMES = 600
-# Only frames larger than full HD are scaled down first: scaling moves hashes by up to ~30 bits
-# against vPDQ's references (measured), so ordinary frames are hashed at their own size.
-MAX_SIDE = 1920
 _IN_FLIGHT = 4  # sampled frames waiting for the hashing thread
 # One upload at a time decodes in runs (below); another one hashed meanwhile in this process
 # takes one frame-threaded decoder. Runs are Python threads: two uploads' runs at once queue
 # on the GIL each time a thread is preempted while holding it (two processes hashing the 60 s
 # 720x1280 upload at once: 3.8-6.9 s each with runs, 2.7-5.2 s with frame threads, load 4-5).
 _RUNS = threading.Lock()
-# Pixel formats whose first plane is 8-bit Y, by the range their Y spans when the frame does not
-# say (the yuvj formats are full range by definition); the planar ones hold Cb and Cr apart.
-_PLANAR_YUV = frozenset({"yuv420p", "yuv422p", "yuv444p"})
-_LIMITED_YUV = _PLANAR_YUV | {"nv12", "nv21"}
-_FULL_YUV = frozenset({"yuvj420p", "yuvj422p", "yuvj444p"})
-# YUV matrices by AVColorSpace value, the tag swscale converts by (unspecified: it assumes
-# BT.601). Other matrices (BT.2020, SMPTE 240M, ...) and unlisted formats go through RGB.
-_MATRICES = {
-    2: BT601,  # AVCOL_SPC_UNSPECIFIED
-    5: BT601,  # AVCOL_SPC_BT470BG
-    6: BT601,  # AVCOL_SPC_SMPTE170M
-    1: BT709,  # AVCOL_SPC_BT709, what most phones tag
-}
-_JPEG_RANGE = 2  # AVCOL_RANGE_JPEG
 
 
 @dataclass(frozen=True)
@@ -109,130 +98,6 @@ def hash_video(
     if hashed is None or hashed.sampled == 0:
         raise InvalidInput(f"{path.name}: the video has no decodable frame")
     return hashed
-
-
-class _Sampler:
-    """Takes the first frame at or after each sampling instant: the first frame, then one per
-    1/fps seconds after it (an instant with no frame of its own takes the next frame)."""
-
-    def __init__(self, fps: float) -> None:
-        self.period = 1.0 / fps
-        self.next_at = 0.0
-
-    def take(self, t: float) -> bool:
-        if t + 1e-6 < self.next_at:
-            return False
-        self.next_at = t + self.period if self.next_at == 0.0 else self.next_at + self.period
-        while self.next_at <= t:
-            self.next_at += self.period
-        return True
-
-
-def _seconds(pts: int, time_base: Fraction) -> float:
-    # PyAV's Frame.time, computed the same way for packets and frames so the plan and the
-    # sampler compare the same floats.
-    return float(pts) * time_base.numerator / time_base.denominator
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What the packets, read without decoding, say the decoder will return."""
-
-    frames: frozenset[int]  # pts of every frame the decoder will return
-    samples: tuple[int, ...]  # pts of the frames the sampler will take, in order
-    time_base: Fraction
-    # Where decoders after the first start, one per core: (pts, dts) of IDR packets. Empty:
-    # one decoder (no IDR to split at, or not H.264 as MP4 stores it).
-    starts: tuple[tuple[int, int], ...] = ()
-
-
-def _scan(path: Path, fps: float, max_frames: int) -> _Plan | None:
-    """The plan, or None where the packets cannot tell (a packet without a timestamp, a file
-    the demuxer refuses: the decode reports those)."""
-    packets: list[_Packet] = []
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                return None
-            stream = container.streams.video[0]
-            # Read while the container is open: the stream's fields are freed with it.
-            time_base = stream.time_base
-            if time_base is None:
-                return None
-            extradata = stream.codec_context.extradata
-            h264 = stream.codec_context.name == "h264"
-            for packet in container.demux(stream):
-                if packet.size == 0:  # the demuxer's final empty packet
-                    continue
-                if packet.pts is None or packet.dts is None:
-                    return None
-                idr, ref = _h264_kind(bytes(packet), extradata) if h264 else (False, True)
-                # Packets the container's edit list cuts are decoded but never returned.
-                packets.append(
-                    _Packet(
-                        packet.pts, packet.dts, idr and packet.is_keyframe, ref, packet.is_discard
-                    )
-                )
-    except (av.error.FFmpegError, ValueError, OSError):
-        return None
-    shown = sorted(p.pts for p in packets if not p.discard)
-    sampler = _Sampler(fps)
-    samples: list[int] = []
-    for pts in shown:
-        if sampler.take(_seconds(pts, time_base)):
-            samples.append(pts)
-            if len(samples) >= max_frames:
-                break
-    starts = _split(packets, frozenset(samples), os.cpu_count() or 1)
-    return _Plan(frozenset(shown), tuple(samples), time_base, starts)
-
-
-@dataclass(frozen=True)
-class _Packet:
-    pts: int
-    dts: int
-    idr: bool  # an H.264 IDR picture: nothing after it refers to anything before it
-    ref: bool  # holds a reference picture (unknown: True)
-    discard: bool
-
-
-def _split(
-    packets: list[_Packet], samples: frozenset[int], parts: int
-) -> tuple[tuple[int, int], ...]:
-    """IDR packets that cut the decoding work (packets decoded in full: reference frames and
-    samples) into `parts` runs as even as the IDRs allow. Decoding restarts cleanly at an IDR
-    picture, so each run can go to its own single-threaded decoder: cores busy without the
-    frame threads' waits on each other, which cost CPU and, when other work shares the cores,
-    time."""
-    work = [p.ref or p.pts in samples for p in packets]
-    total = sum(work)
-    starts: list[tuple[int, int]] = []
-    done = 0
-    for p, decoded in zip(packets, work, strict=True):
-        if p.idr and done and len(starts) + 1 < parts and done >= total * (len(starts) + 1) / parts:
-            starts.append((p.pts, p.dts))
-        done += decoded
-    return tuple(starts)
-
-
-def _h264_kind(packet: bytes, extradata: bytes | None) -> tuple[bool, bool]:
-    """(holds an IDR slice, holds a reference slice) of one H.264 access unit stored as MP4
-    stores it: NAL units after a length prefix whose size the avcC record gives. Any other
-    layout: (False, True), which splits nothing and skips nothing more."""
-    if not extradata or len(extradata) < 5 or extradata[0] != 1:
-        return False, True
-    prefix = (extradata[4] & 3) + 1
-    idr = ref = False
-    pos = 0
-    while pos + prefix < len(packet):
-        length = int.from_bytes(packet[pos : pos + prefix], "big")
-        header = packet[pos + prefix]
-        kind = header & 0x1F
-        if kind in (1, 5):  # a coded slice: non-IDR, IDR
-            idr = idr or kind == 5
-            ref = ref or (header >> 5) & 3 != 0  # nal_ref_idc
-        pos += prefix + length
-    return idr, ref
 
 
 def _decode_and_hash(
@@ -341,69 +206,6 @@ def _hash_segments(path: Path, keep_all: bool, from_luma: bool, plan: _Plan) -> 
     return VideoHash(frames, len(hashed), len(shown))
 
 
-@dataclass(frozen=True)
-class _Run:
-    shown: list[int]  # pts of the frames decoded, in the order the decoder returned them
-    hashed: list[tuple[int, PdqHash]]
-
-
-def _hash_run(
-    path: Path,
-    seek_dts: int | None,
-    first_pts: int | None,
-    stop_pts: int | None,
-    wanted: frozenset[int],
-    from_luma: bool,
-) -> _Run | None:
-    """Decode from the IDR packet `first_pts` (the file's start: None) up to the IDR packet
-    `stop_pts` (the end: None), hashing the wanted frames."""
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise InvalidInput(f"{path.name}: not a video this service can read") from exc
-    run = _Run([], [])
-    with container:
-        stream = container.streams.video[0]
-        context = stream.codec_context
-        context.thread_count = 1  # the runs are the parallelism
-
-        def take(frames: list[av.VideoFrame]) -> None:
-            for frame in frames:
-                run.shown.append(frame.pts if frame.pts is not None else -1)
-                if frame.pts in wanted:
-                    run.hashed.append((frame.pts, _hash_frame(frame, from_luma)))
-
-        try:
-            if first_pts is not None:
-                # To the keyframe at or before the IDR picture (demuxers differ on whether
-                # that is by presentation or decoding time): packets before it are passed over.
-                container.seek(first_pts, stream=stream, backward=True, any_frame=False)
-            started = first_pts is None
-            for packet in container.demux(stream):
-                if packet.size == 0:
-                    break
-                if not started:
-                    if packet.pts == first_pts:
-                        if not _h264_kind(bytes(packet), context.extradata)[0]:
-                            return None  # not the IDR picture the scan found
-                        started = True
-                    elif packet.dts is None or seek_dts is None or packet.dts >= seek_dts:
-                        return None  # the seek went past the IDR picture
-                    else:
-                        continue
-                if stop_pts is not None and packet.pts == stop_pts:
-                    break
-                take_it = packet.is_keyframe or packet.pts in wanted
-                context.skip_frame = "DEFAULT" if take_it else "NONREF"
-                take(context.decode(packet))
-            if not started:
-                return None
-            take(context.decode(None))  # the frames still held for reordering
-        except (av.error.FFmpegError, ValueError) as exc:
-            raise InvalidInput(f"{path.name}: the video is corrupt and cannot be decoded") from exc
-    return run
-
-
 def _set_threads(stream: av.video.stream.VideoStream) -> None:
     stream.thread_type = "AUTO"
     # As many decoder threads as cores. FFmpeg's own choice is one more than that, and on
@@ -411,49 +213,3 @@ def _set_threads(stream: av.video.stream.VideoStream) -> None:
     # 720x1280 upload, median of 3: 1.70 s wall / 2.50 s CPU with FFmpeg's count, 1.59 s /
     # 2.32 s with two; identical hashes).
     stream.codec_context.thread_count = os.cpu_count() or 1
-
-
-def _hash_frame(frame: av.VideoFrame, from_luma: bool = True) -> PdqHash:
-    scale = MAX_SIDE / max(frame.width, frame.height)
-    if scale < 1.0:
-        frame = frame.reformat(
-            width=max(1, round(frame.width * scale)),
-            height=max(1, round(frame.height * scale)),
-        )
-    digest = _hash_yuv(frame) if from_luma else None
-    if digest is not None:
-        return digest
-    return hash_pixels(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
-
-
-def _hash_yuv(frame: av.VideoFrame) -> PdqHash | None:
-    """PDQ straight from the frame's YUV planes, or None for a format or matrix it does not
-    handle (the caller converts those to RGB)."""
-    name = frame.format.name
-    matrix = _MATRICES.get(frame.colorspace)
-    if (name not in _LIMITED_YUV and name not in _FULL_YUV) or matrix is None:
-        return None
-    luma = plane_view(frame, 0)
-    chroma = None
-    if matrix != BT601:  # the chroma counts: read Cb and Cr, from planar formats only
-        if name not in _PLANAR_YUV and name not in _FULL_YUV:
-            return None
-        cb, cr = plane_view(frame, 1), plane_view(frame, 2)
-        if cb is None or cr is None:
-            return None
-        chroma = (cb, cr)
-    if luma is None:
-        return None
-    full_range = name in _FULL_YUV or frame.color_range == _JPEG_RANGE
-    return hash_yuv(luma, chroma, full_range=full_range, matrix=matrix)
-
-
-def plane_view(frame: av.VideoFrame, index: int) -> npt.NDArray[np.uint8] | None:
-    """One 8-bit plane of the frame as a view of the decoder's buffer (no copy, line padding
-    cut off), or None if its lines are laid out otherwise (e.g. bottom-up)."""
-    plane = frame.planes[index]
-    if plane.line_size < plane.width:
-        return None
-    count = plane.line_size * plane.height
-    pixels = np.frombuffer(memoryview(plane), dtype=np.uint8, count=count)
-    return pixels.reshape(plane.height, plane.line_size)[:, : plane.width]
