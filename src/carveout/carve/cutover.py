@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from carveout.carve import keys, replication, state
@@ -111,11 +111,29 @@ def cutover(
     stats: ApplyStats,
     say: Callable[[str], None] = lambda _m: None,
 ) -> CutoverReport:
+    with ExitStack() as held:
+        caught = (
+            held.enter_context(replication.catching_up(source, spec.target))
+            if uses_replication(source, target)
+            else None
+        )
+        return _cutover(deployment, spec, source, target, stats, say, caught)
+
+
+def _cutover(
+    deployment: Deployment,
+    spec: CarveSpec,
+    source: Cell,
+    target: Cell,
+    stats: ApplyStats,
+    say: Callable[[str], None],
+    caught: replication.CatchUp | None,
+) -> CutoverReport:
     codes = spec.jurisdictions
     announced = announce(deployment, spec)  # already, unless this run starts at the cutover
-    replicating = uses_replication(source, target)
-    if replicating:
-        replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
+    replicating = caught is not None
+    if caught is not None:
+        caught.wait()
         copy_missing_blobs(source, target)
     else:
         catch_up(source, target, codes, stats, until_lag=PRE_FENCE_LAG, max_seconds=120)
@@ -166,7 +184,8 @@ def cutover(
                 ThreadPoolExecutor(1, thread_name_prefix="carve-keys") as pool,
             ):
                 handing_over = pool.submit(keys.hand_over, source, target, codes)
-                replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
+                assert caught is not None
+                caught.wait()
                 handing_over.result()
             with clock.step("missing blob files"):
                 copy_missing_blobs(source, target)

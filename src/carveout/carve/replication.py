@@ -16,6 +16,8 @@ updates and deletes by primary key while the copy runs."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import sqlalchemy as sa
@@ -159,6 +161,34 @@ def _build_indexes(target: Cell) -> None:
             conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
+def _flushed_lsn(conn: psycopg.Connection[tuple[object, ...]]) -> str:
+    conn.execute("SET synchronous_commit = on")
+    with conn.transaction():
+        conn.execute("SELECT pg_logical_emit_message(true, 'carveout.carve', 'flush')")
+    row = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _wait_confirmed(
+    conn: psycopg.Connection[tuple[object, ...]], slot: str, lsn: str, timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        row = conn.execute(
+            "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "
+            "WHERE slot_name = %s",
+            (lsn, slot),
+        ).fetchone()
+        if row is None:
+            raise ReplicationError(f"replication slot {slot} is gone from the source")
+        if row[0]:
+            return
+        if time.monotonic() > deadline:
+            raise ReplicationError(f"subscriber did not reach {lsn} in {timeout_s:.0f} s")
+        time.sleep(0.005)
+
+
 def source_lsn(source: Cell) -> str:
     """A WAL position at or past every commit made before the call, flushed (so the walsender
     can send it). With `synchronous_commit = off` a commit is acknowledged before its WAL is
@@ -168,35 +198,32 @@ def source_lsn(source: Cell) -> str:
     200 ms), which is what the cutover's wait used to spend. A transaction of our own that
     writes WAL (a logical message, which the subscription ignores) and commits with
     synchronous_commit on flushes everything inserted before it."""
-    src_url = source.store.dsn()
-    with _autocommit(src_url) as conn:
-        conn.execute("SET synchronous_commit = on")
-        with conn.transaction():
-            conn.execute("SELECT pg_logical_emit_message(true, 'carveout.carve', 'flush')")
-        row = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()
-    assert row is not None
-    return str(row[0])
+    with _autocommit(source.store.dsn()) as conn:
+        return _flushed_lsn(conn)
 
 
 def wait_caught_up(source: Cell, carve: str, lsn: str, timeout_s: float = 120) -> None:
     """Until the subscriber has confirmed everything up to `lsn`."""
-    name = names(carve)
-    src_url = source.store.dsn()
-    deadline = time.monotonic() + timeout_s
-    with _autocommit(src_url) as conn:
-        while True:
-            row = conn.execute(
-                "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "
-                "WHERE slot_name = %s",
-                (lsn, name),
-            ).fetchone()
-            if row is None:
-                raise ReplicationError(f"replication slot {name} is gone from the source")
-            if row[0]:
-                return
-            if time.monotonic() > deadline:
-                raise ReplicationError(f"subscriber did not reach {lsn} in {timeout_s:.0f} s")
-            time.sleep(0.005)
+    with _autocommit(source.store.dsn()) as conn:
+        _wait_confirmed(conn, names(carve), lsn, timeout_s)
+
+
+class CatchUp:
+    """`source_lsn` then `wait_caught_up` on one connection opened beforehand: inside the
+    cutover's pause, two new connections to the source cost more than the wait itself."""
+
+    def __init__(self, conn: psycopg.Connection[tuple[object, ...]], carve: str) -> None:
+        self._conn = conn
+        self._slot = names(carve)
+
+    def wait(self, timeout_s: float = 120) -> None:
+        _wait_confirmed(self._conn, self._slot, _flushed_lsn(self._conn), timeout_s)
+
+
+@contextmanager
+def catching_up(source: Cell, carve: str) -> Iterator[CatchUp]:
+    with _autocommit(source.store.dsn()) as conn:
+        yield CatchUp(conn, carve)
 
 
 def stop(source: Cell, target: Cell | None, carve: str, *, restore_identity: bool = True) -> None:
