@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,12 @@ def parse_rules(text: str) -> Rules:
     return Rules(share, rules)
 
 
+# Rules are immutable and a function of the file's text: every comment and caption is screened
+# with them, and parsing the TOML each time was ~0.5 ms of a comment's ~3 ms on the server.
+_parsed = functools.lru_cache(maxsize=32)(parse_rules)
+
+
 def load_rules(cell_root: Path) -> Rules:
+    """The cell's rules as its file says now (read each time, so an edit applies at once)."""
     path = cell_root / RULES_FILE
-    return parse_rules(path.read_text(encoding="utf-8") if path.exists() else DEFAULT_TEXT)
+    return _parsed(path.read_text(encoding="utf-8") if path.exists() else DEFAULT_TEXT)
