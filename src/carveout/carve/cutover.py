@@ -42,8 +42,8 @@ SEAL_ATTEMPTS = 40
 # Catch up to within this many changes before raising the fence, so the pause stays short.
 PRE_FENCE_LAG = 200
 # Servers learn of a cutover when its catch-up starts and open and warm the target meanwhile
-# (api.warmup: ~0.1-0.5 s for a pool of connections here); the fence goes up no sooner than
-# this after the announcement, so the released writes find the target ready.
+# (api.warmup: ~0.1-0.5 s for a pool of connections here); the cutover's work starts no sooner
+# than this after the announcement, so the released writes find the target ready.
 ANNOUNCE_LEAD_S = 1.0
 
 
@@ -131,6 +131,9 @@ def _cutover(
 ) -> CutoverReport:
     codes = spec.jurisdictions
     announced = announce(deployment, spec)  # already, unless this run starts at the cutover
+    # The lead is waited out first: the work below readies the target for the pause with the
+    # changes up to its end, and the fewer changes after it, the shorter the pause.
+    _await_lead(announced)
     replicating = caught is not None
     if caught is not None:
         caught.wait()
@@ -156,7 +159,6 @@ def _cutover(
         # the pause only those of the last moments are left.
         recompute_all(target.store, now_ms(), videos=replication.take_touched(target))
     fences = FenceBoard(deployment.data_dir)
-    _await_lead(announced)
     before = stats.changes
     clock = _StepClock()
     raised = time.monotonic()
