@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,6 +24,7 @@ import httpx
 import sqlalchemy as sa
 
 from carveout.bench.loadgen import Call, Measurement, run_load
+from carveout.bench.private_pg import private_cluster
 from carveout.bench.servers import UvicornServer
 from carveout.cells import Deployment, init_data_dir
 from carveout.cells.policy import one_cell_policy
@@ -30,7 +32,7 @@ from carveout.core import CarveoutError
 from carveout.core.settings import DATA_ENV
 from carveout.datamap import TABLES
 from carveout.datasets import load_kuairec
-from carveout.storage.pgcluster import DURABILITY, PgCluster, PgClusterError
+from carveout.storage.pgcluster import PgCluster
 
 BACKENDS = ("sqlite", "postgresql")
 DATA_LABEL = "real KuaiRec data (CC BY-SA 4.0)"
@@ -160,16 +162,9 @@ def _storage(backend: str) -> Iterator[tuple[str | None, str, str]]:
     if backend == "sqlite":
         yield "sqlite", sqlite3.sqlite_version, "WAL, one file per cell"
         return
-    try:
-        server = PgCluster(shared_buffers="128MB")
-        server.start()
-    except PgClusterError as exc:
-        yield None, "", f"skipped: {str(exc).splitlines()[0]}"
-        return
-    try:
-        yield server.fresh_url(), server.version(), f"private local cluster, {DURABILITY}"
-    finally:
-        server.stop()
+    with private_cluster(partial(PgCluster, shared_buffers="128MB")) as pg:
+        url = pg.server.fresh_url() if pg.server is not None else None
+        yield url, pg.version, pg.notes or pg.skipped
 
 
 class _BackendBench:
