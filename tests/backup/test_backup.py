@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from backup_env import BACKENDS, Env, MakeEnv, add_users
 
 from carveout.backup import list_backups, restore_backup, run_backup, verify_backup
-from carveout.backup.models import ROW_REPR, SQLITE_JSON, BackupError
+from carveout.backup.models import PG_COPY, SQLITE_JSON, BackupError
 from carveout.backup.restore import compare, table_checks
 from carveout.cells import POLICY_FILE, Deployment
 from carveout.core import Conflict
@@ -31,8 +31,8 @@ def test_backup_verifies_and_restores_exactly(make_env: MakeEnv, backend: str) -
 
     assert env.fingerprint() == before  # the serving cell is untouched
     # The manifest's digests are the serving cell's, by the method it names (SQLite: the
-    # SQLite-side digest; PostgreSQL: storage.fingerprint's), and the row counts are the same.
-    assert m.table_digest == (SQLITE_JSON if backend == "sqlite" else ROW_REPR)
+    # SQLite-side digest; PostgreSQL: the server's COPY text), and the row counts are the same.
+    assert m.table_digest == (SQLITE_JSON if backend == "sqlite" else PG_COPY)
     assert m.tables == table_checks(m.table_digest, env.cell.store)
     assert {k: t.rows for k, t in m.tables.items()} == {k: n for k, (n, _) in before.tables.items()}
     assert m.blobs == before.blobs and len(m.chunks) > 3

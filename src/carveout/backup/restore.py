@@ -14,10 +14,12 @@ from carveout.backup import pgtools
 from carveout.backup.catalog import Stored, open_manifest, stored_backup, write_verification
 from carveout.backup.chunks import prefetched, read_chunks, unpack
 from carveout.backup.digest import sqlite_checks
+from carveout.backup.digest_pg import pg_checks
 from carveout.backup.keys import CellKeys, load_keys
 from carveout.backup.models import (
     BLOB_PREFIX,
     DATABASE_ITEM,
+    PG_COPY,
     ROW_REPR,
     SQLITE_JSON,
     BackupError,
@@ -92,6 +94,11 @@ def table_checks(method: str, store: Store) -> dict[str, TableCheck]:
         if not isinstance(store, SqliteStore):
             raise BackupError(f"table digest {method} is read from a SQLite file only")
         return sqlite_checks(store.path)
+    if method == PG_COPY:
+        if not isinstance(store, PostgresStore):
+            raise BackupError(f"table digest {method} is read from a PostgreSQL database only")
+        with store.connect() as conn:
+            return pg_checks(conn)
     raise BackupError(f"table digest {method!r} is unknown to this version of carveout")
 
 
