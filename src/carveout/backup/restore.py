@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import shutil
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from carveout.backup import pgtools
 from carveout.backup.catalog import Stored, open_manifest, stored_backup, write_verification
-from carveout.backup.chunks import prefetched, read_chunks, unpack
+from carveout.backup.chunks import unpack
 from carveout.backup.digest import sqlite_checks
 from carveout.backup.digest_pg import pg_checks
 from carveout.backup.keys import CellKeys, load_keys
@@ -70,20 +72,43 @@ def locate(data_dir: Path, policy: Policy, cell: str, backup_id: str) -> Located
     return Located(spec, stored, manifest, keys.backup_key)
 
 
-def _unpack(found: Located, dest: Path) -> None:
+def _unpack(found: Located, dest: Path) -> dict[Item, Path]:
+    """Every item of the backup under `dest`; where each went."""
     database = dest / (DB_FILE if found.manifest.backend == "sqlite" else DUMP)
+    paths: dict[Item, Path] = {}
 
     def destination(item: Item) -> Path:
         if item.name == DATABASE_ITEM:
-            return database
-        sha = item.name.removeprefix(BLOB_PREFIX)
-        if item.sha256 != sha:
-            raise BackupError(f"{item.name}: content sha256 {item.sha256} differs from its name")
-        return dest / "blobs" / sha[:2] / sha[2:4] / sha
+            path = database
+        else:
+            sha = item.name.removeprefix(BLOB_PREFIX)
+            if item.sha256 != sha:
+                raise BackupError(
+                    f"{item.name}: content sha256 {item.sha256} differs from its name"
+                )
+            path = dest / "blobs" / sha[:2] / sha[2:4] / sha
+        paths[item] = path
+        return path
 
-    chunks = read_chunks(found.stored.read, found.manifest, found.cell_key)
-    unpack(prefetched(chunks), found.manifest, destination)
+    unpack(found.stored.read, found.manifest, found.cell_key, destination)
     (dest / "blobs").mkdir(exist_ok=True)
+    return paths
+
+
+def item_problems(paths: dict[Item, Path]) -> list[str]:
+    """Each unpacked file read back against its sha256 in the manifest. The unpacking proves
+    every chunk authentic and in its place; this proves the files are what the backup's writer
+    read (a writer that sealed other bytes than it hashed, or a chunk sealed by someone else
+    holding the cell's backup key). `backup verify` runs it; `restore` relies on the chunks."""
+    problems = []
+    for item, path in paths.items():
+        with path.open("rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        if digest != item.sha256:
+            problems.append(
+                f"{item.name}: unpacked sha256 {digest[:16]}… differs from the manifest's"
+            )
+    return problems
 
 
 def table_checks(method: str, store: Store) -> dict[str, TableCheck]:
@@ -151,7 +176,6 @@ def _loaded(found: Located, dest: Path, db_prefix: str) -> Iterator[tuple[Store,
     url = pgtools.create_database(found.spec.storage, name)
     try:
         pgtools.pg_restore(dest / DUMP, url)
-        (dest / DUMP).unlink()
         pg = PostgresStore(url, create=False)
         try:
             yield pg, name
@@ -170,15 +194,20 @@ def verify_backup(data_dir: Path, policy: Policy, cell: str, backup_id: str) -> 
     checks: dict[str, TableCheck] = {}
     try:
         found = locate(data_dir, policy, cell, backup_id)
-        _unpack(found, scratch)
-        with _loaded(found, scratch, "verify") as (store, db_name):
-            try:
-                problems = compare(found.manifest, store, LocalBlobStore(scratch / "blobs"))
-                checks = found.manifest.tables if not problems else {}
-            finally:
-                if db_name:
-                    store.dispose()
-                    pgtools.drop_database(found.spec.storage, db_name)
+        paths = _unpack(found, scratch)
+        # The files are read back on a second thread while the tables are restored and compared
+        # (sha256 and the reads release the GIL).
+        with ThreadPoolExecutor(1, thread_name_prefix="backup-verify") as pool:
+            reading = pool.submit(item_problems, paths)
+            with _loaded(found, scratch, "verify") as (store, db_name):
+                try:
+                    problems = compare(found.manifest, store, LocalBlobStore(scratch / "blobs"))
+                finally:
+                    if db_name:
+                        store.dispose()
+                        pgtools.drop_database(found.spec.storage, db_name)
+            problems = reading.result() + problems
+        checks = found.manifest.tables if not problems else {}
     except BackupError as exc:
         problems = [str(exc)]
     finally:
@@ -213,6 +242,7 @@ def restore_backup(
                 raise BackupError(f"backup {backup_id} restored wrong: {'; '.join(problems)}")
             if db_name:
                 _swap_database(spec.storage, db_name)
+        (staging / DUMP).unlink(missing_ok=True)  # restored into the database by now
         replaced = _swap_folder(staging, root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
