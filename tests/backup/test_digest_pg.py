@@ -162,3 +162,10 @@ def test_a_postgresql_manifest_with_the_older_digest_still_verifies(pg_env: Env)
     assert verify_backup(env.data_dir, env.deployment.policy, "global", m.backup_id).ok
     env.deployment.close()
     restore_backup(env.data_dir, env.deployment.policy, "global", m.backup_id, replace=True)
+
+
+def test_a_table_the_digest_cannot_read_is_named(pg_env: Env) -> None:
+    with pg_env.cell.store.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE comments RENAME COLUMN body TO text")
+    with pytest.raises(BackupError, match=r'table digest of comments failed: .*"body"'):
+        _checks(pg_env)
