@@ -9,14 +9,16 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
-from backup_env import Env
+from backup_env import Env, MakeEnv
 from test_bad_input import leftovers
 from test_digest import _resign
 
 from carveout.backup import BackupError, load_keys, restore_backup, run_backup, verify_backup
-from carveout.backup.chunks import NONCE, _aad, backup_key
+from carveout.backup.chunks import NONCE, aad, backup_key
 from carveout.backup.models import Chunk, Item, Manifest
+from carveout.backup.pgtools import libpq_url
 
 CHUNK = 16_384
 
@@ -159,7 +161,7 @@ def _reseal(env: Env, m: Manifest, chunk: Chunk, plain: bytes) -> None:
     aead = backup_key(load_keys(env.data_dir, "global").backup_key, m.backup_id)
     nonce = b"\0" * NONCE
     stored = nonce + aead.encrypt(
-        nonce, zstandard.ZstdCompressor().compress(plain), _aad(m.backup_id, chunk.index)
+        nonce, zstandard.ZstdCompressor().compress(plain), aad(m.backup_id, chunk.index)
     )
     (_folder(env, m) / chunk.file).write_bytes(stored)
     chunks = list(m.chunks)
@@ -186,3 +188,44 @@ def test_verify_reads_every_file_back_against_its_sha256(env: Env, backup: Manif
     result = verify_backup(env.data_dir, env.deployment.policy, "global", backup.backup_id)
     assert not result.ok
     assert f"{blob.name}: unpacked sha256 " in "\n".join(result.problems), result.problems
+
+
+def _staging_databases(env: Env) -> list[str]:
+    url = env.deployment.policy.cell("global").storage
+    with psycopg.connect(libpq_url(url).rsplit("/", 1)[0] + "/postgres") as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname ~ '_(restore|verify)_'"
+        ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+@pytest.mark.postgres
+def test_postgresql_a_bad_chunk_in_the_dump_stops_pg_restore_and_leaves_nothing(
+    make_env: MakeEnv,
+) -> None:
+    """The dump goes to pg_restore through a pipe as it is unpacked: a chunk refused half-way
+    stops pg_restore (its single transaction never commits) and the new database is dropped."""
+    env = make_env("postgresql", users=30, blobs=1)
+    m = run_backup(env.deployment, "global", chunk_size=CHUNK).manifest
+    env.deployment.close()
+    dump = next(i for i in m.items if i.name == "database")
+    assert dump.size > 3 * CHUNK  # chunks 1 and 2 are inside the dump
+    path = _folder(env, m) / m.chunks[2].file
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    _refused(env, m, r"^chunk 2 \(chunks/000002.chunk\) of backup \S+ is corrupt")
+    assert _staging_databases(env) == []
+
+
+@pytest.mark.postgres
+def test_postgresql_a_dump_pg_restore_refuses_is_named_and_verify_checks_its_sha256(
+    make_env: MakeEnv,
+) -> None:
+    env = make_env("postgresql", users=30, blobs=1)
+    m = run_backup(env.deployment, "global", chunk_size=CHUNK).manifest
+    env.deployment.close()
+    # Sealed with the cell's own key: every tag checks out, the bytes are not a dump.
+    _reseal(env, m, m.chunks[1], b"\0" * m.chunks[1].plain_size)
+    _refused(env, m, r"^pg_restore into \S+_(restore|verify)_\S+ failed: ")
+    assert _staging_databases(env) == []

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from carveout.backup import pgtools
 from carveout.backup.catalog import Stored, open_manifest, stored_backup, write_verification
-from carveout.backup.chunks import unpack
 from carveout.backup.digest import sqlite_checks
 from carveout.backup.digest_pg import pg_checks
 from carveout.backup.keys import CellKeys, load_keys
@@ -33,13 +32,13 @@ from carveout.backup.models import (
 from carveout.backup.run import scratch_dir
 from carveout.backup.sites import backup_site
 from carveout.backup.target import cell_exists, is_sqlite
+from carveout.backup.unpack import unpack
 from carveout.cells import CellSpec, Policy
 from carveout.cells.registry import cell_root, open_cell
 from carveout.core import Conflict, now_ms
 from carveout.privacy import reapply_tombstones
 from carveout.storage import LocalBlobStore, PostgresStore, SqliteStore, Store, fingerprint
 
-DUMP = "cell.dump"
 DB_FILE = "cell.db"
 
 
@@ -72,29 +71,6 @@ def locate(data_dir: Path, policy: Policy, cell: str, backup_id: str) -> Located
     return Located(spec, stored, manifest, keys.backup_key)
 
 
-def _unpack(found: Located, dest: Path) -> dict[Item, Path]:
-    """Every item of the backup under `dest`; where each went."""
-    database = dest / (DB_FILE if found.manifest.backend == "sqlite" else DUMP)
-    paths: dict[Item, Path] = {}
-
-    def destination(item: Item) -> Path:
-        if item.name == DATABASE_ITEM:
-            path = database
-        else:
-            sha = item.name.removeprefix(BLOB_PREFIX)
-            if item.sha256 != sha:
-                raise BackupError(
-                    f"{item.name}: content sha256 {item.sha256} differs from its name"
-                )
-            path = dest / "blobs" / sha[:2] / sha[2:4] / sha
-        paths[item] = path
-        return path
-
-    unpack(found.stored.read, found.manifest, found.cell_key, destination)
-    (dest / "blobs").mkdir(exist_ok=True)
-    return paths
-
-
 def item_problems(paths: dict[Item, Path]) -> list[str]:
     """Each unpacked file read back against its sha256 in the manifest. The unpacking proves
     every chunk authentic and in its place; this proves the files are what the backup's writer
@@ -109,6 +85,14 @@ def item_problems(paths: dict[Item, Path]) -> list[str]:
                 f"{item.name}: unpacked sha256 {digest[:16]}… differs from the manifest's"
             )
     return problems
+
+
+def _streamed_problems(streamed: dict[Item, str]) -> list[str]:
+    return [
+        f"{item.name}: unpacked sha256 {digest[:16]}… differs from the manifest's"
+        for item, digest in streamed.items()
+        if digest != item.sha256
+    ]
 
 
 def table_checks(method: str, store: Store) -> dict[str, TableCheck]:
@@ -162,23 +146,61 @@ def _restore_problems(found: Located, store: Store, blobs: LocalBlobStore) -> li
     return compare(found.manifest, store, blobs)
 
 
+@dataclass(frozen=True)
+class _Restored:
+    store: Store
+    db_name: str  # the new PostgreSQL database, "" for SQLite
+    files: dict[Item, Path]  # the items unpacked to files
+    streamed: dict[Item, str]  # streamed into pg_restore: the sha256 of what went (`hashed`)
+
+
 @contextmanager
-def _loaded(found: Located, dest: Path, db_prefix: str) -> Iterator[tuple[Store, str]]:
-    """Open the unpacked database as a store (PostgreSQL: restored into a new database)."""
-    if found.manifest.backend == "sqlite":
+def _restored(
+    found: Located, dest: Path, db_prefix: str, *, hashed: bool = False
+) -> Iterator[_Restored]:
+    """Every item of the backup unpacked under `dest` and the database opened as a store.
+    PostgreSQL: restored by pg_restore into a new database (dropped if anything fails), the
+    dump handed to it through a pipe while the chunks are unpacked."""
+    files: dict[Item, Path] = {}
+
+    def destination(item: Item) -> Path:
+        if item.name == DATABASE_ITEM:
+            path = dest / DB_FILE
+        else:
+            sha = item.name.removeprefix(BLOB_PREFIX)
+            if item.sha256 != sha:
+                raise BackupError(
+                    f"{item.name}: content sha256 {item.sha256} differs from its name"
+                )
+            path = dest / "blobs" / sha[:2] / sha[2:4] / sha
+        files[item] = path
+        return path
+
+    m = found.manifest
+    if m.backend == "sqlite":
+        unpack(found.stored.read, m, found.cell_key, destination)
+        (dest / "blobs").mkdir(exist_ok=True)
         sqlite = SqliteStore(dest / DB_FILE)
         try:
-            yield sqlite, ""
+            yield _Restored(sqlite, "", files, {})
         finally:
             sqlite.dispose()
         return
     name = f"{pgtools.database_name(found.spec.storage)}_{db_prefix}_{secrets.token_hex(4)}"
     url = pgtools.create_database(found.spec.storage, name)
     try:
-        pgtools.pg_restore(dest / DUMP, url)
+        restoring = pgtools.PgRestore(url, hashed=hashed)
+        try:
+            unpack(found.stored.read, m, found.cell_key, destination, (DATABASE_ITEM, restoring))
+        except BaseException:
+            restoring.stop()
+            raise
+        (dest / "blobs").mkdir(exist_ok=True)
+        restoring.wait()
+        streamed = {i: restoring.sha256 for i in m.items if hashed and i.name == DATABASE_ITEM}
         pg = PostgresStore(url, create=False)
         try:
-            yield pg, name
+            yield _Restored(pg, name, files, streamed)
         finally:
             pg.dispose()
     except BaseException:
@@ -194,19 +216,21 @@ def verify_backup(data_dir: Path, policy: Policy, cell: str, backup_id: str) -> 
     checks: dict[str, TableCheck] = {}
     try:
         found = locate(data_dir, policy, cell, backup_id)
-        paths = _unpack(found, scratch)
-        # The files are read back on a second thread while the tables are restored and compared
-        # (sha256 and the reads release the GIL).
-        with ThreadPoolExecutor(1, thread_name_prefix="backup-verify") as pool:
-            reading = pool.submit(item_problems, paths)
-            with _loaded(found, scratch, "verify") as (store, db_name):
+        with _restored(found, scratch, "verify", hashed=True) as restored:
+            # The files are read back on a second thread while the tables are compared (sha256
+            # and the reads release the GIL; the SQLite digest too, inside sqlite3_step).
+            with ThreadPoolExecutor(1, thread_name_prefix="backup-verify") as pool:
+                reading = pool.submit(item_problems, restored.files)
                 try:
-                    problems = compare(found.manifest, store, LocalBlobStore(scratch / "blobs"))
+                    problems = compare(
+                        found.manifest, restored.store, LocalBlobStore(scratch / "blobs")
+                    )
                 finally:
-                    if db_name:
-                        store.dispose()
-                        pgtools.drop_database(found.spec.storage, db_name)
-            problems = reading.result() + problems
+                    if restored.db_name:
+                        restored.store.dispose()
+                        pgtools.drop_database(found.spec.storage, restored.db_name)
+                problems = reading.result() + problems
+            problems = _streamed_problems(restored.streamed) + problems
         checks = found.manifest.tables if not problems else {}
     except BackupError as exc:
         problems = [str(exc)]
@@ -234,15 +258,13 @@ def restore_backup(
     staging = root.parent / f".restore-{cell}-{secrets.token_hex(4)}"
     staging.mkdir()
     try:
-        _unpack(found, staging)
-        with _loaded(found, staging, "restore") as (store, db_name):
-            problems = _restore_problems(found, store, LocalBlobStore(staging / "blobs"))
-            store.dispose()
+        with _restored(found, staging, "restore") as staged:
+            problems = _restore_problems(found, staged.store, LocalBlobStore(staging / "blobs"))
+            staged.store.dispose()
             if problems:  # the staging database is dropped on the way out
                 raise BackupError(f"backup {backup_id} restored wrong: {'; '.join(problems)}")
-            if db_name:
-                _swap_database(spec.storage, db_name)
-        (staging / DUMP).unlink(missing_ok=True)  # restored into the database by now
+            if staged.db_name:
+                _swap_database(spec.storage, staged.db_name)
         replaced = _swap_folder(staging, root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
