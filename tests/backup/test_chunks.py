@@ -229,3 +229,18 @@ def test_postgresql_a_dump_pg_restore_refuses_is_named_and_verify_checks_its_sha
     _reseal(env, m, m.chunks[1], b"\0" * m.chunks[1].plain_size)
     _refused(env, m, r"^pg_restore into \S+_(restore|verify)_\S+ failed: ")
     assert _staging_databases(env) == []
+
+
+@pytest.mark.postgres
+def test_postgresql_a_missing_blob_chunk_is_named_not_the_dump_it_stopped(
+    make_env: MakeEnv,
+) -> None:
+    """The chunks outside the dump are unpacked first, while the database is created: one
+    refused there stops the dump's threads, and the error names it."""
+    env = make_env("postgresql", users=30, blobs=2)
+    m = run_backup(env.deployment, "global", chunk_size=CHUNK).manifest
+    env.deployment.close()
+    last = m.chunks[-1]
+    (_folder(env, m) / last.file).unlink()
+    _refused(env, m, rf"^chunk {last.index} \({last.file}\) of backup \S+ is missing$")
+    assert _staging_databases(env) == []

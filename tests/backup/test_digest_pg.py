@@ -14,7 +14,7 @@ from backup_env import Env, MakeEnv
 from test_digest import _resign
 
 from carveout.backup import restore_backup, run_backup, verify_backup
-from carveout.backup.digest_pg import pg_checks
+from carveout.backup.digest_pg import _bytewise_keys, pg_checks
 from carveout.backup.models import PG_COPY, ROW_REPR, BackupError, Manifest, TableCheck
 from carveout.backup.restore import compare
 from carveout.datamap import TABLES
@@ -169,3 +169,20 @@ def test_a_table_the_digest_cannot_read_is_named(pg_env: Env) -> None:
         conn.exec_driver_sql("ALTER TABLE comments RENAME COLUMN body TO text")
     with pytest.raises(BackupError, match=r'table digest of comments failed: .*"body"'):
         _checks(pg_env)
+
+
+def test_the_key_order_is_bytewise_whatever_the_keys_collation(pg_env: Env) -> None:
+    """A key whose collation sorts by byte value is read in its index order; any other is
+    sorted under COLLATE "C": the digest is the same either way."""
+    base = {"domicile": "CA", "user_id": "u", "video_id": "v", "status": "ok", "created_at": 7}
+    _insert(pg_env, "comments", [{**base, "id": k, "body": k} for k in ("b", "B", "a", "_", "Ä")])
+    before = _checks(pg_env)["comments"]
+    with pg_env.cell.store.connect() as conn:
+        assert "comments" in _bytewise_keys(conn)  # the test server's databases are C
+    with pg_env.cell.store.begin() as conn:  # ICU's root locale: "a" < "B" < "b", not bytes
+        conn.exec_driver_sql('ALTER TABLE comments ALTER COLUMN id TYPE text COLLATE "und-x-icu"')
+    with pg_env.cell.store.connect() as conn:
+        assert "comments" not in _bytewise_keys(conn)
+        icu = conn.exec_driver_sql("SELECT id FROM comments ORDER BY id").scalars().all()
+    assert icu != sorted(icu, key=str.encode)  # that collation really sorts otherwise
+    assert _checks(pg_env)["comments"] == before

@@ -45,14 +45,52 @@ def pg_checks(conn: sa.Connection) -> dict[str, TableCheck]:
     driver = conn.connection.driver_connection
     if not isinstance(driver, psycopg.Connection):
         raise BackupError(f"table digest {PG_COPY} needs psycopg's connection, not {driver!r}")
+    bytewise = _bytewise_keys(conn)
     with driver.lock:
-        return {t.name: _table_check(driver.pgconn, t.name) for t in DATA_MAP.tables}
+        return {
+            t.name: _table_check(driver.pgconn, t.name, t.name in bytewise) for t in DATA_MAP.tables
+        }
 
 
-def _table_check(pgconn: pq.abc.PGconn, table: str) -> TableCheck:
+# A key column whose own collation is C or POSIX, or the database's default when that is libc's
+# C or POSIX, already sorts by byte value: `ORDER BY key` then walks its index instead of
+# sorting the table under `COLLATE "C"` (the KuaiRec events table: 90 ms against 137-180 ms).
+_BYTEWISE = """
+SELECT c.relname
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+JOIN pg_collation k ON k.oid = a.attcollation
+CROSS JOIN (
+    SELECT datcollate, coalesce(to_jsonb(d) ->> 'datlocprovider', 'c') AS provider
+    FROM pg_database d WHERE datname = current_database()
+) db
+WHERE (c.relname, a.attname) IN ({pairs})
+  AND (k.collname IN ('C', 'POSIX')
+       OR (k.collname = 'default' AND db.provider = 'c' AND db.datcollate IN ('C', 'POSIX')))
+"""
+
+
+def _bytewise_keys(conn: sa.Connection) -> set[str]:
+    """The tables whose text key sorts by byte value without `COLLATE "C"`."""
+    keys = {
+        t.name: TABLES[t.name].c[t.primary_key]
+        for t in DATA_MAP.tables
+        if isinstance(TABLES[t.name].c[t.primary_key].type, sa.String)
+    }
+    params = {}
+    pairs = []
+    for i, (table, col) in enumerate(keys.items()):
+        params[f"t{i}"], params[f"c{i}"] = table, col.name
+        pairs.append(f"(:t{i}, :c{i})")
+    query = sa.text(_BYTEWISE.format(pairs=", ".join(pairs)))
+    return set(conn.execute(query, params).scalars())
+
+
+def _table_check(pgconn: pq.abc.PGconn, table: str, bytewise: bool) -> TableCheck:
     # libpq's own calls, not psycopg's Copy object: that one runs a Python generator per row
     # (0.15 CPU-seconds for the 192k-row events table against 0.08 here).
-    pgconn.send_query(copy_statement(table).encode())
+    pgconn.send_query(copy_statement(table, bytewise=bytewise).encode())
     result = pgconn.get_result()
     if result is None or result.status != pq.ExecStatus.COPY_OUT:
         raise _failed(pgconn, table, result)
@@ -81,11 +119,12 @@ def _failed(pgconn: pq.abc.PGconn, table: str, result: pq.abc.PGresult | None) -
     return BackupError(f"table digest of {table} failed: {message.strip()}")
 
 
-def copy_statement(table: str) -> str:
+def copy_statement(table: str, *, bytewise: bool = False) -> str:
+    """`bytewise`: the key already sorts by byte value (`_bytewise_keys`)."""
     tbl = TABLES[table]
     key_col = tbl.c[DATA_MAP.table(table).primary_key]
     key = _ident(key_col.name)
-    if isinstance(key_col.type, sa.String):
+    if isinstance(key_col.type, sa.String) and not bytewise:
         key += ' COLLATE "C"'
     columns = ", ".join(_ident(c.name) for c in tbl.c)
     return f"COPY (SELECT {columns} FROM {_ident(table)} ORDER BY {key}) TO STDOUT"

@@ -7,6 +7,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -90,26 +91,34 @@ class PgRestore:
     restore and the dump is never written to disk. `hashed`: the sha256 of what was written
     is kept (`backup verify` compares it with the manifest's)."""
 
-    def __init__(self, url: str, *, hashed: bool = False) -> None:
-        self.database = database_name(url)
+    def __init__(self, url: Callable[[], str], *, hashed: bool = False) -> None:
+        """`url()`: the database's, called when the first byte is to be written (it may wait
+        for the database to be created meanwhile)."""
+        self._url = url
+        self._digest = hashlib.sha256() if hashed else None
+        self._proc: subprocess.Popen[bytes] | None = None
         # A file, not a pipe: a full pipe would stall pg_restore. Closed by wait() or stop().
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115
-        self._digest = hashlib.sha256() if hashed else None
-        self._proc = subprocess.Popen(  # noqa: S603 - fixed argv of PostgreSQL's own tool
-            [
-                str(pg_tool("pg_restore")),
-                "--no-owner",
-                "--exit-on-error",
-                "--single-transaction",
-                "-d",
-                libpq_url(url),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=self._errors,
-        )
-        assert self._proc.stdin is not None
-        self._stdin = self._proc.stdin
+        self.database = ""
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        if self._proc is None:
+            url = self._url()
+            self.database = database_name(url)
+            self._proc = subprocess.Popen(  # noqa: S603 - fixed argv of PostgreSQL's own tool
+                [
+                    str(pg_tool("pg_restore")),
+                    "--no-owner",
+                    "--exit-on-error",
+                    "--single-transaction",
+                    "-d",
+                    libpq_url(url),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=self._errors,
+            )
+        return self._proc
 
     @property
     def sha256(self) -> str:
@@ -117,34 +126,43 @@ class PgRestore:
         return self._digest.hexdigest()
 
     def write(self, data: memoryview) -> None:
+        proc = self._started()
+        assert proc.stdin is not None
         if self._digest is not None:
             self._digest.update(data)
-        fd = self._stdin.fileno()
+        fd = proc.stdin.fileno()
         try:
             while data:  # os.write: no Python-side buffer, and the GIL is released meanwhile
                 data = data[os.write(fd, data) :]
         except BrokenPipeError:
-            self._proc.wait()
+            proc.wait()
             raise self._failure() from None
 
     def close(self) -> None:
-        self._stdin.close()
+        stdin = self._started().stdin
+        assert stdin is not None
+        stdin.close()
 
     def wait(self) -> None:
         """Once the whole dump was written: pg_restore's outcome."""
-        if not self._stdin.closed:
-            self._stdin.close()
-        if self._proc.wait() != 0:
+        proc = self._started()
+        assert proc.stdin is not None
+        if not proc.stdin.closed:
+            proc.stdin.close()
+        if proc.wait() != 0:
             raise self._failure()
         self._errors.close()
 
     def stop(self) -> None:
         """The unpacking failed: pg_restore is stopped, its transaction never commits."""
-        with contextlib.suppress(OSError):
-            self._stdin.close()
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
+        proc = self._proc
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                assert proc.stdin is not None
+                proc.stdin.close()
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
         self._errors.close()
 
     def _failure(self) -> BackupError:

@@ -85,6 +85,10 @@ def _layout(manifest: Manifest, paths: dict[Item, Path | None]) -> list[list[_Pi
     return layout
 
 
+class _Stopped(BackupError):
+    """A thread gave up waiting for its turn because another chunk failed (raised instead)."""
+
+
 class _Turns:
     """Hands the streamed item's pieces over in chunk order while the threads unpack chunks
     in any order: a thread waits for its chunk's turn only before its stream piece."""
@@ -98,7 +102,7 @@ class _Turns:
         with self._cond:
             self._cond.wait_for(lambda: self._next == index or self._failed)
             if self._failed:
-                raise BackupError("stopped: another chunk failed")
+                raise _Stopped("stopped: another chunk failed")
 
     def done(self, index: int) -> None:
         with self._cond:
@@ -200,10 +204,16 @@ def unpack(
             raise
 
     with ThreadPoolExecutor(UNPACKERS, thread_name_prefix="backup-unpack") as pool:
-        running = [pool.submit(guarded, chunk) for chunk in manifest.chunks]
+        # The chunks outside the stream first: their files are written while the stream's
+        # reader gets ready (pg_restore waits for its database to be created).
+        streaming = set(in_stream)
+        order = sorted(manifest.chunks, key=lambda c: c.index in streaming)
+        submitted = {chunk.index: pool.submit(guarded, chunk) for chunk in order}
+        running = [submitted[chunk.index] for chunk in manifest.chunks]
         try:
-            for future in running:
-                future.result()
+            for future in running:  # in chunk order: the first failure in that order is raised
+                with contextlib.suppress(_Stopped):
+                    future.result()
         except BaseException:
             turns.fail()
             for future in running:
