@@ -137,9 +137,10 @@ def _blob_problems(manifest: Manifest, found: tuple[str, ...]) -> list[str]:
 
 def _restore_problems(found: Located, store: Store, blobs: LocalBlobStore) -> list[str]:
     """What a restore checks beyond the unpacking. A SQLite backup's database file has just
-    been unpacked byte for byte: its sha256, listed in the signed manifest, was checked, and
-    the manifest's table digests were read from that very file when the backup was taken, so
-    reading every row again would prove nothing more (and cost several times the unpacking).
+    been unpacked byte for byte (every chunk of it authenticated at its index, placed where
+    the signed manifest says), and the manifest's table digests were read from that very file
+    when the backup was taken, so reading every row again would prove nothing more (and cost
+    several times the unpacking).
     A PostgreSQL restore is logical (pg_restore), so its tables are compared. `backup verify`
     compares every table of either kind."""
     if found.manifest.backend == "sqlite":
