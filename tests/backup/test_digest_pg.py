@@ -14,7 +14,7 @@ from backup_env import Env, MakeEnv
 from test_digest import _resign
 
 from carveout.backup import restore_backup, run_backup, verify_backup
-from carveout.backup.digest_pg import _bytewise_keys, pg_checks
+from carveout.backup.digest_pg import _bytewise_keys, pg_checks, pg_engine_checks
 from carveout.backup.models import PG_COPY, ROW_REPR, BackupError, Manifest, TableCheck
 from carveout.backup.restore import compare
 from carveout.datamap import TABLES
@@ -186,3 +186,8 @@ def test_the_key_order_is_bytewise_whatever_the_keys_collation(pg_env: Env) -> N
         icu = conn.exec_driver_sql("SELECT id FROM comments ORDER BY id").scalars().all()
     assert icu != sorted(icu, key=str.encode)  # that collation really sorts otherwise
     assert _checks(pg_env)["comments"] == before
+
+
+def test_two_connections_give_the_digests_of_one(pg_env: Env) -> None:
+    _insert(pg_env, "video_stats", [{c.name: 1 for c in TABLES["video_stats"].c}])
+    assert pg_engine_checks(pg_env.cell.store.engine) == _checks(pg_env)

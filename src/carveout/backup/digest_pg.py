@@ -24,6 +24,7 @@ false match."""
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import sqlalchemy as sa
@@ -33,9 +34,10 @@ from carveout.backup.models import PG_COPY, BackupError, TableCheck
 from carveout.datamap import DATA_MAP, TABLES
 
 
-def pg_checks(conn: sa.Connection) -> dict[str, TableCheck]:
-    """`PG_COPY` row count and digest of every mapped table, read in `conn`'s open
-    transaction (a backup's exported snapshot, or a restored database)."""
+def pg_checks(conn: sa.Connection, tables: list[str] | None = None) -> dict[str, TableCheck]:
+    """`PG_COPY` row count and digest of every mapped table (or of `tables`), read in
+    `conn`'s open transaction (a backup's exported snapshot, or a restored database)."""
+    names = [t.name for t in DATA_MAP.tables] if tables is None else tables
     # SET LOCAL: until this transaction ends (the backup's snapshot transaction holds others'
     # settings apart; a restore's is its own). work_mem: the key-order sort of the largest
     # table stays in memory (the KuaiRec events table: 137 ms against 180 ms spilled at 4 MB).
@@ -47,9 +49,30 @@ def pg_checks(conn: sa.Connection) -> dict[str, TableCheck]:
         raise BackupError(f"table digest {PG_COPY} needs psycopg's connection, not {driver!r}")
     bytewise = _bytewise_keys(conn)
     with driver.lock:
-        return {
-            t.name: _table_check(driver.pgconn, t.name, t.name in bytewise) for t in DATA_MAP.tables
-        }
+        return {name: _table_check(driver.pgconn, name, name in bytewise) for name in names}
+
+
+def pg_engine_checks(engine: sa.Engine) -> dict[str, TableCheck]:
+    """`pg_checks` of a database nothing else writes to (a restored one), on two connections:
+    the largest table on one, the others on the second, so the server sorts and writes on
+    two cores (a freshly restored KuaiRec cell, six runs each: median 0.23 s against 0.26)."""
+    names = [t.name for t in DATA_MAP.tables]
+    with engine.connect() as conn:
+        sizes = conn.execute(
+            sa.text("SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname = ANY(:n)"),
+            {"n": names},
+        ).all()
+    largest = str(max(sizes, key=lambda r: int(r[1]))[0]) if sizes else names[0]
+
+    def part(tables: list[str]) -> dict[str, TableCheck]:
+        with engine.connect() as conn:
+            return pg_checks(conn, tables)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="backup-digest") as pool:
+        beside = pool.submit(part, [largest])
+        found = part([n for n in names if n != largest])
+        found.update(beside.result())
+    return {name: found[name] for name in names}
 
 
 # A key column whose own collation is C or POSIX, or the database's default when that is libc's

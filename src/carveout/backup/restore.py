@@ -16,7 +16,7 @@ from pathlib import Path
 from carveout.backup import pgtools
 from carveout.backup.catalog import Stored, open_manifest, stored_backup, write_verification
 from carveout.backup.digest import sqlite_checks
-from carveout.backup.digest_pg import pg_checks
+from carveout.backup.digest_pg import pg_engine_checks
 from carveout.backup.keys import CellKeys, load_keys
 from carveout.backup.models import (
     BLOB_PREFIX,
@@ -107,8 +107,7 @@ def table_checks(method: str, store: Store) -> dict[str, TableCheck]:
     if method == PG_COPY:
         if not isinstance(store, PostgresStore):
             raise BackupError(f"table digest {method} is read from a PostgreSQL database only")
-        with store.connect() as conn:
-            return pg_checks(conn)
+        return pg_engine_checks(store.engine)
     raise BackupError(f"table digest {method!r} is unknown to this version of carveout")
 
 
