@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import shutil
+import sqlite3
 import threading
 from collections.abc import Iterator
 from concurrent import futures
@@ -147,6 +148,15 @@ def _restore_problems(found: Located, store: Store, blobs: LocalBlobStore) -> li
     return compare(found.manifest, store, blobs)
 
 
+def _to_wal(path: Path) -> None:
+    # What storage.sqlite's connections do first; the same fsyncs (synchronous=FULL here).
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
+
+
 @dataclass(frozen=True)
 class _Restored:
     store: Store
@@ -157,7 +167,7 @@ class _Restored:
 
 @contextmanager
 def _restored(
-    found: Located, dest: Path, db_prefix: str, *, hashed: bool = False
+    found: Located, dest: Path, db_prefix: str, *, hashed: bool = False, to_wal: bool = False
 ) -> Iterator[_Restored]:
     """Every item of the backup unpacked under `dest` and the database opened as a store.
     PostgreSQL: restored by pg_restore into a new database (dropped if anything fails), the
@@ -179,7 +189,21 @@ def _restored(
 
     m = found.manifest
     if m.backend == "sqlite":
-        unpack(found.stored.read, m, found.cell_key, destination)
+        with ThreadPoolExecutor(1, thread_name_prefix="backup-wal") as side:
+            # A restore switches the file to WAL mode as soon as it is complete, while the
+            # blob chunks still unpack: the switch's fsync writes the database to disk, which
+            # the cell's opening (which switches it otherwise) would wait for after the swap.
+            # Not for verify: it reads the file back against its sha256.
+            wal = dest / DB_FILE if to_wal else None
+            switching = []
+
+            def written(path: Path) -> None:
+                if path == wal:
+                    switching.append(side.submit(_to_wal, path))
+
+            unpack(found.stored.read, m, found.cell_key, destination, written=written)
+            for future in switching:
+                future.result()
         (dest / "blobs").mkdir(exist_ok=True)
         sqlite = SqliteStore(dest / DB_FILE)
         try:
@@ -264,7 +288,7 @@ def restore_backup(
     staging = root.parent / f".restore-{cell}-{secrets.token_hex(4)}"
     staging.mkdir()
     try:
-        with _restored(found, staging, "restore") as staged:
+        with _restored(found, staging, "restore", to_wal=True) as staged:
             problems = _restore_problems(found, staged.store, LocalBlobStore(staging / "blobs"))
             staged.store.dispose()
             if problems:  # the staging database is dropped on the way out

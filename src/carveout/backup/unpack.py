@@ -121,9 +121,11 @@ def unpack(
     cell_key: bytes,
     destination: Callable[[Item], Path],
     stream: tuple[str, Stream] | None = None,
+    written: Callable[[Path], None] | None = None,
 ) -> None:
     """Write every item of the backup to `destination(item)`, or the item named in `stream`
     to that stream (written in order, closed after its last byte, before the rest is done).
+    `written(path)`, if given, is called (on an unpacking thread) once a file is complete.
 
     Each chunk is authenticated before a byte of it is written: its size, then its GCM tag
     under the backup's key with the backup id and the chunk's index as associated data. With
@@ -151,6 +153,20 @@ def unpack(
     if sink is not None and not in_stream:
         sink.close()  # an empty item
     turns = _Turns(in_stream[0] if in_stream else 0)
+    # Pieces still to write per file: the thread writing a file's last one reports it.
+    left = dict.fromkeys((p for p in paths.values() if p is not None), 0)
+    for piece in (p for pieces in layout for p in pieces if p.path is not None):
+        assert piece.path is not None
+        left[piece.path] += 1
+    lock = threading.Lock()
+
+    def piece_done(path: Path) -> None:
+        with lock:
+            left[path] -= 1
+            complete = not left[path]
+        if complete and written is not None:
+            written(path)
+
     aead = backup_key(cell_key, manifest.backup_id)
     local = threading.local()  # a zstd context and a buffer per thread
 
@@ -185,6 +201,8 @@ def unpack(
                 finally:
                     if fd >= 0:
                         os.close(fd)
+                if piece.path is not None:
+                    piece_done(piece.path)
                 if piece.path is None:
                     if chunk.index == in_stream[-1]:
                         assert sink is not None
