@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import stat
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from backup_env import BACKENDS, Env, MakeEnv, add_users
 
 from carveout.backup import list_backups, restore_backup, run_backup, verify_backup
-from carveout.backup.models import ROW_REPR, SQLITE_JSON, BackupError
+from carveout.backup.models import PG_COPY, SQLITE_JSON
 from carveout.backup.restore import compare, table_checks
 from carveout.cells import POLICY_FILE, Deployment
 from carveout.core import Conflict
@@ -31,8 +31,8 @@ def test_backup_verifies_and_restores_exactly(make_env: MakeEnv, backend: str) -
 
     assert env.fingerprint() == before  # the serving cell is untouched
     # The manifest's digests are the serving cell's, by the method it names (SQLite: the
-    # SQLite-side digest; PostgreSQL: storage.fingerprint's), and the row counts are the same.
-    assert m.table_digest == (SQLITE_JSON if backend == "sqlite" else ROW_REPR)
+    # SQLite-side digest; PostgreSQL: the server's COPY text), and the row counts are the same.
+    assert m.table_digest == (SQLITE_JSON if backend == "sqlite" else PG_COPY)
     assert m.tables == table_checks(m.table_digest, env.cell.store)
     assert {k: t.rows for k, t in m.tables.items()} == {k: n for k, (n, _) in before.tables.items()}
     assert m.blobs == before.blobs and len(m.chunks) > 3
@@ -53,6 +53,13 @@ def test_backup_verifies_and_restores_exactly(make_env: MakeEnv, backend: str) -
     env.deployment.close()  # a restore replaces the cell's files: stop serving it first
     restore_backup(env.data_dir, env.deployment.policy, "global", m.backup_id, replace=True)
     assert env.fingerprint() == before
+    # Chunks of 16 KiB: items span chunks and chunks span items, each piece written at its
+    # offset by one of two threads. Every blob file is byte for byte the backed-up one.
+    blobs = [i for i in m.items if i.name.startswith("blobs/")]
+    assert blobs and any(i.offset % 16_384 for i in blobs)
+    for item in blobs:
+        restored = env.cell.blobs.local_path(item.sha256).read_bytes()
+        assert hashlib.sha256(restored).hexdigest() == item.sha256 and len(restored) == item.size
 
 
 def _emails(env: Env) -> list[str]:
@@ -183,35 +190,3 @@ def _user_ids(env: Env) -> list[str]:
         users = TABLES["users"]
         others = conn.execute(sa.select(users.c.id).where(users.c.id.not_in(owners))).scalars()
         return owners + list(others)
-
-
-def test_prefetched_keeps_order_raises_in_place_and_stops_with_its_consumer() -> None:
-    from carveout.backup.chunks import prefetched
-
-    assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
-
-    def failing() -> Iterator[int]:
-        yield 1
-        yield 2
-        raise BackupError("chunk 3 is missing")
-
-    got: list[int] = []
-    with pytest.raises(BackupError, match="chunk 3 is missing"):
-        for x in prefetched(failing()):
-            got.append(x)
-    assert got == [1, 2]  # everything before the failure arrives first
-
-    produced: list[int] = []
-
-    def endless() -> Iterator[int]:
-        n = 0
-        while True:
-            produced.append(n)
-            yield n
-            n += 1
-
-    stream = prefetched(endless(), depth=2)
-    assert next(stream) == 0
-    stream.close()  # the consumer stops: so does the producer thread
-    assert not any(t.name == "backup-prefetch" for t in threading.enumerate())
-    assert len(produced) <= 4

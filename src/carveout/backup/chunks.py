@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import queue
 import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import zstandard
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from carveout.backup.models import CHUNKS, BackupError, Chunk, Item, Manifest
-
-T = TypeVar("T")
+from carveout.backup.models import CHUNKS, Chunk, Item
 
 CHUNK_SIZE = 8 << 20
 ZSTD_LEVEL = 3  # zstd's own default: the baseline `zstd` uses the same
@@ -49,7 +43,7 @@ def backup_key(cell_key: bytes, backup_id: str) -> AESGCM:
     return AESGCM(derived)
 
 
-def _aad(backup_id: str, index: int) -> bytes:
+def aad(backup_id: str, index: int) -> bytes:
     # Binds each chunk to its backup and position: a chunk swapped in from elsewhere fails.
     return f"{backup_id}/{index}".encode()
 
@@ -144,7 +138,7 @@ class ChunkWriter:
         packed = zstd.compress(plain)
         t1 = time.perf_counter()
         nonce = secrets.token_bytes(NONCE)
-        stored = nonce + self._aead.encrypt(nonce, packed, _aad(self.backup_id, index))
+        stored = nonce + self._aead.encrypt(nonce, packed, aad(self.backup_id, index))
         t2 = time.perf_counter()
         sha = hashlib.sha256(stored).hexdigest()
         t3 = time.perf_counter()
@@ -182,131 +176,3 @@ class _Sealed:
     stored: bytes
     sha: str
     seconds: tuple[float, float, float]  # compress, encrypt, checksum
-
-
-def read_chunks(
-    read: Callable[[str], bytes], manifest: Manifest, cell_key: bytes
-) -> Iterator[bytes]:
-    """Each chunk's plaintext, in order, after its size and GCM tag have checked out.
-
-    `read(name)` returns a stored object's bytes (a file of a folder site, an object of an S3
-    site) or raises FileNotFoundError."""
-    aead = backup_key(cell_key, manifest.backup_id)
-    zstd = zstandard.ZstdDecompressor()
-    for chunk in manifest.chunks:
-        where = f"chunk {chunk.index} ({chunk.file}) of backup {manifest.backup_id}"
-        try:
-            stored = read(chunk.file)
-        except FileNotFoundError:
-            raise BackupError(f"{where} is missing") from None
-        # GCM's tag authenticates every byte (under the cell's key, with the backup id and
-        # the chunk's index bound in): a chunk that opens is byte-exact. Its sha256, in the
-        # manifest for checks without the key, is computed only to name a chunk that does not.
-        packed = None
-        if len(stored) == chunk.stored_size:
-            with contextlib.suppress(InvalidTag):
-                packed = aead.decrypt(
-                    stored[:NONCE], stored[NONCE:], _aad(manifest.backup_id, chunk.index)
-                )
-        if packed is None:
-            sha = hashlib.sha256(stored).hexdigest()
-            if len(stored) != chunk.stored_size or sha != chunk.sha256:
-                raise BackupError(
-                    f"{where} is corrupt: sha256 {sha[:16]}… ({len(stored)} bytes) does not "
-                    f"match the manifest's {chunk.sha256[:16]}… ({chunk.stored_size} bytes)"
-                )
-            raise BackupError(
-                f"{where} does not decrypt with the cell's backup key {manifest.key_id}"
-            )
-        plain = zstd.decompress(packed, max_output_size=chunk.plain_size)
-        if len(plain) != chunk.plain_size:
-            raise BackupError(
-                f"{where} holds {len(plain)} bytes, the manifest says {chunk.plain_size}"
-            )
-        yield plain
-
-
-def unpack(
-    chunks: Iterator[bytes], manifest: Manifest, destination: Callable[[Item], Path]
-) -> None:
-    """Write every item of the stream to `destination(item)`, checking each one's sha256."""
-    items = sorted(manifest.items, key=lambda i: i.offset)
-    stream = _Stream(chunks)
-    for item in items:
-        path = destination(item)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        with path.open("wb") as out:
-            for piece in stream.take(item.size):
-                digest.update(piece)
-                out.write(piece)
-        if digest.hexdigest() != item.sha256:
-            raise BackupError(
-                f"{item.name} in backup {manifest.backup_id} does not match its sha256"
-            )
-    if stream.has_more():
-        raise BackupError(f"backup {manifest.backup_id} holds bytes no item accounts for")
-
-
-class _Stream:
-    """Reads a sequence of byte chunks as one stream, `n` bytes at a time."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._current = memoryview(b"")
-
-    def take(self, n: int) -> Iterator[memoryview]:
-        while n > 0:
-            if not self._current:
-                nxt = next(self._chunks, None)
-                if nxt is None:
-                    raise BackupError("backup stream ended before its last item")
-                self._current = memoryview(nxt)
-            piece = self._current[:n]
-            self._current = self._current[n:]
-            n -= len(piece)
-            yield piece
-
-    def has_more(self) -> bool:
-        return bool(self._current) or next(self._chunks, None) is not None
-
-
-def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """`items`, produced on a second thread up to `depth` ahead of the consumer: a restore
-    decrypts and decompresses the next chunk while this one is hashed and written (zstd,
-    AES-GCM, sha256 and file writes all release the GIL). The producer's exception is raised
-    here, in order; a consumer that stops early stops the producer."""
-    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(entry: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(("item", item)):
-                    return
-            put(("end", None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(("error", exc))
-
-    worker = threading.Thread(target=produce, name="backup-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = ready.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        worker.join()

@@ -18,6 +18,7 @@ BLOB_PREFIX = "blobs/"
 # How a manifest's per-table digests were computed (backup/digest.py); verify uses the same.
 ROW_REPR = "row-repr-sha256"  # storage.fingerprint's digest; manifests naming none used it
 SQLITE_JSON = "sqlite-json-sha256-v1"
+PG_COPY = "pg-copy-sha256-v1"  # PostgreSQL's COPY text of the rows (backup/digest_pg.py)
 
 
 class BackupError(CarveoutError):

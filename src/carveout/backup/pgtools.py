@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import subprocess
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -80,20 +85,88 @@ def rename_database(url: str, old: str, new: str) -> None:
         )
 
 
-def pg_restore(dump: Path, url: str) -> None:
-    proc = subprocess.run(  # noqa: S603 - fixed argv of PostgreSQL's own tool
-        [
-            str(pg_tool("pg_restore")),
-            "--no-owner",
-            "--exit-on-error",
-            "--single-transaction",
-            "-d",
-            libpq_url(url),
-            str(dump),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise BackupError(f"pg_restore into {database_name(url)} failed: {proc.stderr.strip()}")
+class PgRestore:
+    """pg_restore reading a custom-format dump from a pipe, into the database at `url`, in one
+    transaction: the dump is handed over as it is unpacked, so the unpacking overlaps the
+    restore and the dump is never written to disk. `hashed`: the sha256 of what was written
+    is kept (`backup verify` compares it with the manifest's)."""
+
+    def __init__(self, url: Callable[[], str], *, hashed: bool = False) -> None:
+        """`url()`: the database's, called when the first byte is to be written (it may wait
+        for the database to be created meanwhile)."""
+        self._url = url
+        self._digest = hashlib.sha256() if hashed else None
+        self._proc: subprocess.Popen[bytes] | None = None
+        # A file, not a pipe: a full pipe would stall pg_restore. Closed by wait() or stop().
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115
+        self.database = ""
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        if self._proc is None:
+            url = self._url()
+            self.database = database_name(url)
+            self._proc = subprocess.Popen(  # noqa: S603 - fixed argv of PostgreSQL's own tool
+                [
+                    str(pg_tool("pg_restore")),
+                    "--no-owner",
+                    "--exit-on-error",
+                    "--single-transaction",
+                    "-d",
+                    libpq_url(url),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=self._errors,
+            )
+        return self._proc
+
+    @property
+    def sha256(self) -> str:
+        assert self._digest is not None
+        return self._digest.hexdigest()
+
+    def write(self, data: memoryview) -> None:
+        proc = self._started()
+        assert proc.stdin is not None
+        if self._digest is not None:
+            self._digest.update(data)
+        fd = proc.stdin.fileno()
+        try:
+            while data:  # os.write: no Python-side buffer, and the GIL is released meanwhile
+                data = data[os.write(fd, data) :]
+        except BrokenPipeError:
+            proc.wait()
+            raise self._failure() from None
+
+    def close(self) -> None:
+        stdin = self._started().stdin
+        assert stdin is not None
+        stdin.close()
+
+    def wait(self) -> None:
+        """Once the whole dump was written: pg_restore's outcome."""
+        proc = self._started()
+        assert proc.stdin is not None
+        if not proc.stdin.closed:
+            proc.stdin.close()
+        if proc.wait() != 0:
+            raise self._failure()
+        self._errors.close()
+
+    def stop(self) -> None:
+        """The unpacking failed: pg_restore is stopped, its transaction never commits."""
+        proc = self._proc
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                assert proc.stdin is not None
+                proc.stdin.close()
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        self._errors.close()
+
+    def _failure(self) -> BackupError:
+        self._errors.seek(0)
+        message = self._errors.read().decode(errors="replace").strip()
+        self._errors.close()
+        return BackupError(f"pg_restore into {self.database} failed: {message}")

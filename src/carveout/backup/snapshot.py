@@ -19,11 +19,11 @@ from typing import TypeVar
 import sqlalchemy as sa
 
 from carveout.backup.digest import sqlite_checks, sqlite_schema_version
-from carveout.backup.models import ROW_REPR, SQLITE_JSON, BackupError, TableCheck
+from carveout.backup.digest_pg import pg_checks
+from carveout.backup.models import PG_COPY, ROW_REPR, SQLITE_JSON, BackupError, TableCheck
 from carveout.backup.pgtools import libpq_url, pg_tool
 from carveout.cells import Cell
-from carveout.datamap import DATA_MAP
-from carveout.storage import SqliteStore, connection_digest
+from carveout.storage import SqliteStore
 
 SQLITE_SNAPSHOT = "sqlite3 online backup API"
 PG_SNAPSHOT = "pg_dump -Fc -Z0 in an exported repeatable-read snapshot"
@@ -43,12 +43,6 @@ class Snapshot:
     checks_seconds: float  # the per-table checks, while `write` ran
     write_seconds: float  # `write`, while the checks ran
     table_digest: str = ROW_REPR  # how `tables` was computed (backup/digest.py)
-
-
-def connection_checks(conn: sa.Connection) -> dict[str, TableCheck]:
-    """Per-table row counts and digests, exactly as `storage.fingerprint` computes them
-    (`ROW_REPR`)."""
-    return {t.name: TableCheck(*connection_digest(conn, t.name)) for t in DATA_MAP.tables}
 
 
 def snapshot_cell(cell: Cell, scratch: Path, write: Write) -> Snapshot:
@@ -147,7 +141,9 @@ def _postgres(cell: Cell, target: Path, write: Write) -> Snapshot:
 
             def checks() -> tuple[dict[str, TableCheck], str | None]:
                 version = conn.execute(sa.text("SELECT version_num FROM alembic_version"))
-                return connection_checks(conn), version.scalar()
+                return pg_checks(conn), version.scalar()
 
             (tables, version), checks_s, _ = _beside(dump_then_write, checks)
-    return Snapshot(target, PG_SNAPSHOT, version, tables, spent["dump"], checks_s, spent["write"])
+    return Snapshot(
+        target, PG_SNAPSHOT, version, tables, spent["dump"], checks_s, spent["write"], PG_COPY
+    )
