@@ -33,6 +33,8 @@ from carveout.carve.bundle_format import (
     Progress,
     digest_hex,
     encode_rows,
+    fetch_rows,
+    row_digests,
 )
 from carveout.carve.capture import carved_tables
 from carveout.cells import Deployment
@@ -85,16 +87,15 @@ def export_bundle(
                     .where(tbl.c.domicile.in_(codes))
                     .order_by(tbl.c[table.primary_key])
                 )
-                names, rows = _fetch(conn, stmt, tbl)
+                names, rows = fetch_rows(conn, stmt, tbl)
                 # The recipient's verify compares its table_digest with this one, computed
                 # from the values written here (JSON gives back exactly these ints, floats,
                 # strings, bools and None), without reading the sealed chunks back.
                 digest = hashlib.sha256()
-                sha256 = hashlib.sha256
                 for i in range(0, len(rows), ROWS_PER_CHUNK):
                     part = rows[i : i + ROWS_PER_CHUNK]
                     out.write("rows", encode_rows(names, part), table=table.name, rows=len(part))
-                    digest.update(b"".join([sha256(repr(r).encode()).digest() for r in part]))
+                    digest.update(row_digests(part))
                     progress(table.name, len(part))
                 tables[table.name] = [len(rows), digest.hexdigest()]
                 for col in table.blob_columns:
@@ -171,35 +172,3 @@ class _ChunkWriter:
         (self.folder / Path(chunk["file"]).name).write_bytes(sealed)
         chunk["sha256"] = digest_hex(sealed)
         chunk["bytes"] = len(sealed)
-
-
-def _fetch(
-    conn: sa.Connection, stmt: sa.Select[Any], tbl: sa.Table
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """All rows of `stmt` (a select of every column of `tbl`) straight from the driver's
-    cursor, as tuples of the values SQLAlchemy would return (its result processors, e.g.
-    SQLite's 0/1 to bool, applied): Row objects cost more than the rest of the export."""
-    dialect = conn.dialect
-    compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.construct_params()
-    cursor = conn.connection.cursor()
-    try:
-        if compiled.positional:
-            assert compiled.positiontup is not None
-            cursor.execute(compiled.string, tuple(params[n] for n in compiled.positiontup))
-        else:
-            cursor.execute(compiled.string, params)
-        rows: list[tuple[Any, ...]] = list(cursor.fetchall())
-        processors = [
-            col.type.dialect_impl(dialect).result_processor(dialect, desc[1])
-            for col, desc in zip(tbl.c, cursor.description, strict=True)
-        ]
-    finally:
-        cursor.close()
-    names = [col.name for col in tbl.c]
-    if any(processors):
-        rows = [
-            tuple(v if p is None or v is None else p(v) for p, v in zip(processors, r, strict=True))
-            for r in rows
-        ]
-    return names, rows

@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 from carveout.carve.bundle_crypto import BundleError
 from carveout.datamap import TABLES, Table
@@ -98,3 +100,42 @@ def check_chunks(bundle: Path, manifest: dict[str, Any]) -> None:
             raise BundleError(f"{what} is missing: {path}")
         if digest_hex(path.read_bytes()) != chunk["sha256"]:
             raise BundleError(f"{what} is corrupt: its sha256 does not match the manifest")
+
+
+def fetch_rows(
+    conn: sa.Connection, stmt: sa.Select[Any], tbl: sa.Table
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """All rows of `stmt` (a select of every column of `tbl`) straight from the driver's
+    cursor, as tuples of the values SQLAlchemy would return (its result processors, e.g.
+    SQLite's 0/1 to bool, applied): Row objects cost more than the rest of an export or a verify."""
+    dialect = conn.dialect
+    compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    cursor = conn.connection.cursor()
+    try:
+        if compiled.positional:
+            assert compiled.positiontup is not None
+            cursor.execute(compiled.string, tuple(params[n] for n in compiled.positiontup))
+        else:
+            cursor.execute(compiled.string, params)
+        rows: list[tuple[Any, ...]] = list(cursor.fetchall())
+        processors = [
+            col.type.dialect_impl(dialect).result_processor(dialect, desc[1])
+            for col, desc in zip(tbl.c, cursor.description, strict=True)
+        ]
+    finally:
+        cursor.close()
+    names = [col.name for col in tbl.c]
+    if any(processors):
+        rows = [
+            tuple(v if p is None or v is None else p(v) for p, v in zip(processors, r, strict=True))
+            for r in rows
+        ]
+    return names, rows
+
+
+def row_digests(rows: Iterable[tuple[Any, ...]]) -> bytes:
+    """The sha256 of each row's repr, concatenated: what a table's digest (`table_digest`,
+    the carve's definition, which the manifest records) hashes, in primary-key order."""
+    sha256 = hashlib.sha256
+    return b"".join([sha256(repr(r).encode()).digest() for r in rows])

@@ -42,9 +42,8 @@ from carveout.cells import (
     with_new_cell,
     write_policy_atomically,
 )
-from carveout.core import Conflict, now_ms
+from carveout.core import Conflict
 from carveout.datamap import DATA_MAP, TABLES
-from carveout.events import recompute_all
 from carveout.storage import create_migrated_database, schema_head
 
 
@@ -111,7 +110,6 @@ def import_bundle(
         rows, blobs = _load(cell, bundle, manifest, cipher, start, handed, verifier, progress)
         verifier.finish()
     verify_blobs(cell, manifest)
-    recompute_all(cell.store, now_ms())
     leaks = leak_scan(cell, codes)
     if leaks.leaks:
         raise BundleError(f"leak scan of the imported cell found {leaks.leaks} foreign items")
@@ -215,7 +213,7 @@ def _load_in_order(
             state.put(conn, "import:next_chunk", chunk["index"] + 1)
         rows[table.name] = rows.get(table.name, 0) + len(batch)
         progress(table.name, len(batch))
-        verifier.loaded(chunk["index"], table.name)
+        verifier.loaded(chunk["index"], table.name, len(batch))
     return rows, blobs
 
 
