@@ -15,7 +15,7 @@ ALLOWED = {
     "bundle": {"bundle_export", "bundle_format", "bundle_import"},
     "bundle_export": {"bundle_crypto", "bundle_format"},
     "bundle_import": {"bundle_crypto", "bundle_format", "bundle_load", "bundle_verify"},
-    "bundle_load": {"bundle_crypto", "bundle_format"},
+    "bundle_load": {"bundle_crypto", "bundle_format", "bundle_verify"},
     "bundle_verify": {"bundle_crypto", "bundle_format"},
     "bundle_format": {"bundle_crypto"},
     "bundle_crypto": set(),

@@ -4,15 +4,11 @@ records it (resumable), verified beside the load, counters rebuilt, leak-scanned
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 import zstandard
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from carveout.carve import keys, state
 from carveout.carve.bundle_crypto import (
@@ -27,11 +23,10 @@ from carveout.carve.bundle_format import (
     MANIFEST,
     Progress,
     check_chunks,
-    decode_rows,
     read_manifest,
 )
+from carveout.carve.bundle_load import load
 from carveout.carve.bundle_verify import Verifier, drop_indexes, verify_blobs
-from carveout.carve.sync import insert_rows
 from carveout.carve.verify import LeakReport, leak_scan
 from carveout.cells import (
     POLICY_FILE,
@@ -43,7 +38,7 @@ from carveout.cells import (
     write_policy_atomically,
 )
 from carveout.core import Conflict
-from carveout.datamap import DATA_MAP, TABLES
+from carveout.datamap import TABLES
 from carveout.storage import create_migrated_database, schema_head
 
 
@@ -102,12 +97,14 @@ def import_bundle(
     cell = _open_import_target(deployment, spec, manifest["bundle_id"])
     with cell.store.connect() as conn:
         start = int(state.get(conn, "import:next_chunk", 1))
-    if any(c["kind"] == "rows" and c["index"] >= start for c in manifest["chunks"]):
-        # A new cell: its secondary indexes are built once after the load, not row by row
-        # (as the carve's replication copy does). A resumed import drops what was built.
-        drop_indexes(cell)
+    # A new cell: the secondary indexes of the tables still to load are built once after
+    # their rows are in. A resumed import drops what an interrupted one built meanwhile.
+    drop_indexes(
+        cell,
+        {c["table"] for c in manifest["chunks"] if c["kind"] == "rows" and c["index"] >= start},
+    )
     with Verifier(cell, manifest, start) as verifier:
-        rows, blobs = _load(cell, bundle, manifest, cipher, start, handed, verifier, progress)
+        rows, blobs = load(cell, bundle, manifest, cipher, start, handed, verifier, progress)
         verifier.finish()
     verify_blobs(cell, manifest)
     leaks = leak_scan(cell, codes)
@@ -120,101 +117,6 @@ def import_bundle(
         )
         deployment.refresh_policy()
     return ImportReport(target, len(manifest["chunks"]), start, rows, blobs, leaks)
-
-
-def _load(
-    cell: Cell,
-    bundle: Path,
-    manifest: dict[str, Any],
-    cipher: AESGCM,
-    start: int,
-    handed: keys.KeyHandover | None,
-    verifier: Verifier,
-    progress: Progress,
-) -> tuple[dict[str, int], int]:
-    """Every chunk from `start` on, each committed with the progress that records it. The
-    blob files are stored by a worker thread from the start (their decryption, hashing, writes
-    and fsyncs release the GIL) while the rows load; each blob chunk's progress is recorded in
-    order when the loop reaches it. A blob stored but not yet recorded when an import is
-    interrupted is stored again on resume, which finds it there (content-addressed)."""
-    with ThreadPoolExecutor(1, thread_name_prefix="import-blobs") as storer:
-        stored = {
-            chunk["index"]: storer.submit(_store_blob, cell, bundle, cipher, chunk)
-            for chunk in manifest["chunks"]
-            if chunk["kind"] == "blob" and chunk["index"] >= start
-        }
-        try:
-            return _load_in_order(
-                cell, bundle, manifest, cipher, start, handed, verifier, progress, stored
-            )
-        finally:
-            for future in stored.values():
-                future.cancel()
-
-
-def _store_blob(cell: Cell, bundle: Path, cipher: AESGCM, chunk: dict[str, Any]) -> str:
-    """A blob chunk opened and its file stored; its content's sha256."""
-    what = f"chunk {chunk['index']:06d}"
-    plain = zstandard.ZstdDecompressor().decompress(
-        open_sealed(cipher, chunk["index"], (bundle / chunk["file"]).read_bytes(), what)
-    )
-    sha, _size, _new = cell.blobs.put_stream(BytesIO(plain))
-    return sha
-
-
-def _load_in_order(
-    cell: Cell,
-    bundle: Path,
-    manifest: dict[str, Any],
-    cipher: AESGCM,
-    start: int,
-    handed: keys.KeyHandover | None,
-    verifier: Verifier,
-    progress: Progress,
-    stored: dict[int, Future[str]],
-) -> tuple[dict[str, int], int]:
-    codes = tuple(manifest["jurisdictions"])
-    fmt = int(manifest["format"])
-    dctx = zstandard.ZstdDecompressor()
-    rows: dict[str, int] = {}
-    blobs = 0
-    for chunk in manifest["chunks"]:
-        if chunk["index"] < start:
-            continue
-        if chunk["kind"] == "blob":
-            if stored[chunk["index"]].result() != chunk["sha256_plain"]:
-                raise BundleError(f"chunk {chunk['index']:06d}: blob content does not match")
-            blobs += 1
-            with cell.store.begin() as conn:
-                state.put(conn, "import:next_chunk", chunk["index"] + 1)
-            progress("blobs", 1)
-            verifier.check()
-            continue
-        what = f"chunk {chunk['index']:06d}"
-        plain = dctx.decompress(
-            open_sealed(cipher, chunk["index"], (bundle / chunk["file"]).read_bytes(), what)
-        )
-        if chunk["kind"] == "keys":
-            assert handed is not None
-            cell.vault.keys.accept(handed.records, handed.tombstones)
-            with cell.store.begin() as conn:
-                state.put(conn, "import:next_chunk", chunk["index"] + 1)
-            progress("keys", len(handed.records))
-            continue
-        table = DATA_MAP.table(chunk["table"])
-        columns, batch = decode_rows(plain, fmt, table, f"{what} ({table.name})")
-        at = columns.index("domicile")
-        if any(r[at] not in codes for r in batch):
-            raise BundleError(f"{what} holds rows outside {codes}: refused")
-        # The chunk's rows and the progress that records them commit together: an
-        # interrupted import resumes at the first chunk not committed, loading nothing twice.
-        with cell.store.begin() as conn:
-            insert_rows(conn, table, columns, batch)
-            state.put(conn, "import:next_chunk", chunk["index"] + 1)
-        rows[table.name] = rows.get(table.name, 0) + len(batch)
-        progress(table.name, len(batch))
-        verifier.loaded(chunk["index"], table.name, len(batch))
-    return rows, blobs
 
 
 def _open_import_target(deployment: Deployment, spec: CellSpec, bundle_id: str) -> Cell:

@@ -5,6 +5,7 @@ again after it, and the blob files present at the end."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -18,6 +19,8 @@ from carveout.core import now_ms
 from carveout.datamap import DATA_MAP, TABLES
 from carveout.events import recompute_all
 from carveout.storage import table_digest
+
+BUILDERS = 3  # the most indexes a carved table has
 
 
 class Verifier:
@@ -41,7 +44,11 @@ class Verifier:
         self.last: dict[str, int] = {c["table"]: c["index"] for c in rows}
         self.last_rows = max(self.last.values(), default=0)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="import-verify")
-        self.builder = ThreadPoolExecutor(1, thread_name_prefix="import-indexes")
+        # PostgreSQL builds each index on its own connection, several at once (the biggest
+        # table's, built after its last chunk, are most of the import's tail); SQLite has one
+        # writer, so one thread.
+        builders = BUILDERS if cell.store.backend == "postgresql" else 1
+        self.builder = ThreadPoolExecutor(builders, thread_name_prefix="import-indexes")
         self.counters = ThreadPoolExecutor(1, thread_name_prefix="import-counters")
         self.futures: list[Future[None]] = []
         self.reads: dict[str, _TableRead] = {}
@@ -51,9 +58,11 @@ class Verifier:
         for name in self.tables:
             loaded = sum(c["rows"] for c in rows if c["table"] == name and c["index"] < start)
             if self.last.get(name, 0) < start:
-                # Nothing left to load (empty, or loaded before an interruption): now.
+                # Nothing left to load (empty, or loaded before an interruption): now. Only a
+                # table with rows had its indexes dropped (by an interrupted run).
                 self._settle(name)
-                self.futures.append(self.builder.submit(build_indexes, cell, name))
+                if name in self.last:
+                    self._build(name)
             elif self.by_chunk:
                 self.reads[name] = _TableRead(name)
                 if loaded:  # committed before an interruption: read back first
@@ -67,6 +76,10 @@ class Verifier:
     def __exit__(self, *exc: object) -> None:
         for pool in (self.pool, self.builder, self.counters):
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _build(self, table: str) -> None:
+        for index in _secondary_indexes(table):
+            self.futures.append(self.builder.submit(_build_index, self.cell, index))
 
     def _read(self, name: str, rows: int) -> None:
         self.futures.append(self.pool.submit(self.reads[name].read, self.cell, rows))
@@ -86,7 +99,7 @@ class Verifier:
         if self.last.get(table) == index:
             if table in self.tables:
                 self._settle(table)
-            self.futures.append(self.builder.submit(build_indexes, self.cell, table))
+            self._build(table)
         if index == self.last_rows:
             self.futures.append(self.counters.submit(_recompute_counters, self.cell))
         self.check()
@@ -156,19 +169,21 @@ def _secondary_indexes(table: str | None = None) -> list[sa.Index]:
     ]
 
 
-def drop_indexes(cell: Cell) -> None:
+def drop_indexes(cell: Cell, tables: Collection[str]) -> None:
+    """The secondary indexes of the tables about to be loaded, dropped: built once after
+    their rows are in rather than row by row (as the carve's replication copy does)."""
     with cell.store.begin() as conn:
-        for index in _secondary_indexes():
-            conn.execute(sa.schema.DropIndex(index, if_exists=True))
+        for table in tables:
+            for index in _secondary_indexes(table):
+                conn.execute(sa.schema.DropIndex(index, if_exists=True))
 
 
-def build_indexes(cell: Cell, table: str) -> None:
-    """A table's indexes dropped before the load, built again (those already there are left
-    alone, so a resumed import builds only what is missing), one transaction each: on SQLite
-    the other chunks' progress records commit in between (one writer at a time)."""
-    for index in _secondary_indexes(table):
-        with cell.store.begin() as conn:
-            conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+def _build_index(cell: Cell, index: sa.Index) -> None:
+    """An index dropped before the load, built again (left alone if there already, so a
+    resumed import builds only what is missing), in a transaction of its own: on SQLite the
+    other chunks' progress records commit in between (one writer at a time)."""
+    with cell.store.begin() as conn:
+        conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
 def _verify_table(cell: Cell, name: str, count: int, digest: str) -> None:
