@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -31,9 +34,12 @@ from carveout.carve.bundle_format import (
     MANIFEST,
     ROWS_PER_CHUNK,
     Progress,
+    compile_select,
     digest_hex,
     encode_rows,
     fetch_rows,
+    processed,
+    result_processors,
     row_digests,
 )
 from carveout.carve.capture import carved_tables
@@ -87,20 +93,24 @@ def export_bundle(
                     .where(tbl.c.domicile.in_(codes))
                     .order_by(tbl.c[table.primary_key])
                 )
-                names, rows = fetch_rows(conn, stmt, tbl)
+                names = [col.name for col in tbl.c]
+                blob_at = [names.index(col.name) for col in table.blob_columns]
                 # The recipient's verify compares its table_digest with this one, computed
                 # from the values written here (JSON gives back exactly these ints, floats,
                 # strings, bools and None), without reading the sealed chunks back.
                 digest = hashlib.sha256()
-                for i in range(0, len(rows), ROWS_PER_CHUNK):
-                    part = rows[i : i + ROWS_PER_CHUNK]
-                    out.write("rows", encode_rows(names, part), table=table.name, rows=len(part))
-                    digest.update(row_digests(part))
-                    progress(table.name, len(part))
-                tables[table.name] = [len(rows), digest.hexdigest()]
-                for col in table.blob_columns:
-                    at = names.index(col.name)
-                    shas |= {r[at] for r in rows}
+                count = 0
+                with closing(_row_parts(conn, stmt, tbl)) as parts:
+                    for part in parts:
+                        out.write(
+                            "rows", encode_rows(names, part), table=table.name, rows=len(part)
+                        )
+                        digest.update(row_digests(part))
+                        count += len(part)
+                        for at in blob_at:
+                            shas |= {r[at] for r in part}
+                        progress(table.name, len(part))
+                tables[table.name] = [count, digest.hexdigest()]
         for sha in sorted(shas):
             with source.blobs.open(sha) as fh:
                 out.write("blob", fh.read(), sha256_plain=sha)
@@ -128,6 +138,59 @@ def export_bundle(
     tmp.write_text(json.dumps(manifest, indent=1))
     tmp.replace(bundle / MANIFEST)
     return manifest
+
+
+def _row_parts(
+    conn: sa.Connection, stmt: sa.Select[Any], tbl: sa.Table
+) -> Generator[list[tuple[Any, ...]], None, None]:
+    """The rows of `stmt` in parts of ROWS_PER_CHUNK, in order. On PostgreSQL through a
+    server-side cursor in the snapshot's transaction, read by a worker thread a few parts
+    ahead: the server's scan and the transfer of the next part overlap the encoding and
+    hashing of this one (reading the whole table first kept the biggest table's 0.1-0.2 s of
+    server time ahead of any encoding). SQLite's driver has no such wait to hide: one read.
+    Close it (`contextlib.closing`): that stops and joins the reader."""
+    if conn.dialect.name != "postgresql":
+        _names, rows = fetch_rows(conn, stmt, tbl)
+        for i in range(0, len(rows), ROWS_PER_CHUNK):
+            yield rows[i : i + ROWS_PER_CHUNK]
+        return
+    sql, params = compile_select(conn, stmt)
+    dbapi = conn.connection.driver_connection
+    assert isinstance(dbapi, psycopg.Connection)
+    dialect = conn.dialect
+    parts: queue.Queue[list[tuple[Any, ...]] | BaseException | None] = queue.Queue(_AHEAD)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            with dbapi.cursor(name=f"bundle_export_{tbl.name}") as cursor:
+                cursor.execute(sql, params)
+                processors = result_processors(dialect, tbl, cursor.description)
+                while not stop.is_set():
+                    part = cursor.fetchmany(ROWS_PER_CHUNK)
+                    if not part:
+                        break
+                    parts.put(processed(processors, part))
+            parts.put(None)
+        except BaseException as exc:  # handed to the caller, raised there
+            parts.put(exc)
+
+    reader = threading.Thread(target=read, name="bundle-export-read", daemon=True)
+    reader.start()
+    try:
+        while (item := parts.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # a reader blocked on a full queue wakes up
+            with suppress(queue.Empty):
+                parts.get(timeout=0.05)
+        reader.join()
+
+
+_AHEAD = 3  # parts read ahead of the encoding at most
 
 
 class _ChunkWriter:

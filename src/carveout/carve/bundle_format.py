@@ -107,31 +107,46 @@ def fetch_rows(
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """All rows of `stmt` (a select of every column of `tbl`) straight from the driver's
     cursor, as tuples of the values SQLAlchemy would return (its result processors, e.g.
-    SQLite's 0/1 to bool, applied): Row objects cost more than the rest of an export or a verify."""
-    dialect = conn.dialect
-    compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.construct_params()
+    SQLite's 0/1 to bool, applied): Row objects cost more than the rest of an export or a
+    verify."""
+    sql, params = compile_select(conn, stmt)
     cursor = conn.connection.cursor()
     try:
-        if compiled.positional:
-            assert compiled.positiontup is not None
-            cursor.execute(compiled.string, tuple(params[n] for n in compiled.positiontup))
-        else:
-            cursor.execute(compiled.string, params)
+        cursor.execute(sql, params)
         rows: list[tuple[Any, ...]] = list(cursor.fetchall())
-        processors = [
-            col.type.dialect_impl(dialect).result_processor(dialect, desc[1])
-            for col, desc in zip(tbl.c, cursor.description, strict=True)
-        ]
+        processors = result_processors(conn.dialect, tbl, cursor.description)
     finally:
         cursor.close()
-    names = [col.name for col in tbl.c]
-    if any(processors):
-        rows = [
-            tuple(v if p is None or v is None else p(v) for p, v in zip(processors, r, strict=True))
-            for r in rows
-        ]
-    return names, rows
+    return [col.name for col in tbl.c], processed(processors, rows)
+
+
+Processors = list[Callable[[Any], Any] | None]
+
+
+def compile_select(conn: sa.Connection, stmt: sa.Select[Any]) -> tuple[str, Any]:
+    """The driver's SQL text and parameters for `stmt`."""
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    if compiled.positional:
+        assert compiled.positiontup is not None
+        return compiled.string, tuple(params[n] for n in compiled.positiontup)
+    return compiled.string, params
+
+
+def result_processors(dialect: sa.Dialect, tbl: sa.Table, description: Any) -> Processors:
+    return [
+        col.type.dialect_impl(dialect).result_processor(dialect, desc[1])
+        for col, desc in zip(tbl.c, description, strict=True)
+    ]
+
+
+def processed(processors: Processors, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    if not any(processors):
+        return rows
+    return [
+        tuple(v if p is None or v is None else p(v) for p, v in zip(processors, r, strict=True))
+        for r in rows
+    ]
 
 
 def row_digests(rows: Iterable[tuple[Any, ...]]) -> bytes:
