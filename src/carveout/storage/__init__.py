@@ -14,7 +14,12 @@ from carveout.storage.fingerprint import (
 from carveout.storage.keystore import KeyRecord, Tombstone, UserKeyStore
 from carveout.storage.pgcluster import PgCluster, PgClusterError
 from carveout.storage.port import Row, Store
-from carveout.storage.postgres import PostgresStore, drop_database, ensure_database
+from carveout.storage.postgres import (
+    PostgresStore,
+    create_migrated_database,
+    drop_database,
+    ensure_database,
+)
 from carveout.storage.rehearsal import Rehearsal
 from carveout.storage.sealing import Unreadable, Vault
 from carveout.storage.sqlite import SqliteStore
@@ -38,6 +43,7 @@ __all__ = [
     "UserKeyStore",
     "Vault",
     "connection_digest",
+    "create_migrated_database",
     "drop_database",
     "ensure_database",
     "fingerprint",

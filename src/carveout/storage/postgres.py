@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from importlib.resources import files
 from typing import Any
 
 import psycopg
@@ -12,7 +15,7 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from carveout.datamap import TABLES
-from carveout.storage.engine import SqlStore
+from carveout.storage.engine import SqlStore, schema_head
 from carveout.storage.port import Row
 
 
@@ -31,6 +34,86 @@ def ensure_database(url: str) -> None:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def schema_template_name() -> str:
+    """The name of the migrated template database of this carveout's schema: the newest
+    revision and a digest of every migration script, so an edited migration (same revision)
+    never copies an old template."""
+    digest = hashlib.sha256()
+    versions = files("carveout.storage") / "migrations" / "versions"
+    for script in sorted(versions.iterdir(), key=lambda p: p.name):
+        if script.name.endswith(".py"):
+            digest.update(script.name.encode() + b"\0" + script.read_bytes())
+    return f"carveout_schema_{schema_head()}_{digest.hexdigest()[:12]}"
+
+
+def create_migrated_database(url: str) -> bool:
+    """Create the database `url` names as a copy of a migrated template on the same server
+    (`CREATE DATABASE ... TEMPLATE`): the server copies the template's files, so the new
+    database is in the exact state the migrations leave (tables, indexes, constraints,
+    triggers, alembic's version row) without running them: about 0.05 s over an empty
+    database's creation, where the migrations took 0.12-0.3 s. The template is migrated
+    once per server and schema (`schema_template_name`), then kept, marked as a template that
+    accepts no connections (a connected session would make the copy fail). False, and nothing
+    done, when the database exists already (the caller migrates it as usual)."""
+    target = sa.make_url(url)
+    name = target.database
+    if not name:
+        raise ValueError(f"PostgreSQL URL names no database: {url}")
+    template = schema_template_name()
+    admin = _psycopg_dsn(target.set(database="postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if _database_exists(conn, name):
+            return False
+        if not _database_exists(conn, template):
+            _create_template(conn, target, template)
+        try:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+        except psycopg.errors.DuplicateDatabase:
+            return False  # created meanwhile by another process
+    return True
+
+
+def _database_exists(conn: psycopg.Connection[Any], name: str) -> bool:
+    found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return found is not None
+
+
+def _create_template(conn: psycopg.Connection[Any], target: sa.URL, template: str) -> None:
+    """Migrate a new database under a name of its own, then rename it to `template`: a
+    process that finds the template finds it complete, and of two processes creating it at
+    once the second drops its copy."""
+    scratch = f"{template[:40]}_{uuid.uuid4().hex[:12]}"
+    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+    try:
+        store = PostgresStore(target.set(database=scratch).render_as_string(False), create=False)
+        try:
+            store.migrate()
+        finally:
+            store.dispose()
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                sql.Identifier(scratch), sql.Identifier(template)
+            )
+        )
+    except psycopg.errors.DuplicateDatabase:
+        pass  # another process made it first; ours is dropped below
+    else:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
+                sql.Identifier(template)
+            )
+        )
+        return
+    finally:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch))
+        )
 
 
 # A pooled connection back in the pool for less than this is handed out again unchecked; one
