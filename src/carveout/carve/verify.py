@@ -15,7 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +94,7 @@ def _verify_table(
     codes: tuple[str, ...],
     report: VerifyReport,
     on_chunk: Callable[[str, int], None],
+    pool: ThreadPoolExecutor | None,
 ) -> None:
     key = f"verify:{table.name}"
     with target.store.connect() as conn:
@@ -98,7 +102,7 @@ def _verify_table(
     if saved["done"]:
         report.tables[table.name] = saved["rows"]
         return
-    chunk = _in_database if _both_postgresql(source, target) else _in_python
+    chunk = partial(_in_database, pool) if pool is not None else _in_python
     last = saved["last"]
     rows_checked = saved["rows"]
     while True:
@@ -167,7 +171,12 @@ def _in_python(
 
 
 def _in_database(
-    source: Cell, target: Cell, table: Table, codes: tuple[str, ...], last: Any
+    pool: ThreadPoolExecutor,
+    source: Cell,
+    target: Cell,
+    table: Table,
+    codes: tuple[str, ...],
+    last: Any,
 ) -> Chunk:
     tbl, pk, common = _ranges(table, last)
     moving = tbl.c.domicile.in_(codes)
@@ -177,17 +186,24 @@ def _in_database(
     in_range = [*common] if bound is None else [*common, pk <= bound]
     # The target takes J's writes again after the switch: its rows and its capture log are
     # read in one snapshot, so a row written meanwhile is either in both (and left out) or in
-    # neither. The sealed source takes none of J's writes; it is read after, with the same keys
-    # left out.
+    # neither. The sealed source takes none of J's writes; it is read with the same keys left
+    # out, on another thread while the target hashes its side: each side's work is its
+    # server's, and the two run at once.
     with target.store.connect() as conn, conn.begin():
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         changed = sorted(changed_since_cutover(conn, table.name))
         if changed:
             in_range.append(sa.cast(pk, sa.Text).not_in(changed))
+        src = pool.submit(_source_digest, source, tbl, pk, [moving, *in_range])
         dst = _side_digest(conn, tbl, pk, in_range)
+    return src.result(), dst, bound
+
+
+def _source_digest(
+    source: Cell, tbl: sa.Table, pk: sa.ColumnElement[Any], where: list[Any]
+) -> Side:
     with source.store.connect() as conn:
-        src = _side_digest(conn, tbl, pk, [moving, *in_range])
-    return src, dst, bound
+        return _side_digest(conn, tbl, pk, where)
 
 
 def _side_digest(
@@ -209,8 +225,14 @@ def verify(
     on_chunk: Callable[[str, int], None] = lambda _t, _n: None,
 ) -> VerifyReport:
     report = VerifyReport()
-    for table in carved_tables():
-        _verify_table(source, target, table, codes, report, on_chunk)
+    with ExitStack() as stack:
+        pool = (
+            stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="verify-source"))
+            if _both_postgresql(source, target)
+            else None
+        )
+        for table in carved_tables():
+            _verify_table(source, target, table, codes, report, on_chunk, pool)
     return report
 
 
