@@ -8,6 +8,7 @@ import math
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backup_env import Env, add_users
@@ -204,15 +205,7 @@ def test_a_manifest_from_before_the_method_was_named_still_verifies(env: Env) ->
     """Old manifests have no `table_digest`: their digests are storage.fingerprint's, and
     verify recomputes those."""
     m = run_backup(env.deployment, "global").manifest
-    old = json.loads(m.to_bytes())
-    del old["table_digest"]
-    old["tables"] = {
-        name: {"rows": rows, "sha256": digest}
-        for name, (rows, digest) in fingerprint(env.cell.store).tables.items()
-    }
-    data = json.dumps(old, indent=1, sort_keys=True).encode()
-    assert Manifest.from_bytes(data, "old").table_digest == ROW_REPR
-    _resign(env, data)
+    old = _resign_as_before_the_method(env, m)
     result = verify_backup(env.data_dir, env.deployment.policy, "global", m.backup_id)
     assert result.ok, result.problems
 
@@ -228,6 +221,21 @@ def test_a_manifest_naming_an_unknown_method_fails_verify(env: Env) -> None:
     _resign(env, dataclasses.replace(m, table_digest="sha512-of-tea-leaves").to_bytes())
     result = verify_backup(env.data_dir, env.deployment.policy, "global", m.backup_id)
     assert not result.ok and "sha512-of-tea-leaves" in result.problems[0]
+
+
+def _resign_as_before_the_method(env: Env, manifest: Manifest) -> dict[str, Any]:
+    """The backup's manifest rewritten as one from before `table_digest` was named (the
+    digests storage.fingerprint's) and signed again with the cell's key; returned as JSON."""
+    old = json.loads(manifest.to_bytes())
+    del old["table_digest"]
+    old["tables"] = {
+        name: {"rows": rows, "sha256": digest}
+        for name, (rows, digest) in fingerprint(env.cell.store).tables.items()
+    }
+    data = json.dumps(old, indent=1, sort_keys=True).encode()
+    assert Manifest.from_bytes(data, "old").table_digest == ROW_REPR
+    _resign(env, data)
+    return old
 
 
 def _resign(env: Env, data: bytes) -> None:
