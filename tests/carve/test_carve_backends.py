@@ -178,16 +178,18 @@ def test_replication_logs_the_videos_whose_counters_the_subscription_changed(
             h = {"Authorization": users[who]["Authorization"]}
             event = {"video_id": video, "kind": "watch", "watched_ms": 500}
             assert client.post("/v1/events", headers=h, json={"events": [event]}).status_code == 202
-        # The private server commits with synchronous_commit = off: the position source_lsn
-        # gives must still cover the writes just acknowledged (not the WAL write position,
+        # The private server commits with synchronous_commit = off: the position the wait
+        # flushes must still cover the writes just acknowledged (not the WAL write position,
         # which trailed them by up to the WAL writer's 200 ms and let this wait end early).
-        replication.wait_caught_up(source, "na", replication.source_lsn(source))
+        with replication.catching_up(source, "na") as caught:
+            caught.wait()
         assert replication.take_touched(target) == {moving}
         assert replication.take_touched(target) == set()  # taken off the log
         event = {"video_id": moving, "kind": "watch", "watched_ms": 700}
         h = {"Authorization": users["u0"]["Authorization"]}
         assert client.post("/v1/events", headers=h, json={"events": [event]}).status_code == 202
-        replication.wait_caught_up(source, "na", replication.source_lsn(source))
+        with replication.catching_up(source, "na") as caught:
+            caught.wait()
         assert replication.take_touched(target) == {moving}  # touched again: logged again
         replication.unwatch_touched(target)
         with target.store.connect() as conn:

@@ -114,7 +114,8 @@ def run_phase(
         }
     elif phase is Phase.CATCHUP and uses_replication(source, target):
         announce(deployment, spec)
-        replication.wait_caught_up(source, spec.target, replication.source_lsn(source))
+        with replication.catching_up(source, spec.target) as caught:
+            caught.wait()
         details = {"method": "subscription streaming"}
     elif phase is Phase.COPY:
         out.copy = copy_all(source, target, codes, rep.advance)

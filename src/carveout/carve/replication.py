@@ -162,6 +162,14 @@ def _build_indexes(target: Cell) -> None:
 
 
 def _flushed_lsn(conn: psycopg.Connection[tuple[object, ...]]) -> str:
+    """A WAL position at or past every commit made before the call, flushed (so the walsender
+    can send it). With `synchronous_commit = off` a commit is acknowledged before its WAL is
+    written or flushed: `pg_current_wal_lsn()` (the write position) could stop short of it,
+    so a write acknowledged before the seal could reach the target after the switch; and the
+    walsender sends only flushed WAL, up to the WAL writer's next round (wal_writer_delay,
+    200 ms), which is what the cutover's wait used to spend. A transaction of our own that
+    writes WAL (a logical message, which the subscription ignores) and commits with
+    synchronous_commit on flushes everything inserted before it."""
     conn.execute("SET synchronous_commit = on")
     with conn.transaction():
         conn.execute("SELECT pg_logical_emit_message(true, 'carveout.carve', 'flush')")
@@ -189,28 +197,10 @@ def _wait_confirmed(
         time.sleep(0.005)
 
 
-def source_lsn(source: Cell) -> str:
-    """A WAL position at or past every commit made before the call, flushed (so the walsender
-    can send it). With `synchronous_commit = off` a commit is acknowledged before its WAL is
-    written or flushed: `pg_current_wal_lsn()` (the write position) could stop short of it,
-    so a write acknowledged before the seal could reach the target after the switch; and the
-    walsender sends only flushed WAL, up to the WAL writer's next round (wal_writer_delay,
-    200 ms), which is what the cutover's wait used to spend. A transaction of our own that
-    writes WAL (a logical message, which the subscription ignores) and commits with
-    synchronous_commit on flushes everything inserted before it."""
-    with _autocommit(source.store.dsn()) as conn:
-        return _flushed_lsn(conn)
-
-
-def wait_caught_up(source: Cell, carve: str, lsn: str, timeout_s: float = 120) -> None:
-    """Until the subscriber has confirmed everything up to `lsn`."""
-    with _autocommit(source.store.dsn()) as conn:
-        _wait_confirmed(conn, names(carve), lsn, timeout_s)
-
-
 class CatchUp:
-    """`source_lsn` then `wait_caught_up` on one connection opened beforehand: inside the
-    cutover's pause, two new connections to the source cost more than the wait itself."""
+    """Waits until the subscriber has everything committed at the source so far, on one
+    connection opened beforehand: inside the cutover's pause, new connections to the source
+    cost more than the wait itself."""
 
     def __init__(self, conn: psycopg.Connection[tuple[object, ...]], carve: str) -> None:
         self._conn = conn

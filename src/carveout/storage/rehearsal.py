@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 
@@ -60,14 +60,14 @@ class Rehearsal:
     def read(self) -> AbstractContextManager[sa.Connection]:
         return self._same()
 
-    def _refuse(self, what: str) -> Any:
+    def _refuse(self, what: str) -> NoReturn:
         raise RuntimeError(f"{what} is not part of a rehearsal")
 
     def migrate(self) -> str:
-        return str(self._refuse("migrate"))
+        self._refuse("migrate")
 
     def bulk_insert(self, table: str, rows: Sequence[Row]) -> int:
-        return int(self._refuse("bulk_insert"))
+        self._refuse("bulk_insert")
 
     def columns(self) -> dict[str, list[str]]:
         return self._store.columns()
@@ -75,7 +75,7 @@ class Rehearsal:
     def iter_rows(
         self, table: str, *, order_by: str, chunk_size: int = 5000
     ) -> Iterator[list[dict[str, Any]]]:
-        return iter(self._refuse("iter_rows"))
+        self._refuse("iter_rows")
 
     def analyze(self) -> None:
         self._refuse("analyze")
