@@ -30,10 +30,10 @@ import sqlalchemy as sa
 from starlette.types import ASGIApp, Message
 
 from carveout.api import create_app
+from carveout.bench.carve_bench import _ids
 from carveout.cells import Deployment, init_data_dir
 from carveout.cells.policy import one_cell_policy
 from carveout.core.settings import datasets_dir
-from carveout.datamap import TABLES
 from carveout.datasets import load_kuairec
 from carveout.storage import PgCluster
 
@@ -172,16 +172,6 @@ class _Mix:
         return "PUT", f"/v1/users/{self._target(writer, moving, 'user')}/follow", None, token
 
 
-def _side(conn: sa.Connection, table: str, moving: bool) -> list[str]:
-    tbl = TABLES[table]
-    where = tbl.c.domicile.in_(MOVING) if moving else ~tbl.c.domicile.in_(MOVING)
-    stmt = sa.select(tbl.c.id).where(where).order_by(tbl.c.id)
-    if table == "videos":
-        restricted = sa.select(TABLES["video_restrictions"].c.video_id)
-        stmt = stmt.where(tbl.c.status == "published", ~tbl.c.id.in_(restricted))
-    return [str(r[0]) for r in conn.execute(stmt)]
-
-
 @contextmanager
 def _deployment(
     backend: str, root: Path, datasets: Path
@@ -208,7 +198,10 @@ async def _measure(deployment: Deployment, cluster: PgCluster | None, n: int) ->
     cell = deployment.cells()[0]
     cell.store.analyze()
     with cell.store.connect() as conn:
-        pools = {m: (_side(conn, "videos", m), _side(conn, "users", m)) for m in (True, False)}
+        pools = {
+            m: (_ids(conn, "videos", MOVING, m), _ids(conn, "users", MOVING, m))
+            for m in (True, False)
+        }
     app = create_app(deployment)
     writers = []
     for country in COUNTRIES:
