@@ -10,72 +10,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from populated import POLICY, populate
 
 from carveout import carve
 from carveout.api import create_app
 from carveout.cells import init_data_dir
 from carveout.datamap import DATA_MAP, TABLES
 from carveout.storage import PgCluster, table_digest
-
-POLICY = """
-version = 1
-[sites.us]
-[sites.sg]
-[cells.global]
-jurisdictions = ["*"]
-primary_site = "us"
-backup_site = "sg"
-storage = "{storage}"
-"""
-
-
-def _video(path: Path, seed: int) -> Path:
-    from media import make_video
-
-    return make_video(path / f"v{seed}.mp4", seed=seed)
-
-
-def _populate(client: TestClient, tmp: Path) -> dict[str, dict[str, str]]:
-    users: dict[str, dict[str, str]] = {}
-    for i, country in enumerate(["CA", "US", "GB", "DE", "CA", "GB"]):
-        body = {
-            "handle": f"user{i}",
-            "display_name": f"U{i}",
-            "email": f"u{i}@example.com",
-            "password": "long enough pw",
-            "country": country,
-        }
-        r = client.post("/v1/users", json=body)
-        assert r.status_code == 201, r.text
-        users[f"u{i}"] = {
-            "Authorization": f"Bearer {r.json()['token']}",
-            "id": r.json()["user"]["id"],
-            "country": country,
-        }
-    vids = []
-    for i, (name, who) in enumerate(users.items()):
-        with _video(tmp, i).open("rb") as fh:
-            r = client.post(
-                "/v1/videos",
-                headers={"Authorization": who["Authorization"]},
-                files={"file": ("v.mp4", fh, "video/mp4")},
-                data={"caption": name},
-            )
-        assert r.status_code == 201, r.text
-        vids.append((who["country"], r.json()["id"]))
-    for who in users.values():
-        h = {"Authorization": who["Authorization"]}
-        own_side = [v for c, v in vids if (c in ("CA", "US")) == (who["country"] in ("CA", "US"))]
-        batch = [{"video_id": v, "kind": "watch", "watched_ms": 700} for v in own_side]
-        assert client.post("/v1/events", headers=h, json={"events": batch}).status_code == 202
-        assert client.put(f"/v1/videos/{own_side[0]}/like", headers=h).status_code == 200
-        assert (
-            client.post(
-                f"/v1/videos/{own_side[-1]}/comments", headers=h, json={"body": "nice"}
-            ).status_code
-            == 201
-        )
-    return users
 
 
 @pytest.mark.postgres
@@ -87,7 +28,7 @@ def test_carve_into_postgresql_under_writes(
     deployment = init_data_dir(tmp_path / "data", POLICY.format(storage=storage))
     try:
         client = TestClient(create_app(deployment))
-        users = _populate(client, tmp_path)
+        users = populate(client, tmp_path)
         source = deployment.cell("global")
         moving = ("CA", "US")
         stop = threading.Event()
@@ -160,7 +101,7 @@ def test_replication_logs_the_videos_whose_counters_the_subscription_changed(
     deployment = init_data_dir(tmp_path / "data", POLICY.format(storage=pg_server.fresh_url("src")))
     try:
         client = TestClient(create_app(deployment))
-        users = _populate(client, tmp_path)
+        users = populate(client, tmp_path)
         source = deployment.cell("global")
         videos = TABLES["videos"]
         with source.store.connect() as conn:
@@ -222,7 +163,7 @@ def test_the_copy_builds_again_every_index_it_dropped_also_after_a_stop(
     deployment = init_data_dir(tmp_path / "data", POLICY.format(storage=pg_server.fresh_url("src")))
     try:
         client = TestClient(create_app(deployment))
-        _populate(client, tmp_path)
+        populate(client, tmp_path)
         source = deployment.cell("global")
         spec = carve.start(deployment, ("CA", "US"), "na", storage=pg_server.fresh_url("tgt"))
         carve.run(deployment, spec, through=carve.Phase.CAPTURE)
@@ -257,7 +198,7 @@ def test_verify_names_a_target_row_that_differs_and_passes_once_it_is_mended(
     storage = pg_server.fresh_url("src") if source_backend == "postgresql" else "sqlite"
     deployment = init_data_dir(tmp_path / "data", POLICY.format(storage=storage))
     try:
-        _populate(TestClient(create_app(deployment)), tmp_path)
+        populate(TestClient(create_app(deployment)), tmp_path)
         spec = carve.start(deployment, ("CA", "US"), "na", storage=pg_server.fresh_url("tgt"))
         carve.run(deployment, spec, through=carve.Phase.CUTOVER)
         source, target = deployment.cell("global"), deployment.cell("na")

@@ -44,10 +44,10 @@ class CarveMeasure:
                 self.outcome.copy_split.get("rows", self.outcome.seconds.get("copy", 0.0)),
                 {
                     "rows_basis": "J's rows in the carved tables when the carve started",
-                    "seconds_basis": "the copy phase until every table's initial copy by the "
-                    "subscription (started when capture creates it) is done and the target's "
-                    "indexes are built again; the blob files and user keys that follow are "
-                    "timed apart",
+                    "seconds_basis": "from the moment capture begins creating the "
+                    "subscription (which starts its initial copy) until every table's initial "
+                    "copy is done and the target's indexes are built again; the blob files "
+                    "and user keys that follow are timed apart",
                     **{f"{k}_seconds": v for k, v in self.outcome.copy_split.items()},
                 },
             )

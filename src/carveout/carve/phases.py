@@ -58,6 +58,9 @@ class CarveOutcome:
     seconds: dict[str, float] = field(default_factory=dict)
     copy: CopyStats = field(default_factory=CopyStats)
     # The replication path's copy phase by part (rows, blob_files, user_keys), in seconds.
+    # Its rows' part is timed from `copy_began` (time.monotonic()), when capture asked the
+    # subscription to copy, if this process did.
+    copy_began: float | None = None
     copy_split: dict[str, float] = field(default_factory=dict)
     apply: ApplyStats = field(default_factory=ApplyStats)
     cutover: CutoverReport | None = None
@@ -83,7 +86,7 @@ def run_phase(
         details = {"target": target.store.url, "spec": spec.to_json()}
     elif phase is Phase.CAPTURE:
         if uses_replication(source, target):
-            replication.start(source, target, codes, spec.target)
+            out.copy_began = replication.start(source, target, codes, spec.target)
             details = {"method": "logical replication (publication with row filters)"}
         else:
 
@@ -100,9 +103,11 @@ def run_phase(
         blob_files = copy_missing_blobs(source, target)
         blobs_done = time.monotonic()
         user_keys = keys.hand_over(source, target, codes)
-        # The rows' share of the phase is what compares with a row copy tool.
+        # The rows' share of the phase is what compares with a row copy tool. The
+        # subscription starts copying when capture creates it: counted from then, when this
+        # process saw it (a resumed carve counts from this phase's start).
         out.copy_split = {
-            "rows": round(rows_done - began, 3),
+            "rows": round(rows_done - (out.copy_began or began), 3),
             "blob_files": round(blobs_done - rows_done, 3),
             "user_keys": round(time.monotonic() - blobs_done, 3),
         }

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import psycopg
 import sqlalchemy as sa
@@ -71,9 +72,27 @@ def _alter_identity(conn: psycopg.Connection[tuple[object, ...]], table: str, mo
     retrying(lambda: conn.execute(stmt))
 
 
-def start(source: Cell, target: Cell, codes: tuple[str, ...], carve: str) -> None:
-    """Publication, slot and subscription; idempotent, so a resumed carve can call it again."""
+def publications(carve: str) -> dict[str, str]:
+    """Each carved table's publication. One per table, so that the subscription can take the
+    tables with no row of J without copying them (see `start`); created before the slot,
+    since a publication the slot's start position cannot see stops the decoding."""
     name = names(carve)
+    return {table.name: f"{name}_{i:02d}" for i, table in enumerate(carved_tables())}
+
+
+def start(source: Cell, target: Cell, codes: tuple[str, ...], carve: str) -> float:
+    """Publications, slot and subscription; idempotent, so a resumed carve can call it again.
+    Returns when (time.monotonic()) the subscription was asked to copy: the copy's clock.
+
+    A table with no row of J once the slot exists is subscribed without an initial copy
+    (nothing committed before the slot's start is left to copy, and everything after it is
+    streamed). Each table the subscription copies costs a synchronisation worker its own slot,
+    snapshot and hand-over to the apply worker, 20-60 ms even when empty, in the order of the
+    tables' names: skipping the empty ones lets `videos` and `users` start with the others
+    instead of last. The tables with rows are added after the empty ones (added, enabled,
+    refreshed), so only they are copied."""
+    name = names(carve)
+    pubs = publications(carve)
     src_url = source.store.dsn()
     tgt_url = target.store.dsn()
     # `domicile IN (...)` is refused in a publication's row filter (it becomes an array
@@ -82,13 +101,13 @@ def start(source: Cell, target: Cell, codes: tuple[str, ...], carve: str) -> Non
     with _autocommit(src_url) as conn:
         for table in carved_tables():
             _alter_identity(conn, table.name, "FULL")
-        if not conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone():
-            tables = sql.SQL(", ").join(
-                sql.SQL("{} WHERE ({})").format(sql.Identifier(t.name), in_j)
-                for t in carved_tables()
-            )
+        for table_name, pub in pubs.items():
+            if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (pub,)).fetchone():
+                continue
             conn.execute(
-                sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(sql.Identifier(name), tables)
+                sql.SQL("CREATE PUBLICATION {} FOR TABLE {} WHERE ({})").format(
+                    sql.Identifier(pub), sql.Identifier(table_name), in_j
+                )
             )
         # The slot is made here, not by CREATE SUBSCRIPTION: that would wait forever when both
         # databases live in the same server (the slot waits for the subscribing transaction).
@@ -96,26 +115,80 @@ def start(source: Cell, target: Cell, codes: tuple[str, ...], carve: str) -> Non
             "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (name,)
         ).fetchone():
             conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (name,))
+        # Read after the slot exists: every row committed before its start is visible here.
+        empty = [t for t in pubs if not _has_rows_of(conn, t, in_j)]
     with _autocommit(tgt_url) as conn:
-        if not conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (name,)).fetchone():
-            for index in _secondary_indexes():
-                drop = sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(str(index.name)))
-                conn.execute(drop)
-            conn.execute(
-                sql.SQL(
-                    "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} "
-                    "WITH (create_slot = false, slot_name = {}, copy_data = true, "
-                    # The cutover waits for the slot's confirmed flush position: with the
-                    # default (off) the subscriber confirms an applied change only after the
-                    # WAL writer's next round (wal_writer_delay, 200 ms), inside the pause.
-                    "synchronous_commit = 'on')"
-                ).format(
-                    sql.Identifier(name),
-                    sql.Literal(_conninfo(src_url)),
-                    sql.Identifier(name),
-                    sql.Literal(name),
-                )
+        return _subscribe(conn, name, _conninfo(src_url), pubs, empty)
+
+
+def _has_rows_of(
+    conn: psycopg.Connection[tuple[object, ...]], table: str, in_j: sql.Composed
+) -> bool:
+    row = conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(sql.Identifier(table), in_j)
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _subscribe(
+    conn: psycopg.Connection[tuple[object, ...]],
+    name: str,
+    conninfo: str,
+    pubs: dict[str, str],
+    empty: list[str],
+) -> float:
+    """The subscription in steps, each skipped when a resumed carve finds it done: created
+    (disabled) on the empty tables' publications without a copy, the others' added, enabled,
+    and refreshed with a copy of the tables it does not have yet. Returns when these steps
+    began: the copy's clock starts with them."""
+    sub = sql.Identifier(name)
+    copy_asked = time.monotonic()
+    found = conn.execute(
+        "SELECT subenabled, subpublications FROM pg_subscription WHERE subname = %s", (name,)
+    ).fetchone()
+    if found is None:
+        for index in _secondary_indexes():
+            drop = sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(str(index.name)))
+            conn.execute(drop)
+        first = [pubs[t] for t in empty] or list(pubs.values())
+        conn.execute(
+            sql.SQL(
+                "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} "
+                "WITH (create_slot = false, slot_name = {}, copy_data = {}, enabled = false, "
+                # The cutover waits for the slot's confirmed flush position: with the
+                # default (off) the subscriber confirms an applied change only after the
+                # WAL writer's next round (wal_writer_delay, 200 ms), inside the pause.
+                "synchronous_commit = 'on')"
+            ).format(
+                sub,
+                sql.Literal(conninfo),
+                sql.SQL(", ").join(map(sql.Identifier, first)),
+                sql.Literal(name),
+                sql.Literal(not empty),
             )
+        )
+        enabled, subscribed = False, first
+    else:
+        enabled, subscribed = bool(found[0]), cast(list[str], found[1])
+    missing = [p for p in pubs.values() if p not in subscribed]
+    if missing:
+        conn.execute(
+            sql.SQL("ALTER SUBSCRIPTION {} ADD PUBLICATION {} WITH (refresh = false)").format(
+                sub, sql.SQL(", ").join(map(sql.Identifier, missing))
+            )
+        )
+    if not enabled:
+        conn.execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(sub))
+    row = conn.execute(
+        "SELECT count(*) FROM pg_subscription_rel r JOIN pg_subscription s "
+        "ON s.oid = r.srsubid WHERE s.subname = %s",
+        (name,),
+    ).fetchone()
+    if row is not None and cast(int, row[0]) < len(pubs):
+        conn.execute(
+            sql.SQL("ALTER SUBSCRIPTION {} REFRESH PUBLICATION WITH (copy_data = true)").format(sub)
+        )
+    return copy_asked
 
 
 SYNC_POLL_S = 0.01
@@ -242,7 +315,9 @@ def stop(source: Cell, target: Cell | None, carve: str, *, restore_identity: boo
                 conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
                 break
             time.sleep(0.05)
-        conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(name)))
+        # The per-table publications, and the one publication of carves started before them.
+        for pub in [name, *publications(carve).values()]:
+            conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(pub)))
         if not restore_identity:
             return
         for table in carved_tables():

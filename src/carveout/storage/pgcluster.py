@@ -24,8 +24,13 @@ SERVER_USER = "postgres"  # the system user Debian's `postgresql` package create
 SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
     "wal_level": "logical",
-    "max_wal_senders": "10",
-    "max_replication_slots": "10",
+    "max_wal_senders": "20",
+    "max_replication_slots": "20",
+    # A carve's subscription copies tables in parallel, one slot, walsender and worker each:
+    # four at once rather than PostgreSQL's default two (docs/carve.md, "PostgreSQL settings").
+    "max_sync_workers_per_subscription": "4",
+    "max_logical_replication_workers": "8",
+    "max_worker_processes": "16",
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
