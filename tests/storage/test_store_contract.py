@@ -392,6 +392,26 @@ def test_columns_are_exactly_the_data_map(store: Store) -> None:
     assert store.columns() == expected
 
 
+def test_columns_follow_the_schema_as_the_databases_inspector_sees_it(store: Store) -> None:
+    """A column added or dropped, a table added: `columns` reports what the database holds,
+    exactly as SQLAlchemy's inspector reflects it (PostgreSQL reads its catalogue in one
+    query instead; a dropped column stays in that catalogue, marked dropped)."""
+    with store.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE follows ADD COLUMN note TEXT")
+        conn.exec_driver_sql("ALTER TABLE likes DROP COLUMN created_at")
+        conn.exec_driver_sql("CREATE TABLE extra (id INTEGER PRIMARY KEY, label TEXT)")
+        conn.exec_driver_sql("CREATE VIEW extra_view AS SELECT id FROM extra")
+    found = store.columns()
+    inspector = sa.inspect(store.engine)
+    assert found == {
+        name: [c["name"] for c in inspector.get_columns(name)]
+        for name in inspector.get_table_names()
+        if name != "alembic_version"
+    }
+    assert found["follows"][-1] == "note" and "created_at" not in found["likes"]
+    assert found["extra"] == ["id", "label"] and "extra_view" not in found
+
+
 def test_backend_and_url(store: Store) -> None:
     assert store.backend in {"sqlite", "postgresql"}
     assert store.url.startswith(store.backend)

@@ -65,6 +65,8 @@ class CarveOutcome:
     apply: ApplyStats = field(default_factory=ApplyStats)
     cutover: CutoverReport | None = None
     verify: VerifyReport | None = None
+    # The verify phase by part (checksums, capture_log_off, leak_scan), in seconds.
+    verify_split: dict[str, float] = field(default_factory=dict)
     leaks: LeakReport | None = None
     purge: PurgeReport | None = None
 
@@ -146,12 +148,19 @@ def run_phase(
         details["stray_blobs_removed"] = remove_stray_blobs(target)
     elif phase is Phase.VERIFY:
         out.verify = verify(source, target, codes, rep.advance)
+        checked = time.monotonic()
         if out.verify.ok:
             # The target serves J by now: its writers must never wait for this.
             remove_capture_table_by_table(target.store)
             with target.store.begin() as conn:
                 conn.execute(sa.delete(TABLES["carve_changes"]))
+        log_off = time.monotonic()
         out.leaks = leak_scan(target, codes, deployment.policy)
+        out.verify_split = {
+            "checksums": round(checked - began, 3),
+            "capture_log_off": round(log_off - checked, 3),
+            "leak_scan": round(time.monotonic() - log_off, 3),
+        }
         details = {
             "chunks": out.verify.chunks,
             "mismatches": out.verify.mismatches,

@@ -19,6 +19,13 @@ from carveout.storage.port import Row
 
 # Alembic's own bookkeeping table; it is the schema version, not cell data.
 TOOLING_TABLES = frozenset({"alembic_version"})
+# The tables of the connection's schema and their live columns in order: what SQLAlchemy's
+# inspector reports (get_table_names, then get_columns of each), in one query.
+_PG_COLUMNS = (
+    "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+    "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') "
+    "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum"
+)
 
 
 def _alembic_config() -> Config:
@@ -95,6 +102,16 @@ class SqlStore:
         return len(rows)
 
     def columns(self) -> dict[str, list[str]]:
+        if self.backend == "postgresql":
+            # One catalogue query: reflecting table by table cost 35-60 ms a call, and the
+            # carve checks its source's schema before every phase (the copy running meanwhile).
+            with self.engine.connect() as conn:
+                rows = conn.exec_driver_sql(_PG_COLUMNS).all()
+            found: dict[str, list[str]] = {}
+            for table, column in rows:
+                if table not in TOOLING_TABLES:
+                    found.setdefault(str(table), []).append(str(column))
+            return found
         inspector = sa.inspect(self.engine)
         return {
             name: [c["name"] for c in inspector.get_columns(name)]
