@@ -31,17 +31,23 @@ def load(
     verifier: Verifier,
     progress: Progress,
 ) -> tuple[dict[str, int], int]:
-    """Every chunk from `start` on, each committed with the progress that records it. The
-    blob files are stored by a worker thread from the start (their decryption, hashing, writes
-    and fsyncs release the GIL) while the rows load; each blob chunk's progress is recorded in
-    order when the loop reaches it. A blob stored but not yet recorded when an import is
-    interrupted is stored again on resume, which finds it there (content-addressed)."""
-    with ThreadPoolExecutor(1, thread_name_prefix="import-blobs") as storer:
-        stored = {
-            chunk["index"]: storer.submit(_store_blob, cell, bundle, cipher, chunk)
-            for chunk in manifest["chunks"]
-            if chunk["kind"] == "blob" and chunk["index"] >= start
-        }
+    """Every chunk from `start` on, each committed with the progress that records it. J's
+    user keys and then the blob files are stored by a worker thread from the start (the key
+    store is a file of its own; the blob files' decryption, hashing, writes and fsyncs release
+    the GIL) while the rows load; the keys' and each blob chunk's progress is recorded in order
+    when the loop reaches it. Keys or a blob stored but not yet recorded when an import is
+    interrupted are stored again on resume, which finds them there (the key store ignores a
+    key it holds; the blob store is content-addressed)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="import-files") as storer:
+        stored: dict[int, Future[Any]] = {}
+        for chunk in manifest["chunks"]:
+            if chunk["kind"] == "keys" and chunk["index"] >= start:
+                assert handed is not None  # parsed before the load began
+                keys_in = cell.vault.keys.accept
+                stored[chunk["index"]] = storer.submit(keys_in, handed.records, handed.tombstones)
+        for chunk in manifest["chunks"]:
+            if chunk["kind"] == "blob" and chunk["index"] >= start:
+                stored[chunk["index"]] = storer.submit(_store_blob, cell, bundle, cipher, chunk)
         try:
             ahead = 2 if cell.store.backend == "postgresql" else 0
             with _Reader(bundle, manifest, cipher, start, ahead) as reader:
@@ -70,7 +76,7 @@ def _load_in_order(
     handed: keys.KeyHandover | None,
     verifier: Verifier,
     progress: Progress,
-    stored: dict[int, Future[str]],
+    stored: dict[int, Future[Any]],
     reader: _Reader,
 ) -> tuple[dict[str, int], int]:
     rows: dict[str, int] = {}
@@ -90,7 +96,7 @@ def _load_in_order(
         if chunk["kind"] == "keys":
             reader.open(chunk)  # parsed before the load began; opened here as before
             assert handed is not None
-            cell.vault.keys.accept(handed.records, handed.tombstones)
+            stored[chunk["index"]].result()  # the keys, stored by the worker
             with cell.store.begin() as conn:
                 state.put(conn, "import:next_chunk", chunk["index"] + 1)
             progress("keys", len(handed.records))
