@@ -401,6 +401,13 @@ def test_values_the_bundles_json_cannot_carry_are_refused_by_name(
     assert rows_json(_MEASURES, rows[:2]) == b'[["a",null,0],["c",0.0,-1]]'
 
 
+def test_a_text_in_a_float_column_does_not_hide_an_infinity() -> None:
+    """SQLite lets a float column hold a text: the check skips it and still finds the rest."""
+    with pytest.raises(BundleError, match="column score: a NaN or infinite value"):
+        rows_json(_MEASURES, [("a", "1.5", 0), ("b", float("inf"), 1)])
+    assert rows_json(_MEASURES, [("a", "1.5", 0), ("b", 2.5, 1)]) == b'[["a","1.5",0],["b",2.5,1]]'
+
+
 def test_import_interrupted_among_the_blob_files_resumes(
     loaded: Deployment, exported: Path, keys: tuple[Path, Path], tmp_path: Path
 ) -> None:

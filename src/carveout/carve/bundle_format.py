@@ -58,7 +58,7 @@ def rows_json(tbl: sa.Table, rows: Sequence[Sequence[Any]]) -> bytes:
     orjson would write a NaN or an infinity as null and cannot write an integer beyond 64
     bits: such a value is refused, naming the table and column, rather than changed."""
     for at, col in enumerate(tbl.c):
-        if isinstance(col.type, sa.Float) and not _finite(r[at] for r in rows):
+        if isinstance(col.type, sa.Float) and not _finite([r[at] for r in rows]):
             raise BundleError(
                 f"table {tbl.name}, column {col.name}: a NaN or infinite value, which the "
                 "bundle's JSON cannot carry: refused rather than written as null"
@@ -77,7 +77,7 @@ def rows_json(tbl: sa.Table, rows: Sequence[Sequence[Any]]) -> bytes:
         raise BundleError(f"table {tbl.name}: rows the bundle's JSON cannot carry ({exc})") from exc
 
 
-def _finite(values: Iterable[Any]) -> bool:
+def _finite(values: list[Any]) -> bool:
     try:  # in C: filter(None) drops the NULLs (and zeros, which are finite)
         return all(map(math.isfinite, filter(None, values)))
     except TypeError:  # a text in a float column (SQLite does not refuse one): check floats
