@@ -6,10 +6,12 @@ and negative integers, both booleans."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -139,6 +141,14 @@ def test_values_and_types_round_trip_across_backends(
     key, public = generate_keypair(tmp_path / "keys")
     export_bundle(source, ",".join(J), tmp_path / "bundle", public)
     source.close()
+    # Format 3's digest of a table: sha256 of its rows' compact JSON arrays (primary-key
+    # order) joined by commas, whatever the chunks.
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert (manifest["format"], manifest["table_digest"]) == (3, "rows-json-sha256")
+    for name, values in expected.items():
+        arrays = [orjson.dumps([v for _type, v in row]) for row in values]
+        want = hashlib.sha256(b",".join(arrays)).hexdigest()
+        assert manifest["tables"][name] == [len(values), want], name
     recipient = init_data_dir(tmp_path / "recipient")
     url = storage_for(target_backend)
     report = import_bundle(recipient, tmp_path / "bundle", key, "na", storage=url)

@@ -14,6 +14,7 @@ from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import sqlalchemy as sa
 import zstandard
@@ -32,15 +33,17 @@ from carveout.carve.bundle_crypto import (
 from carveout.carve.bundle_format import (
     FORMAT,
     MANIFEST,
+    ROWS_JSON,
     ROWS_PER_CHUNK,
     Progress,
+    TableHash,
+    chunk_plain,
     compile_select,
     digest_hex,
-    encode_rows,
     fetch_rows,
     processed,
     result_processors,
-    row_digests,
+    rows_json,
 )
 from carveout.carve.capture import carved_tables
 from carveout.cells import Deployment
@@ -94,18 +97,23 @@ def export_bundle(
                     .order_by(tbl.c[table.primary_key])
                 )
                 names = [col.name for col in tbl.c]
+                names_json = orjson.dumps(names)
                 blob_at = [names.index(col.name) for col in table.blob_columns]
-                # The recipient's verify compares its table_digest with this one, computed
-                # from the values written here (JSON gives back exactly these ints, floats,
-                # strings, bools and None), without reading the sealed chunks back.
-                digest = hashlib.sha256()
+                # The recipient's verify compares its digest of the rows it loaded with this
+                # one, made from the JSON the chunks carry (which gives back exactly these
+                # ints, strings, bools and None), without reading the sealed chunks back.
+                digest = TableHash(ROWS_JSON)
                 count = 0
                 with closing(_row_parts(conn, stmt, tbl)) as parts:
                     for part in parts:
+                        array = rows_json(tbl, part)
                         out.write(
-                            "rows", encode_rows(names, part), table=table.name, rows=len(part)
+                            "rows",
+                            chunk_plain(names_json, array),
+                            table=table.name,
+                            rows=len(part),
                         )
-                        digest.update(row_digests(part))
+                        digest.update_json(array)
                         count += len(part)
                         for at in blob_at:
                             shas |= {r[at] for r in part}
@@ -131,6 +139,7 @@ def export_bundle(
         "key_check": key_check(cipher).hex(),
         "chunks": chunks,
         "tables": tables,
+        "table_digest": ROWS_JSON,
         "root_digest": root,
     }
     manifest[MANIFEST_SEAL] = seal_manifest(cipher, manifest)

@@ -33,15 +33,23 @@ def load(
 ) -> tuple[dict[str, int], int]:
     """Every chunk from `start` on, each committed with the progress that records it. The
     blob files are stored by a worker thread from the start (their decryption, hashing, writes
-    and fsyncs release the GIL) while the rows load; each blob chunk's progress is recorded in
-    order when the loop reaches it. A blob stored but not yet recorded when an import is
-    interrupted is stored again on resume, which finds it there (content-addressed)."""
-    with ThreadPoolExecutor(1, thread_name_prefix="import-blobs") as storer:
-        stored = {
-            chunk["index"]: storer.submit(_store_blob, cell, bundle, cipher, chunk)
-            for chunk in manifest["chunks"]
-            if chunk["kind"] == "blob" and chunk["index"] >= start
-        }
+    and fsyncs release the GIL) while the rows load, on PostgreSQL after J's user keys (the
+    key store is a file of its own): there the loop mostly waits for the server, and the keys'
+    wrapping left at their chunk was on the load's tail; SQLite's loop keeps its core busy
+    itself (see _Reader), so there the keys are stored at their chunk. The keys' and each blob
+    chunk's progress is recorded in order when the loop reaches it. Keys or a blob stored but
+    not yet recorded when an import is interrupted are stored again on resume, which finds them
+    there (the key store ignores a key it holds; the blob store is content-addressed)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="import-files") as storer:
+        stored: dict[int, Future[Any]] = {}
+        early = handed if cell.store.backend == "postgresql" else None
+        for chunk in manifest["chunks"]:
+            if chunk["kind"] == "keys" and chunk["index"] >= start and early is not None:
+                accept = cell.vault.keys.accept
+                stored[chunk["index"]] = storer.submit(accept, early.records, early.tombstones)
+        for chunk in manifest["chunks"]:
+            if chunk["kind"] == "blob" and chunk["index"] >= start:
+                stored[chunk["index"]] = storer.submit(_store_blob, cell, bundle, cipher, chunk)
         try:
             ahead = 2 if cell.store.backend == "postgresql" else 0
             with _Reader(bundle, manifest, cipher, start, ahead) as reader:
@@ -70,7 +78,7 @@ def _load_in_order(
     handed: keys.KeyHandover | None,
     verifier: Verifier,
     progress: Progress,
-    stored: dict[int, Future[str]],
+    stored: dict[int, Future[Any]],
     reader: _Reader,
 ) -> tuple[dict[str, int], int]:
     rows: dict[str, int] = {}
@@ -90,7 +98,10 @@ def _load_in_order(
         if chunk["kind"] == "keys":
             reader.open(chunk)  # parsed before the load began; opened here as before
             assert handed is not None
-            cell.vault.keys.accept(handed.records, handed.tombstones)
+            if chunk["index"] in stored:
+                stored[chunk["index"]].result()  # stored by the worker
+            else:
+                cell.vault.keys.accept(handed.records, handed.tombstones)
             with cell.store.begin() as conn:
                 state.put(conn, "import:next_chunk", chunk["index"] + 1)
             progress("keys", len(handed.records))

@@ -4,7 +4,6 @@ again after it, and the blob files present at the end."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -12,13 +11,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from carveout.carve.bundle_crypto import BundleError
-from carveout.carve.bundle_format import fetch_rows, row_digests
+from carveout.carve.bundle_format import TableHash, digest_kind, fetch_rows
 from carveout.carve.capture import carved_tables
 from carveout.cells import Cell
 from carveout.core import now_ms
 from carveout.datamap import DATA_MAP, TABLES
 from carveout.events import recompute_all
-from carveout.storage import table_digest
 
 BUILDERS = 3  # the most indexes a carved table has
 
@@ -26,21 +24,22 @@ BUILDERS = 3  # the most indexes a carved table has
 class Verifier:
     """The carve's check of every table against the bundle's digest, beside the load.
 
-    The digest (`table_digest`) hashes each row's digest in primary-key order, and a table's
-    chunks hold consecutive runs of its rows in that order: so on PostgreSQL each chunk, once
-    committed, is read back and hashed on a worker thread (the next `rows` rows after the last
-    key read) while the next chunks load, and a table is settled as soon as its last chunk is
-    (reading the whole table after its last chunk left the biggest table's read-back, 0.2-0.7
-    s, after the load). A settled table holds no row beyond the last one read, so its rows are
-    exactly those hashed. On SQLite each table is read whole once its last chunk has
-    committed. A table's secondary indexes are built on another thread as soon as its last
-    chunk has committed, and once every rows chunk is in, the counters are rebuilt (on
-    PostgreSQL on a third, while the blob files and keys load). A mismatch found meanwhile
-    stops the load at its next chunk."""
+    The digest (the manifest's kind, bundle_format.TableHash) runs over the rows in primary-key
+    order, and a table's chunks hold consecutive runs of its rows in that order: so on
+    PostgreSQL each chunk, once committed, is read back and hashed on a worker thread (the next
+    `rows` rows after the last key read) while the next chunks load, and a table is settled as
+    soon as its last chunk is (reading the whole table after its last chunk left the biggest
+    table's read-back, 0.2-0.7 s, after the load). A settled table holds no row beyond the last
+    one read, so its rows are exactly those hashed. On SQLite each table is read whole once its
+    last chunk has committed. A table's secondary indexes are built on another thread as soon as
+    its last chunk has committed, and once every rows chunk is in, the counters are rebuilt (on
+    PostgreSQL on a third, while the blob files and keys load). A mismatch found meanwhile stops
+    the load at its next chunk."""
 
     def __init__(self, cell: Cell, manifest: dict[str, Any], start: int) -> None:
         self.cell = cell
         self.tables: dict[str, list[Any]] = manifest["tables"]
+        self.kind = digest_kind(manifest)
         rows = [c for c in manifest["chunks"] if c["kind"] == "rows"]
         self.last: dict[str, int] = {c["table"]: c["index"] for c in rows}
         self.last_rows = max(self.last.values(), default=0)
@@ -69,7 +68,7 @@ class Verifier:
                 if name in self.last:
                     self._build(name)
             elif self.by_chunk:
-                self.reads[name] = _TableRead(name)
+                self.reads[name] = _TableRead(name, self.kind)
                 if loaded:  # committed before an interruption: read back first
                     self._read(name, loaded)
         if self.last_rows < start:
@@ -92,11 +91,10 @@ class Verifier:
     def _settle(self, name: str) -> None:
         count, digest = self.tables[name]
         read = self.reads.pop(name, None)
-        if read is None:
-            job = self.pool.submit(_verify_table, self.cell, name, count, digest)
-        else:
-            job = self.pool.submit(read.settle, self.cell, count, digest)
-        self.futures.append(job)
+        if read is None:  # the whole table at once
+            read = _TableRead(name, self.kind)
+            self.futures.append(self.pool.submit(read.read, self.cell, None))
+        self.futures.append(self.pool.submit(read.settle, self.cell, count, digest))
 
     def loaded(self, index: int, table: str, rows: int) -> None:
         if self.by_chunk and table in self.reads:
@@ -129,25 +127,26 @@ class Verifier:
 
 
 class _TableRead:
-    """One table's read-back so far: the rows hashed, the last key read (used by the verify
-    thread only, one job after another)."""
+    """One table's read-back so far: the rows hashed (the manifest's kind of digest), the
+    last key read (used by the verify thread only, one job after another)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, kind: str) -> None:
         self.name = name
         self.tbl = TABLES[name]
         self.key = self.tbl.c[DATA_MAP.table(name).primary_key]
         self.key_at = list(self.tbl.c).index(self.key)
-        self.digest = hashlib.sha256()
+        self.digest = TableHash(kind)
         self.count = 0
         self.last: Any = None
 
-    def read(self, cell: Cell, rows: int) -> None:
+    def read(self, cell: Cell, rows: int | None) -> None:
+        """The next `rows` rows (None: all the rest)."""
         stmt = sa.select(self.tbl).order_by(self.key).limit(rows)
         if self.last is not None:
             stmt = stmt.where(self.key > self.last)
         with cell.store.connect() as conn:
             _names, found = fetch_rows(conn, stmt, self.tbl)
-        self.digest.update(row_digests(found))
+        self.digest.update(found)
         self.count += len(found)
         if found:
             self.last = found[-1][self.key_at]
@@ -198,15 +197,6 @@ def _build_index(cell: Cell, index: sa.Index) -> None:
     other chunks' progress records commit in between (one writer at a time)."""
     with cell.store.begin() as conn:
         conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
-
-
-def _verify_table(cell: Cell, name: str, count: int, digest: str) -> None:
-    got = table_digest(cell.store, name)
-    if got != (count, digest):
-        raise BundleError(
-            f"after import, table {name} has {got[0]} rows that do not match the bundle's "
-            f"{count}: the import is incomplete or the target was written meanwhile"
-        )
 
 
 def verify_blobs(cell: Cell, manifest: dict[str, Any]) -> None:
