@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import typer
 from test_bench_api import children
 from typer.testing import CliRunner
 
+from carveout.bench import carve_bench
 from carveout.bench.carve_bench import CarveBenchConfig, run_carve_bench
 from carveout.bench.carve_pg import leftovers
 from carveout.bench.carve_report import carve_json
@@ -121,6 +123,14 @@ def test_bench_carve_on_postgresql_replicates_with_no_lost_writes(
         return made[-1]
 
     monkeypatch.setattr(pg_server, "fresh_url", fresh_url)
+    servers: list[PgCluster] = []  # the target's, started by the bench
+    real_started = carve_bench._started
+
+    def started(stack: ExitStack) -> PgCluster:
+        servers.append(real_started(stack))
+        return servers[-1]
+
+    monkeypatch.setattr(carve_bench, "_started", started)
     config = CarveBenchConfig(
         DATASETS,
         backends=("postgresql",),
@@ -160,9 +170,12 @@ def test_bench_carve_on_postgresql_replicates_with_no_lost_writes(
         <= (run["pause"]["staying_during_carve"]["requests"])
     )
     assert run["server"].startswith("PostgreSQL")
-    # Source and target databases (and any replication slot) dropped; nothing left running.
-    assert len(made) == 2
+    # Source database (and its replication slot) dropped; the target's own server stopped and
+    # its folder removed (private_tmp below); nothing left running.
+    assert len(made) == 1
     assert leftovers(pg_server, made) == []
+    assert "two private local servers" in run["server"]
+    assert len(servers) == 1 and servers[0].root is None  # stopped, its folder removed
     assert set(children(os.getpid())) <= children_before
     assert list(private_tmp.iterdir()) == []
 

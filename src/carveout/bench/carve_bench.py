@@ -70,6 +70,9 @@ class CarveBenchConfig:
     kill_at_random: int = 0
     kill_max_s: float = 1.5  # each kill comes uniformly within this long after an attempt starts
     seed: int = 7
+    # PostgreSQL: the target (and the baselines' copies) on a second private server of this
+    # machine, as a carved cell handed to a new owner would be; or on the source's server.
+    same_server: bool = False
 
     def __post_init__(self) -> None:
         unknown = [b for b in self.backends if b not in BACKENDS]
@@ -138,21 +141,34 @@ def _run_postgresql(
     progress: Progress,
     given: PgCluster | None,
 ) -> None:
-    progress("start PostgreSQL", 0, 1)
-    cluster = given or PgCluster()
-    try:
-        if given is None:
-            cluster.start()
+    """The source on `given` (or a private server started here), the target and the baselines'
+    copies on a second private server of the same machine unless `same_server`. Two servers is
+    how a carve runs for real (the carved cell goes to another owner's database), and it keeps
+    the target's incoming copy out of the WAL that the source's logical decoding reads: on one
+    server every WAL sender of the carve (the subscription's and each table synchronisation's)
+    decodes past the target's own writes too."""
+    with ExitStack() as servers:
+        progress("start PostgreSQL", 0, 1)
+        source = given or _started(servers)
+        target = source if config.same_server else _started(servers)
         progress("start PostgreSQL", 1, 1)
-        run.server = f"PostgreSQL {cluster.version()}, private local server, {DURABILITY}"
-        urls = [cluster.fresh_url("carvebench_src"), cluster.fresh_url("carvebench_tgt")]
+        where = "one private local server" if config.same_server else "two private local servers"
+        run.server = f"PostgreSQL {source.version()}, {where} (source; target), {DURABILITY}"
+        src = source.fresh_url("carvebench_src")
+        tgt = target.fresh_url("carvebench_tgt")
         try:
-            _Bench(config, run, root, progress, cluster, *urls).run()
+            _Bench(config, run, root, progress, (source, target), src, tgt).run()
         finally:
-            carve_pg.drop_all(cluster, urls)
-    finally:
-        if given is None:
-            cluster.stop()
+            # The subscription first (on the target), then the source's slots.
+            carve_pg.drop_all(target, [tgt])
+            carve_pg.drop_all(source, [src])
+
+
+def _started(servers: ExitStack) -> PgCluster:
+    cluster = PgCluster()
+    cluster.start()
+    servers.callback(cluster.stop)
+    return cluster
 
 
 class _Bench:
@@ -162,7 +178,7 @@ class _Bench:
         run: BackendRun,
         root: Path,
         progress: Progress,
-        pg: PgCluster | None = None,
+        pg: tuple[PgCluster, PgCluster] | None = None,
         source_storage: str = "sqlite",
         target_storage: str = "sqlite",
     ) -> None:
@@ -293,9 +309,11 @@ class _Bench:
         """Under the same write load, right before the carve: the copies a user would script."""
         if self.pg is not None:
             self.progress("copy baselines: pg_dump | psql", 0, 2)
-            dump = carve_pg.pg_dump_psql(self.pg, self.source_storage)
+            # Into fresh databases of the target's server, as the carve copies.
+            into = self.pg[1]
+            dump = carve_pg.pg_dump_psql(into, self.source_storage)
             self.progress("copy baselines: pg_dump | psql", 1, 2)
-            subset = carve_pg.pg_subset_copy(self.pg, self.source_storage, self.config.moving)
+            subset = carve_pg.pg_subset_copy(into, self.source_storage, self.config.moving)
             self.progress("copy baselines: pg_dump | psql", 2, 2)
             return [dump, subset]
         self.progress("copy baselines", 0, 2)

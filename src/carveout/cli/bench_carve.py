@@ -24,9 +24,10 @@ BENCH_CARVE_HELP = (
     "a raw file copy of the same file in the same run, change-apply rate next to the source's, "
     "verify rows/s, and lost/duplicated writes from the ledger. --kill-at-random N runs the "
     "carve as `carveout carve run|resume` subprocesses and SIGKILLs it N times. With "
-    "postgresql, a private local PostgreSQL server holds the source cell and the carve's target "
-    "(PostgreSQL → PostgreSQL by logical replication), and the copy baseline is `pg_dump | psql` "
-    "of the carved tables into a fresh database of the same server."
+    "postgresql, a private local PostgreSQL server holds the source cell and a second one on the "
+    "same machine the carve's target (PostgreSQL → PostgreSQL by logical replication; "
+    "--same-server puts both on one), and the copy baseline is `pg_dump | psql` of the carved "
+    "tables into a fresh database of the target's server."
 )
 
 
@@ -74,6 +75,13 @@ def bench_carve_command(
             help="Each kill comes uniformly within this many seconds of an attempt's first phase.",
         ),
     ] = 1.5,
+    same_server: Annotated[
+        bool,
+        typer.Option(
+            "--same-server",
+            help="postgresql: source and target (and the baselines' copies) on one server.",
+        ),
+    ] = False,
     json_path: Annotated[
         Path, typer.Option("--json", help="Where to write the results as JSON.")
     ] = DEFAULT_JSON,
@@ -111,6 +119,7 @@ def bench_carve_command(
             kill_at_random=kill_at_random,
             kill_max_s=kill_window,
             seed=seed,
+            same_server=same_server,
         )
         result = run_carve_bench(config, bars)
     info = machine()
