@@ -94,7 +94,7 @@ def test_replication_logs_the_videos_whose_counters_the_subscription_changed(
 ) -> None:
     """The PostgreSQL cutover counts again only the videos the subscription touched after the
     rebuild before its pause: the log must hold every such video and nothing written locally."""
-    from carveout.carve import replication
+    from carveout.carve import replication, touched
     from carveout.core import now_ms
     from carveout.events import recompute_all
 
@@ -110,7 +110,7 @@ def test_replication_logs_the_videos_whose_counters_the_subscription_changed(
         spec = carve.start(deployment, ("CA", "US"), "na", storage=pg_server.fresh_url("tgt"))
         carve.run(deployment, spec, through=carve.Phase.CATCHUP)
         target = carve.open_target(deployment, spec)
-        replication.watch_touched(target)
+        touched.watch(target)
         recompute_all(target.store, now_ms())  # local writes: not logged
         # A moving user watches a moving video: replicated, its counters are due again. A
         # staying user's watch of it stays behind (events are the acting user's), and so do
@@ -124,15 +124,15 @@ def test_replication_logs_the_videos_whose_counters_the_subscription_changed(
         # which trailed them by up to the WAL writer's 200 ms and let this wait end early).
         with replication.catching_up(source, "na") as caught:
             caught.wait()
-        assert replication.take_touched(target) == {moving}
-        assert replication.take_touched(target) == set()  # taken off the log
+        assert touched.take(target) == {moving}
+        assert touched.take(target) == set()  # taken off the log
         event = {"video_id": moving, "kind": "watch", "watched_ms": 700}
         h = {"Authorization": users["u0"]["Authorization"]}
         assert client.post("/v1/events", headers=h, json={"events": [event]}).status_code == 202
         with replication.catching_up(source, "na") as caught:
             caught.wait()
-        assert replication.take_touched(target) == {moving}  # touched again: logged again
-        replication.unwatch_touched(target)
+        assert touched.take(target) == {moving}  # touched again: logged again
+        touched.unwatch(target)
         with target.store.connect() as conn:
             left = conn.exec_driver_sql(
                 "SELECT count(*) FROM pg_trigger WHERE tgname = 'carve_touch'"

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
-from carveout.carve import keys, replication, state
+from carveout.carve import keys, replication, state, touched
 from carveout.carve.apply import ApplyStats, applied_seq, catch_up, touched_videos
 from carveout.carve.capture import install_capture, install_seal
 from carveout.carve.ddl import prefer_to_lose, retrying
@@ -147,7 +147,7 @@ def _cutover(
     # the target yet); inside it only the videos the last changes touched are counted again.
     counted_at = None if replicating else applied_seq(target)
     if replicating:
-        replication.watch_touched(target)
+        touched.watch(target)
         # The target's own capture log, on before the pause: its triggers fire for local
         # writes only (the subscription applies as a replica), and until the switch nothing
         # local writes the carved tables. The SQLite path applies the last changes itself,
@@ -157,7 +157,7 @@ def _cutover(
     if replicating:
         # Again for the videos the subscription touched during that rebuild, so that inside
         # the pause only those of the last moments are left.
-        recompute_all(target.store, now_ms(), videos=replication.take_touched(target))
+        recompute_all(target.store, now_ms(), videos=touched.take(target))
     fences = FenceBoard(deployment.data_dir)
     before = stats.changes
     clock = _StepClock()
@@ -204,11 +204,11 @@ def _cutover(
             # Here, while nothing else writes to the target: rebuilt after the switch, it held
             # up J's released writers (SQLite's one writer; on PostgreSQL a table lock).
             if replicating:
-                touched: set[str] | None = replication.take_touched(target)
+                videos: set[str] | None = touched.take(target)
             else:
                 assert counted_at is not None
-                touched = touched_videos(source, target, counted_at)
-            recompute_all(target.store, now_ms(), videos=touched)
+                videos = touched_videos(source, target, counted_at)
+            recompute_all(target.store, now_ms(), videos=videos)
         with clock.step("switch routing (policy file)"):
             with target.store.begin() as conn:
                 state.put(conn, "routing_switched_at", now_ms())
