@@ -2,10 +2,10 @@
 
 A publication per carved table on the source with a row filter on `domicile`, and a
 subscription on the target that copies the existing rows of the tables that have any and then
-streams every change (the videos it touches are logged by carve/touched.py). Row filters on UPDATE and DELETE
-need the filtered column in the replica identity, so the carved tables use REPLICA IDENTITY
-FULL for the carve's duration. Replication carries rows only: blob files are copied by the carve,
-DDL is refused by its schema check, and carveout's ids need no sequences.
+streams every change (the videos it touches are logged by carve/touched.py). Row filters on
+UPDATE and DELETE need the filtered column in the replica identity, so the carved tables use
+REPLICA IDENTITY FULL for the carve's duration. Replication carries rows only: blob files are
+copied by the carve, DDL is refused by its schema check, and carveout's ids need no sequences.
 
 The target's secondary indexes are dropped before the initial copy and built again once it is
 done: the copy fills tables that nobody reads yet, and one index build after the load costs a

@@ -27,7 +27,8 @@ SETTINGS = {
     "max_wal_senders": "20",
     "max_replication_slots": "20",
     # A carve's subscription copies tables in parallel, one slot, walsender and worker each:
-    # four at once rather than PostgreSQL's default two (docs/carve.md, "The subscription", server settings).
+    # four at once rather than PostgreSQL's default two (docs/carve.md, "The subscription",
+    # server settings).
     "max_sync_workers_per_subscription": "4",
     "max_logical_replication_workers": "8",
     "max_worker_processes": "16",
