@@ -32,6 +32,7 @@ from psycopg import pq
 
 from carveout.backup.models import PG_COPY, BackupError, TableCheck
 from carveout.datamap import DATA_MAP, TABLES
+from carveout.storage import relation_sizes
 
 
 def pg_checks(conn: sa.Connection, tables: list[str] | None = None) -> dict[str, TableCheck]:
@@ -58,11 +59,8 @@ def pg_engine_checks(engine: sa.Engine) -> dict[str, TableCheck]:
     two cores (a freshly restored KuaiRec cell, six runs each: median 0.23 s against 0.26)."""
     names = [t.name for t in DATA_MAP.tables]
     with engine.connect() as conn:
-        sizes = conn.execute(
-            sa.text("SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname = ANY(:n)"),
-            {"n": names},
-        ).all()
-    largest = str(max(sizes, key=lambda r: int(r[1]))[0]) if sizes else names[0]
+        sizes = relation_sizes(conn, names)
+    largest = max(sizes, key=sizes.__getitem__) if sizes else names[0]
 
     def part(tables: list[str]) -> dict[str, TableCheck]:
         with engine.connect() as conn:

@@ -29,7 +29,7 @@ from carveout.carve import keys, state
 from carveout.carve.capture import carved_tables
 from carveout.cells import Cell, Policy
 from carveout.datamap import DATA_MAP, TABLES, Table
-from carveout.storage import fingerprint
+from carveout.storage import fingerprint, relation_sizes
 from carveout.storage.fingerprint import row_digest
 
 CHUNK_ROWS = 5000
@@ -247,30 +247,21 @@ def verify(
     # other thread checks all the small tables meanwhile; started in table order, `events` began
     # a quarter into the phase and ended it alone).
     parts = [(table, VerifyReport()) for table in carved_tables()]
-    sizes = _estimated_rows(source)
+    with source.store.connect() as conn:
+        sizes = relation_sizes(conn, [table.name for table, _part in parts])
     with (
         ThreadPoolExecutor(TABLES_AT_ONCE, thread_name_prefix="verify-table") as tables,
         ThreadPoolExecutor(TABLES_AT_ONCE, thread_name_prefix="verify-source") as sources,
     ):
         jobs = [
             tables.submit(_verify_table, source, target, table, codes, part, on_chunk, sources)
-            for table, part in sorted(parts, key=lambda p: -sizes.get(p[0].name, 0.0))
+            for table, part in sorted(parts, key=lambda p: -sizes.get(p[0].name, 0))
         ]
         for job in jobs:
             job.result()
     for _table, part in parts:
         report.add(part)
     return report
-
-
-def _estimated_rows(cell: Cell) -> dict[str, float]:
-    """The planner's row estimate of each table (statistics, not a count: only an order)."""
-    with cell.store.connect() as conn:
-        rows = conn.exec_driver_sql(
-            "SELECT relname, reltuples FROM pg_class "
-            "WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'"
-        ).all()
-    return {str(name): float(n) for name, n in rows}
 
 
 def model_lineage_leaks(root: Path, codes: tuple[str, ...]) -> list[str]:

@@ -19,6 +19,7 @@ from carveout.storage.postgres import (
     create_migrated_database,
     drop_database,
     ensure_database,
+    relation_sizes,
 )
 from carveout.storage.rehearsal import Rehearsal
 from carveout.storage.sealing import Unreadable, Vault
@@ -48,6 +49,7 @@ __all__ = [
     "ensure_database",
     "fingerprint",
     "open_store",
+    "relation_sizes",
     "row_digest",
     "schema_head",
     "sha256_file",
