@@ -157,7 +157,7 @@ def _run_postgresql(
         src = source.fresh_url("carvebench_src")
         tgt = target.fresh_url("carvebench_tgt")
         try:
-            _Bench(config, run, root, progress, (source, target), src, tgt).run()
+            _Bench(config, run, root, progress, target, src, tgt).run()
         finally:
             # The subscription first (on the target), then the source's slots.
             carve_pg.drop_all(target, [tgt])
@@ -178,7 +178,7 @@ class _Bench:
         run: BackendRun,
         root: Path,
         progress: Progress,
-        pg: tuple[PgCluster, PgCluster] | None = None,
+        pg: PgCluster | None = None,  # the server the baselines copy into (the target's)
         source_storage: str = "sqlite",
         target_storage: str = "sqlite",
     ) -> None:
@@ -310,10 +310,9 @@ class _Bench:
         if self.pg is not None:
             self.progress("copy baselines: pg_dump | psql", 0, 2)
             # Into fresh databases of the target's server, as the carve copies.
-            into = self.pg[1]
-            dump = carve_pg.pg_dump_psql(into, self.source_storage)
+            dump = carve_pg.pg_dump_psql(self.pg, self.source_storage)
             self.progress("copy baselines: pg_dump | psql", 1, 2)
-            subset = carve_pg.pg_subset_copy(into, self.source_storage, self.config.moving)
+            subset = carve_pg.pg_subset_copy(self.pg, self.source_storage, self.config.moving)
             self.progress("copy baselines: pg_dump | psql", 2, 2)
             return [dump, subset]
         self.progress("copy baselines", 0, 2)
