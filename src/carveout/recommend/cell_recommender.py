@@ -11,11 +11,11 @@ import sqlalchemy as sa
 
 from carveout.accounts import User
 from carveout.core import now_ms
+from carveout.core.heap import settle
 from carveout.datamap import TABLES
 from carveout.recommend import candidates
 from carveout.recommend.candidates import CandidateModel, Viewer
 from carveout.recommend.catalogue import Catalogue
-from carveout.recommend.heap import settle
 from carveout.recommend.pool import SOURCES, Pool, ServingIndex, gather, row_scores
 from carveout.recommend.ranker import UserState
 from carveout.recommend.rerank import Candidate, interleave

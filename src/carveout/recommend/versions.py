@@ -15,11 +15,11 @@ from pathlib import Path
 
 from carveout.cells import Cell
 from carveout.cells.policy import Policy
+from carveout.core.heap import collections_paused, settle
 from carveout.recommend import artefact
 from carveout.recommend.artefact import ArtefactRefused, Manifest
 from carveout.recommend.candidates import CandidateModel
 from carveout.recommend.catalogue import Catalogue
-from carveout.recommend.heap import collections_paused, settle
 from carveout.recommend.loading import Prepared, prepare
 from carveout.recommend.pool import ServingIndex
 from carveout.recommend.ranker import Ranker, UserState

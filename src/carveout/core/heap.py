@@ -1,6 +1,7 @@
-"""The interpreter's heap around a big load: a model version or a catalogue is millions of
-objects, which the cyclic garbage collector would otherwise walk again and again while requests
-wait for the interpreter's lock."""
+"""The interpreter's heap around a big load: a model version, a catalogue or a transfer
+bundle's rows are hundreds of thousands to millions of objects, which the cyclic garbage
+collector would otherwise walk again and again (while requests wait for the interpreter's
+lock, or while a bundle's import waits for its parsing)."""
 
 from __future__ import annotations
 
@@ -26,14 +27,15 @@ _PAUSED_LOCK = threading.Lock()
 
 @contextmanager
 def collections_paused() -> Iterator[None]:
-    """No automatic garbage collection while a version loads in the background, for any thread.
+    """No automatic garbage collection meanwhile, for any thread (nested uses count).
 
     A load allocates millions of objects (1M synthetic videos: 2.0M tracked), so the collector
     would run full collections over the growing version again and again, each one holding the
     interpreter's lock for up to hundreds of milliseconds while requests wait; and the
     gc.collect() of settle would walk the whole version once more (370 ms at 1M). Instead the
     loaded version is frozen as it is. The price: cyclic garbage that any thread makes during
-    the load is frozen with it and never freed (reference counting still frees the rest)."""
+    the load is frozen with it and never freed (reference counting still frees the rest).
+    Without a settle afterwards, the next automatic collection frees it."""
     global _PAUSED
     with _PAUSED_LOCK:
         _PAUSED += 1
