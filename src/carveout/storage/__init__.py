@@ -19,10 +19,10 @@ from carveout.storage.postgres import (
     create_migrated_database,
     drop_database,
     ensure_database,
-    relation_sizes,
 )
 from carveout.storage.rehearsal import Rehearsal
 from carveout.storage.sealing import Unreadable, Vault
+from carveout.storage.sizes import relation_sizes
 from carveout.storage.sqlite import SqliteStore
 
 __all__ = [

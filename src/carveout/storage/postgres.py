@@ -207,16 +207,3 @@ def drop_database(url: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
-
-
-def relation_sizes(conn: sa.Connection, names: Sequence[str]) -> dict[str, int]:
-    """Bytes in the main fork of each named table of the connection's schema: which tables are
-    the big ones, to start or set apart their work (a size, known without ANALYZE)."""
-    rows = conn.execute(
-        sa.text(
-            "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relkind = 'r' "
-            "AND relnamespace = current_schema()::regnamespace AND relname = ANY(:names)"
-        ),
-        {"names": list(names)},
-    ).all()
-    return {str(name): int(size) for name, size in rows}
