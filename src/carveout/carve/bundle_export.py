@@ -48,8 +48,9 @@ from carveout.carve.bundle_format import (
 from carveout.carve.capture import carved_tables
 from carveout.cells import Deployment
 from carveout.core import Conflict, new_id, now_ms, parse_jurisdictions
-from carveout.datamap import TABLES
-from carveout.storage import Store, schema_head
+from carveout.core.heap import collections_paused
+from carveout.datamap import TABLES, Table
+from carveout.storage import Store, relation_sizes, schema_head
 
 
 @contextmanager
@@ -68,6 +69,22 @@ def _snapshot(store: Store) -> Iterator[sa.Connection]:
                 yield conn
 
 
+def _largest_first(conn: sa.Connection) -> list[Table]:
+    """The carved tables, the largest first (the data map's order among equals): the import
+    loads chunks in the bundle's order and rebuilds a table's indexes once its last chunk is
+    in, so the biggest table's index builds overlap the loading of the others instead of
+    ending the import alone (77,101 rows into a PostgreSQL database that exists: median 0.63 s
+    against 0.65 s, 5 runs each)."""
+    tables = carved_tables()
+    sizes = relation_sizes(conn, [t.name for t in tables])
+    return sorted(tables, key=lambda t: -sizes.get(t.name, 0))
+
+
+# The rows parsed (import) or encoded (export) are hundreds of thousands of objects, which the
+# cyclic collector would walk again and again: 0.12 of the 0.6 CPU-seconds of an import of
+# 77,101 rows. They hold no cycles; the few that SQLAlchemy makes meanwhile wait for the next
+# collection after it.
+@collections_paused()
 def export_bundle(
     deployment: Deployment,
     jurisdictions: str,
@@ -89,36 +106,9 @@ def export_bundle(
     shas: set[str] = set()
     with _ChunkWriter(bundle, cipher) as out:
         with _snapshot(source.store) as conn:
-            for table in carved_tables():
-                tbl = TABLES[table.name]
-                stmt = (
-                    sa.select(tbl)
-                    .where(tbl.c.domicile.in_(codes))
-                    .order_by(tbl.c[table.primary_key])
-                )
-                names = [col.name for col in tbl.c]
-                names_json = orjson.dumps(names)
-                blob_at = [names.index(col.name) for col in table.blob_columns]
-                # The recipient's verify compares its digest of the rows it loaded with this
-                # one, made from the JSON the chunks carry (which gives back exactly these
-                # ints, strings, bools and None), without reading the sealed chunks back.
-                digest = TableHash(ROWS_JSON)
-                count = 0
-                with closing(_row_parts(conn, stmt, tbl)) as parts:
-                    for part in parts:
-                        array = rows_json(tbl, part)
-                        out.write(
-                            "rows",
-                            chunk_plain(names_json, array),
-                            table=table.name,
-                            rows=len(part),
-                        )
-                        digest.update_json(array)
-                        count += len(part)
-                        for at in blob_at:
-                            shas |= {r[at] for r in part}
-                        progress(table.name, len(part))
-                tables[table.name] = [count, digest.hexdigest()]
+            for table in _largest_first(conn):
+                count, digest = _export_table(conn, out, table, codes, shas, progress)
+                tables[table.name] = [count, digest]
         for sha in sorted(shas):
             with source.blobs.open(sha) as fh:
                 out.write("blob", fh.read(), sha256_plain=sha)
@@ -149,10 +139,62 @@ def export_bundle(
     return manifest
 
 
+def _export_table(
+    conn: sa.Connection,
+    out: _ChunkWriter,
+    table: Table,
+    codes: tuple[str, ...],
+    shas: set[str],
+    progress: Progress,
+) -> tuple[int, str]:
+    """J's rows of `table` into rows chunks of up to ROWS_PER_CHUNK rows, read and encoded in
+    parts of FETCH_ROWS (the first part's encoding need not wait for a whole chunk's rows, nor
+    the last chunk's sealing for all of them to be encoded); the blob files they name added to
+    `shas`. Its row count and digest."""
+    tbl = TABLES[table.name]
+    stmt = sa.select(tbl).where(tbl.c.domicile.in_(codes)).order_by(tbl.c[table.primary_key])
+    names = [col.name for col in tbl.c]
+    names_json = orjson.dumps(names)
+    blob_at = [names.index(col.name) for col in table.blob_columns]
+    # The recipient's verify compares its digest of the rows it loaded with this one, made
+    # from the JSON the chunks carry (which gives back exactly these ints, strings, bools and
+    # None), without reading the sealed chunks back.
+    digest = TableHash(ROWS_JSON)
+    count = 0
+    held: list[bytes] = []  # parts' JSON arrays not yet in a chunk
+    held_rows = 0
+
+    def flush() -> None:
+        array = (
+            held[0]
+            if len(held) == 1
+            else b"[" + b",".join(memoryview(a)[1:-1] for a in held) + b"]"
+        )
+        out.write("rows", chunk_plain(names_json, array), table=table.name, rows=held_rows)
+        held.clear()
+
+    with closing(_row_parts(conn, stmt, tbl)) as parts:
+        for part in parts:
+            array = rows_json(tbl, part)
+            digest.update_json(array)
+            held.append(array)
+            held_rows += len(part)
+            count += len(part)
+            if held_rows >= ROWS_PER_CHUNK:
+                flush()
+                held_rows = 0
+            for at in blob_at:
+                shas |= {r[at] for r in part}
+            progress(table.name, len(part))
+    if held:
+        flush()
+    return count, digest.hexdigest()
+
+
 def _row_parts(
     conn: sa.Connection, stmt: sa.Select[Any], tbl: sa.Table
 ) -> Generator[list[tuple[Any, ...]], None, None]:
-    """The rows of `stmt` in parts of ROWS_PER_CHUNK, in order. On PostgreSQL through a
+    """The rows of `stmt` in parts of FETCH_ROWS, in order. On PostgreSQL through a
     server-side cursor in the snapshot's transaction, read by a worker thread a few parts
     ahead: the server's scan and the transfer of the next part overlap the encoding and
     hashing of this one (reading the whole table first kept the biggest table's 0.1-0.2 s of
@@ -160,8 +202,8 @@ def _row_parts(
     Close it (`contextlib.closing`): that stops and joins the reader."""
     if conn.dialect.name != "postgresql":
         _names, rows = fetch_rows(conn, stmt, tbl)
-        for i in range(0, len(rows), ROWS_PER_CHUNK):
-            yield rows[i : i + ROWS_PER_CHUNK]
+        for i in range(0, len(rows), FETCH_ROWS):
+            yield rows[i : i + FETCH_ROWS]
         return
     sql, params = compile_select(conn, stmt)
     dbapi = conn.connection.driver_connection
@@ -176,7 +218,7 @@ def _row_parts(
                 cursor.execute(sql, params)
                 processors = result_processors(dialect, tbl, cursor.description)
                 while not stop.is_set():
-                    part = cursor.fetchmany(ROWS_PER_CHUNK)
+                    part = cursor.fetchmany(FETCH_ROWS)
                     if not part:
                         break
                     parts.put(processed(processors, part))
@@ -200,6 +242,8 @@ def _row_parts(
 
 
 _AHEAD = 3  # parts read ahead of the encoding at most
+# Rows read and encoded at a time; a chunk is the parts that first reach ROWS_PER_CHUNK rows.
+FETCH_ROWS = 5000
 
 
 class _ChunkWriter:

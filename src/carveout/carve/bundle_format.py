@@ -25,7 +25,11 @@ from carveout.datamap import TABLES, Table
 # read as format 2's, so a format 2 bundle relabelled 1 to drop the seal fails to load).
 FORMAT = 3
 READABLE = (1, 2, 3)
-ROWS_PER_CHUNK = 5000
+# Rows per rows chunk. Each chunk is a transaction of the import, with its progress record and
+# its read-back: 20,000 rather than 5,000 made an import of 77,101 rows into PostgreSQL 0.65 s
+# against 0.73 s (medians of 5), for a few MB of plaintext held per chunk and a resume that
+# redoes at most one chunk.
+ROWS_PER_CHUNK = 20_000
 MANIFEST = "manifest.json"
 # The manifest's `table_digest` names how its tables' digests were made (format 3 on).
 ROW_REPR = "row-repr-sha256"  # formats 1 and 2: storage.table_digest's definition

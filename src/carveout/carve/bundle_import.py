@@ -38,7 +38,9 @@ from carveout.cells import (
     write_policy_atomically,
 )
 from carveout.core import Conflict
+from carveout.core.heap import collections_paused
 from carveout.datamap import TABLES
+from carveout.events import Recount
 from carveout.storage import create_migrated_database, schema_head
 
 
@@ -52,6 +54,11 @@ class ImportReport:
     leaks: LeakReport
 
 
+# The rows parsed (import) or encoded (export) are hundreds of thousands of objects, which the
+# cyclic collector would walk again and again: 0.12 of the 0.6 CPU-seconds of an import of
+# 77,101 rows. They hold no cycles; the few that SQLAlchemy makes meanwhile wait for the next
+# collection after it.
+@collections_paused()
 def import_bundle(
     deployment: Deployment,
     bundle: Path,
@@ -103,8 +110,13 @@ def import_bundle(
         cell,
         {c["table"] for c in manifest["chunks"] if c["kind"] == "rows" and c["index"] >= start},
     )
-    with Verifier(cell, manifest, start) as verifier:
-        rows, blobs = load(cell, bundle, manifest, cipher, start, handed, verifier, progress)
+    # The counters are counted from the rows as they are parsed, when this run parses them all.
+    rows_chunks = [c["index"] for c in manifest["chunks"] if c["kind"] == "rows"]
+    recount = Recount() if start <= min(rows_chunks, default=start) else None
+    with Verifier(cell, manifest, start, recount) as verifier:
+        rows, blobs = load(
+            cell, bundle, manifest, cipher, start, handed, verifier, progress, recount
+        )
         verifier.finish()
     verify_blobs(cell, manifest)
     leaks = leak_scan(cell, codes)

@@ -19,6 +19,7 @@ from carveout.carve.bundle_verify import Verifier
 from carveout.carve.sync import insert_rows
 from carveout.cells import Cell
 from carveout.datamap import DATA_MAP
+from carveout.events import Recount
 
 
 def load(
@@ -30,6 +31,7 @@ def load(
     handed: keys.KeyHandover | None,
     verifier: Verifier,
     progress: Progress,
+    recount: Recount | None = None,
 ) -> tuple[dict[str, int], int]:
     """Every chunk from `start` on, each committed with the progress that records it. The
     blob files are stored by a worker thread from the start (their decryption, hashing, writes
@@ -52,7 +54,7 @@ def load(
                 stored[chunk["index"]] = storer.submit(_store_blob, cell, bundle, cipher, chunk)
         try:
             ahead = 2 if cell.store.backend == "postgresql" else 0
-            with _Reader(bundle, manifest, cipher, start, ahead) as reader:
+            with _Reader(bundle, manifest, cipher, start, ahead, recount) as reader:
                 return _load_in_order(
                     cell, manifest, start, handed, verifier, progress, stored, reader
                 )
@@ -127,9 +129,16 @@ class _Reader:
     process): there the thread only added CPU (1.32 s against 1.15 s, same wall), so 0."""
 
     def __init__(
-        self, bundle: Path, manifest: dict[str, Any], cipher: AESGCM, start: int, ahead: int
+        self,
+        bundle: Path,
+        manifest: dict[str, Any],
+        cipher: AESGCM,
+        start: int,
+        ahead: int,
+        recount: Recount | None,
     ) -> None:
         self.bundle = bundle
+        self.recount = recount
         self.cipher = cipher
         self.codes = tuple(manifest["jurisdictions"])
         self.fmt = int(manifest["format"])
@@ -176,4 +185,6 @@ class _Reader:
         at = columns.index("domicile")
         if any(r[at] not in self.codes for r in batch):
             raise BundleError(f"{what} holds rows outside {self.codes}: refused")
+        if self.recount is not None:  # in chunk order: one reader thread, chunks in turn
+            self.recount.add(table.name, columns, batch)
         return columns, batch

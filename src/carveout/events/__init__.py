@@ -2,12 +2,20 @@
 
 from carveout.events.models import EventIn, EventKind
 from carveout.events.service import MAX_BATCH, record, record_in
-from carveout.events.stats import recompute_all, recompute_in_steps, watch_ratio
+from carveout.events.stats import (
+    STATS_COLUMNS,
+    Recount,
+    recompute_all,
+    recompute_in_steps,
+    watch_ratio,
+)
 
 __all__ = [
     "MAX_BATCH",
+    "STATS_COLUMNS",
     "EventIn",
     "EventKind",
+    "Recount",
     "recompute_all",
     "recompute_in_steps",
     "record",
