@@ -18,6 +18,7 @@ from populated import POLICY, populate
 from carveout import carve
 from carveout.api import create_app
 from carveout.carve import replication
+from carveout.carve.capture import carved_tables
 from carveout.cells import Cell, Deployment, init_data_dir
 from carveout.datamap import TABLES
 from carveout.storage import PgCluster, table_digest
@@ -123,3 +124,50 @@ def test_a_capture_stopped_between_the_subscriptions_steps_finishes_them_on_resu
         moving = TABLES[table].c.domicile.in_(MOVING)
         assert table_digest(target.store, table) == table_digest(source.store, table, moving)
     target.store.dispose()
+
+
+@pytest.mark.postgres
+def test_a_capture_begun_with_one_publication_of_every_table_resumes_on_it(
+    tmp_path: Path, pg_server: PgCluster, deployment: Deployment
+) -> None:
+    """A carve begun by a carveout from before the per-table publications, stopped inside
+    capture after its subscription was made: resumed by this one, it carries on with its one
+    publication (made before its slot) and subscribes to none made later, which the slot's
+    decoding could not see; the carve verifies, and the cutover drops that publication too."""
+    client = TestClient(create_app(deployment))
+    populate(client, tmp_path)
+    spec = carve.start(deployment, MOVING, "na", storage=pg_server.fresh_url("tgt"))
+    source = deployment.cell("global")
+    target = carve.open_target(deployment, spec)
+    name = replication.names("na")
+    in_j = " OR ".join(f"domicile = '{c}'" for c in MOVING)
+    tables = [t.name for t in carved_tables()]
+    # What the older capture left: one publication, the slot, the subscription copying.
+    with psycopg.connect(replication._dsn(source.store.dsn()), autocommit=True) as conn:
+        for table in tables:
+            conn.execute(f'ALTER TABLE "{table}" REPLICA IDENTITY FULL')
+        each = ", ".join(f'"{t}" WHERE ({in_j})' for t in tables)
+        conn.execute(f'CREATE PUBLICATION "{name}" FOR TABLE {each}')
+        conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (name,))
+    conninfo = replication._conninfo(source.store.dsn())
+    with psycopg.connect(replication._dsn(target.store.dsn()), autocommit=True) as conn:
+        conn.execute(
+            f'CREATE SUBSCRIPTION "{name}" CONNECTION \'{conninfo}\' PUBLICATION "{name}" '
+            f"WITH (create_slot = false, slot_name = '{name}', synchronous_commit = 'on')"
+        )
+    target.store.dispose()
+    carve.run(deployment, spec, through=carve.Phase.CATCHUP)  # as `resume` would
+    target = carve.open_target(deployment, spec)
+    with target.store.connect() as conn:
+        subscribed = conn.exec_driver_sql("SELECT subpublications FROM pg_subscription").all()
+    assert [list(r[0]) for r in subscribed] == [[name]]
+    assert {state for state, _copied in _sync_states(target).values()} == {"r"}
+    target.store.dispose()
+    outcome = carve.run(deployment, spec, through=carve.Phase.VERIFY)
+    assert outcome.verify is not None and outcome.verify.ok
+    target = carve.open_target(deployment, spec)
+    for table in ("users", "events", "likes", "comments"):
+        moving = TABLES[table].c.domicile.in_(MOVING)
+        assert table_digest(target.store, table) == table_digest(source.store, table, moving)
+    target.store.dispose()
+    assert _publications(deployment) == []  # the cutover dropped that publication too

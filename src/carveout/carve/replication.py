@@ -103,8 +103,13 @@ def start(source: Cell, target: Cell, codes: tuple[str, ...], carve: str) -> flo
     with _autocommit(src_url) as conn:
         for table in carved_tables():
             _alter_identity(conn, table.name, "FULL")
+        if _exists(conn, "pg_publication", "pubname", name):
+            # A carve begun by a carveout from before the per-table publications, resumed: its
+            # one publication of every table was made before its slot and carries on alone
+            # (one made now, after the slot, would stop the decoding); every table is copied.
+            pubs = {"": name}
         for table_name, pub in pubs.items():
-            if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (pub,)).fetchone():
+            if _exists(conn, "pg_publication", "pubname", pub):
                 continue
             conn.execute(
                 sql.SQL("CREATE PUBLICATION {} FOR TABLE {} WHERE ({})").format(
@@ -113,14 +118,22 @@ def start(source: Cell, target: Cell, codes: tuple[str, ...], carve: str) -> flo
             )
         # The slot is made here, not by CREATE SUBSCRIPTION: that would wait forever when both
         # databases live in the same server (the slot waits for the subscribing transaction).
-        if not conn.execute(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (name,)
-        ).fetchone():
+        if not _exists(conn, "pg_replication_slots", "slot_name", name):
             conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (name,))
         # Read after the slot exists: every row committed before its start is visible here.
-        empty = [t for t in pubs if not _has_rows_of(conn, t, in_j)]
+        empty = [t for t in pubs if t and not _has_rows_of(conn, t, in_j)]
     with _autocommit(tgt_url) as conn:
         return _subscribe(conn, name, _conninfo(src_url), pubs, empty)
+
+
+def _exists(
+    conn: psycopg.Connection[tuple[object, ...]], catalog: str, column: str, name: str
+) -> bool:
+    """Whether the catalog table `catalog` has a row whose `column` is `name`."""
+    query = sql.SQL("SELECT 1 FROM {} WHERE {} = %s").format(
+        sql.Identifier(catalog), sql.Identifier(column)
+    )
+    return conn.execute(query, (name,)).fetchone() is not None
 
 
 def _has_rows_of(
