@@ -1,6 +1,6 @@
 """The transfer bundle's import: every chunk checked before anything loads, then the rows,
 blob files and keys into a new cell chunk by chunk, each committed with the progress that
-records it (resumable), verified beside the load, counters rebuilt, leak-scanned."""
+records it (resumable), verified beside the load, counters written, leak-scanned."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ class Verifier:
     table's read-back, 0.2-0.7 s, after the load). A settled table holds no row beyond the last
     one read, so its rows are exactly those hashed. On SQLite each table is read whole once its
     last chunk has committed. A table's secondary indexes are built on another thread as soon as
-    its last chunk has committed, and once every rows chunk is in, the counters are rebuilt (on
+    its last chunk has committed, and once every rows chunk is in, the counters are written (on
     PostgreSQL on a third, while the blob files and keys load). A mismatch found meanwhile stops
     the load at its next chunk."""
 
