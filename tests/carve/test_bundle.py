@@ -511,3 +511,33 @@ def test_counters_after_import_are_those_the_loaded_events_give(
     for video, (domicile, *counts) in rebuilt.items():
         assert imported[video][0] == domicile
         assert list(imported[video][1:]) == pytest.approx(counts, rel=1e-12), video
+
+
+def test_a_table_the_bundle_says_is_empty_is_checked_empty(
+    exported: Path, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The tables the bundle holds no row of are checked together at the end: a digest that
+    is not that of no rows is refused, and so is a row written into one meanwhile."""
+    manifest = json.loads((exported / "manifest.json").read_text())
+    assert manifest["tables"]["follows"][0] == 0
+    original = json.dumps(manifest)
+    manifest["tables"]["follows"][1] = "0" * 64
+    _reseal(manifest, _cipher(exported, keys[0]))  # as a sender would have sealed it
+    (exported / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="table follows is empty, but its digest is not"):
+        import_bundle(_recipient(tmp_path / "a"), exported, keys[0], "na-anz")
+    (exported / "manifest.json").write_text(original)
+    recipient = _recipient(tmp_path / "b")
+    follows = TABLES["follows"]
+
+    def write_a_follow(_what: str, _n: int) -> None:
+        db = recipient.data_dir / "cells" / "na-anz" / "cell.db"
+        with sa.create_engine(f"sqlite:///{db}").begin() as conn:
+            if conn.execute(sa.select(sa.func.count()).select_from(follows)).scalar() == 0:
+                row = {c.name: 1 for c in follows.c if c.type.python_type is int}
+                row |= {c.name: "x" for c in follows.c if c.type.python_type is str}
+                conn.execute(sa.insert(follows).values(row | {"domicile": "US"}))
+
+    with pytest.raises(BundleError, match="table follows holds rows the bundle does not"):
+        import_bundle(recipient, exported, keys[0], "na-anz", progress=write_a_follow)
+    assert "na-anz" not in recipient.policy.names

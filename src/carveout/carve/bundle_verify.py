@@ -63,8 +63,13 @@ class Verifier:
         self.by_chunk = cell.store.backend == "postgresql" and all(
             isinstance(c.get("rows"), int) for c in rows
         )
+        # The tables the bundle holds no row of: checked empty together, once loaded (one query
+        # where reading back and settling each took two, ahead of the first chunk's read-back).
+        self.empty = [n for n in self.tables if n not in self.last and self.tables[n][0] == 0]
         for name in self.tables:
             loaded = sum(c["rows"] for c in rows if c["table"] == name and c["index"] < start)
+            if name in self.empty:
+                continue
             if self.last.get(name, 0) < start:
                 # Nothing left to load (empty, or loaded before an interruption): now. Only a
                 # table with rows had its indexes dropped (by an interrupted run).
@@ -126,6 +131,7 @@ class Verifier:
     def finish(self) -> None:
         for future in self.futures:
             future.result()
+        _check_empty(self.cell, self.empty, {n: self.tables[n][1] for n in self.empty}, self.kind)
         if self.cell.store.backend != "postgresql":
             _counters(self.cell, self.recount)
 
@@ -167,6 +173,27 @@ class _TableRead:
                 f"match the bundle's {count}: the import is incomplete or the target was "
                 "written meanwhile"
             )
+
+
+def _check_empty(cell: Cell, names: list[str], digests: dict[str, str], kind: str) -> None:
+    """The tables the bundle says hold no row: their digests those of no rows, and none in the
+    imported cell (one query for all of them)."""
+    nothing = TableHash(kind).hexdigest()
+    for name in names:
+        if digests[name] != nothing:
+            raise BundleError(f"the bundle says table {name} is empty, but its digest is not")
+    if not names:
+        return
+    counts = [
+        sa.select(sa.literal(name), sa.func.count()).select_from(TABLES[name]) for name in names
+    ]
+    with cell.store.connect() as conn:
+        found = [str(n) for n, count in conn.execute(sa.union_all(*counts)) if count]
+    if found:
+        raise BundleError(
+            f"after import, table {found[0]} holds rows the bundle does not: the target was "
+            "written meanwhile"
+        )
 
 
 def _counters(cell: Cell, recount: Recount | None) -> None:
