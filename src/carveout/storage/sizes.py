@@ -21,9 +21,17 @@ def relation_sizes(conn: sa.Connection, names: Sequence[str]) -> dict[str, int]:
             {"names": list(names)},
         ).all()
     else:
+        # One aggregate row per named b-tree: dbstat walks the pages of only those (of the whole
+        # database, indexes included, without the name: 0.05 s against 0.02 s for the carved
+        # tables of an 80 MB cell).
+        each = " UNION ALL ".join(
+            f"SELECT name, pgsize FROM dbstat WHERE name = :n{i} AND aggregate = TRUE"
+            for i in range(len(names))
+        )
+        if not each:
+            return {}
         try:
-            rows = conn.execute(sa.text("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")).all()
+            rows = conn.execute(sa.text(each), {f"n{i}": n for i, n in enumerate(names)}).all()
         except sa.exc.OperationalError:  # no such table: dbstat
             return {}
-    wanted = set(names)
-    return {str(name): int(size) for name, size in rows if name in wanted}
+    return {str(name): int(size) for name, size in rows}
