@@ -131,7 +131,7 @@ class Verifier:
     def finish(self) -> None:
         for future in self.futures:
             future.result()
-        _check_empty(self.cell, self.empty, {n: self.tables[n][1] for n in self.empty}, self.kind)
+        _check_empty(self.cell, {n: self.tables[n][1] for n in self.empty}, self.kind)
         if self.cell.store.backend != "postgresql":
             _counters(self.cell, self.recount)
 
@@ -175,17 +175,17 @@ class _TableRead:
             )
 
 
-def _check_empty(cell: Cell, names: list[str], digests: dict[str, str], kind: str) -> None:
-    """The tables the bundle says hold no row: their digests those of no rows, and none in the
-    imported cell (one query for all of them)."""
+def _check_empty(cell: Cell, digests: dict[str, str], kind: str) -> None:
+    """The tables the bundle says hold no row (with the digests it gives them): their digests
+    those of no rows, and none in the imported cell (one query for all of them)."""
     nothing = TableHash(kind).hexdigest()
-    for name in names:
-        if digests[name] != nothing:
+    for name, digest in digests.items():
+        if digest != nothing:
             raise BundleError(f"the bundle says table {name} is empty, but its digest is not")
-    if not names:
+    if not digests:
         return
     counts = [
-        sa.select(sa.literal(name), sa.func.count()).select_from(TABLES[name]) for name in names
+        sa.select(sa.literal(name), sa.func.count()).select_from(TABLES[name]) for name in digests
     ]
     with cell.store.connect() as conn:
         found = [str(n) for n, count in conn.execute(sa.union_all(*counts)) if count]
