@@ -11,17 +11,7 @@ from fastapi.testclient import TestClient
 
 from carveout.api import create_app
 from carveout.cells import Deployment, init_data_dir
-
-ONE_CELL = """
-version = 1
-[sites.us]
-[sites.sg]
-[cells.global]
-jurisdictions = ["*"]
-primary_site = "us"
-backup_site = "sg"
-storage = "{global_storage}"
-"""
+from policies import ONE_CELL
 
 TWO_CELLS = """
 version = 1
@@ -68,7 +58,7 @@ def make_api(
         if two_cells:
             policy = TWO_CELLS.format(na_storage=storage(), global_storage=storage())
         else:
-            policy = ONE_CELL.format(global_storage=storage())
+            policy = ONE_CELL.format(storage=storage())
         deployment = _deploy(tmp_path / f"d{len(made)}", policy)
         client = TestClient(create_app(deployment, max_body_bytes=max_body_bytes))
         api = Api(client=client, deployment=deployment, tmp=tmp_path)

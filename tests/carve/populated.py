@@ -10,17 +10,6 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-POLICY = """
-version = 1
-[sites.us]
-[sites.sg]
-[cells.global]
-jurisdictions = ["*"]
-primary_site = "us"
-backup_site = "sg"
-storage = "{storage}"
-"""
-
 
 def _video(path: Path, seed: int) -> Path:
     from media import make_video

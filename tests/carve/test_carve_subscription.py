@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from populated import POLICY, populate
+from populated import populate
 
 from carveout import carve
 from carveout.api import create_app
@@ -22,13 +22,14 @@ from carveout.carve.capture import carved_tables
 from carveout.cells import Cell, Deployment, init_data_dir
 from carveout.datamap import TABLES
 from carveout.storage import PgCluster, table_digest
+from policies import ONE_CELL
 
 MOVING = ("CA", "US")
 
 
 @pytest.fixture
 def deployment(tmp_path: Path, pg_server: PgCluster) -> Iterator[Deployment]:
-    made = init_data_dir(tmp_path / "data", POLICY.format(storage=pg_server.fresh_url("src")))
+    made = init_data_dir(tmp_path / "data", ONE_CELL.format(storage=pg_server.fresh_url("src")))
     try:
         yield made
     finally:

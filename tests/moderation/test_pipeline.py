@@ -17,24 +17,15 @@ from carveout.datamap import TABLES
 from carveout.moderation import RULES_FILE, hash_video
 from carveout.storage import fingerprint
 from media import make_video
+from policies import ONE_CELL
 
 LOG = TABLES["staff_access_log"]
-POLICY = """
-version = 1
-[sites.us]
-[sites.sg]
-[cells.global]
-jurisdictions = ["*"]
-primary_site = "us"
-backup_site = "sg"
-storage = "sqlite"
-"""
 
 
 class World:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.deployment: Deployment = init_data_dir(tmp / "data", POLICY)
+        self.deployment: Deployment = init_data_dir(tmp / "data", ONE_CELL.format(storage="sqlite"))
         self.client = TestClient(create_app(self.deployment))
         self.cell = self.deployment.cell("global")
         self.n = 0
