@@ -80,10 +80,8 @@ def _largest_first(conn: sa.Connection) -> list[Table]:
     return sorted(tables, key=lambda t: -sizes.get(t.name, 0))
 
 
-# The rows parsed (import) or encoded (export) are hundreds of thousands of objects, which the
-# cyclic collector would walk again and again: 0.12 of the 0.6 CPU-seconds of an import of
-# 77,101 rows. They hold no cycles; the few that SQLAlchemy makes meanwhile wait for the next
-# collection after it.
+# The rows encoded are hundreds of thousands of objects without cycles: why the collector
+# waits, see bundle_import.import_bundle.
 @collections_paused()
 def export_bundle(
     deployment: Deployment,
