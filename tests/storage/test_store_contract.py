@@ -24,6 +24,7 @@ from carveout.storage import (
     fingerprint,
     open_store,
     relation_sizes,
+    row_counts,
     schema_head,
     table_digest,
 )
@@ -436,6 +437,23 @@ def test_relation_sizes_tell_the_big_table_from_the_small_ones(store: Store) -> 
         sizes = relation_sizes(conn, ["events", "likes", "follows"])
     assert set(sizes) == {"events", "likes", "follows"}
     assert sizes["events"] > 3000 * 40 and sizes["events"] > sizes["likes"]
+
+
+def test_row_counts_count_each_table_under_its_own_condition(store: Store) -> None:
+    """Several tables counted in one query (the leak scan, the import's empty-table check):
+    each under its own condition or none, in the order asked, empty tables as 0."""
+    load(store, {"users": [user(i) for i in range(10)]})  # CODES: 2 in US, 1 in DE
+    users = TABLES["users"]
+    with store.connect() as conn:
+        counts = row_counts(
+            conn,
+            {"likes": None, "users": users.c.domicile == "US", "follows": None},
+        )
+        everyone = row_counts(conn, {"users": None})
+        nothing = row_counts(conn, {})
+    assert list(counts.items()) == [("likes", 0), ("users", 2), ("follows", 0)]
+    assert everyone == {"users": 10}
+    assert nothing == {}
 
 
 def test_backend_and_url(store: Store) -> None:

@@ -18,6 +18,7 @@ from carveout.cells import Cell
 from carveout.core import now_ms
 from carveout.datamap import DATA_MAP, TABLES
 from carveout.events import STATS_COLUMNS, Recount, recompute_all
+from carveout.storage import row_counts
 
 BUILDERS = 3  # the most indexes a carved table has
 
@@ -184,11 +185,8 @@ def _check_empty(cell: Cell, digests: dict[str, str], kind: str) -> None:
             raise BundleError(f"the bundle says table {name} is empty, but its digest is not")
     if not digests:
         return
-    counts = [
-        sa.select(sa.literal(name), sa.func.count()).select_from(TABLES[name]) for name in digests
-    ]
     with cell.store.connect() as conn:
-        found = [str(n) for n, count in conn.execute(sa.union_all(*counts)) if count]
+        found = [n for n, count in row_counts(conn, dict.fromkeys(digests)).items() if count]
     if found:
         raise BundleError(
             f"after import, table {found[0]} holds rows the bundle does not: the target was "

@@ -29,7 +29,7 @@ from carveout.carve import keys, state
 from carveout.carve.capture import carved_tables
 from carveout.cells import Cell, Policy
 from carveout.datamap import DATA_MAP, TABLES, Table
-from carveout.storage import fingerprint, relation_sizes
+from carveout.storage import fingerprint, relation_sizes, row_counts
 from carveout.storage.fingerprint import row_digest
 
 CHUNK_ROWS = 5000
@@ -291,7 +291,11 @@ def leak_scan(target: Cell, codes: tuple[str, ...], policy: Policy | None = None
     report = LeakReport()
     origins = exchange.partners(policy, target.name) if policy is not None else ()
     with target.store.connect() as conn:
-        foreign = _foreign_rows(conn, codes)
+        # One query for every table (with foreign_guest_rows' early return, a bundle import's
+        # leak scan took 21 ms instead of 25).
+        foreign = row_counts(
+            conn, {t.name: ~TABLES[t.name].c.domicile.in_(codes) for t in DATA_MAP.tables}
+        )
         for table in DATA_MAP.tables:
             n = foreign[table.name]
             guests = exchange.foreign_guest_rows(conn, table.name, codes, origins)
@@ -309,19 +313,6 @@ def leak_scan(target: Cell, codes: tuple[str, ...], policy: Policy | None = None
     report.foreign_models = model_lineage_leaks(target.root, codes)
     report.foreign_keys = keys.foreign_keys(target, codes)
     return report
-
-
-def _foreign_rows(conn: sa.Connection, codes: tuple[str, ...]) -> dict[str, int]:
-    """Every table's rows outside `codes`, in one query: one statement per table cost a
-    round trip and a compilation each (with foreign_guest_rows' early return, a bundle
-    import's leak scan took 21 ms instead of 25)."""
-    counts = [
-        sa.select(sa.literal(table.name), sa.func.count())
-        .select_from(TABLES[table.name])
-        .where(~TABLES[table.name].c.domicile.in_(codes))
-        for table in DATA_MAP.tables
-    ]
-    return {str(name): int(n) for name, n in conn.execute(sa.union_all(*counts))}
 
 
 def remove_stray_blobs(target: Cell) -> int:

@@ -22,7 +22,7 @@ from carveout.storage.postgres import (
 )
 from carveout.storage.rehearsal import Rehearsal
 from carveout.storage.sealing import Unreadable, Vault
-from carveout.storage.sizes import relation_sizes
+from carveout.storage.sizes import relation_sizes, row_counts
 from carveout.storage.sqlite import SqliteStore
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "fingerprint",
     "open_store",
     "relation_sizes",
+    "row_counts",
     "row_digest",
     "schema_head",
     "sha256_file",
