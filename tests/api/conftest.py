@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from carveout.api import create_app
 from carveout.cells import Deployment, init_data_dir
-from policies import ONE_CELL
+from carveout.cells.policy import one_cell_policy
 
 TWO_CELLS = """
 version = 1
@@ -58,7 +58,7 @@ def make_api(
         if two_cells:
             policy = TWO_CELLS.format(na_storage=storage(), global_storage=storage())
         else:
-            policy = ONE_CELL.format(storage=storage())
+            policy = one_cell_policy(storage(), content_exchange=False)
         deployment = _deploy(tmp_path / f"d{len(made)}", policy)
         client = TestClient(create_app(deployment, max_body_bytes=max_body_bytes))
         api = Api(client=client, deployment=deployment, tmp=tmp_path)

@@ -15,9 +15,9 @@ from populated import populate
 from carveout import carve
 from carveout.api import create_app
 from carveout.cells import init_data_dir
+from carveout.cells.policy import one_cell_policy
 from carveout.datamap import DATA_MAP, TABLES
 from carveout.storage import PgCluster, table_digest
-from policies import ONE_CELL
 
 
 @pytest.mark.postgres
@@ -26,7 +26,7 @@ def test_carve_into_postgresql_under_writes(
     tmp_path: Path, pg_server: PgCluster, source_backend: str
 ) -> None:
     storage = pg_server.fresh_url("src") if source_backend == "postgresql" else "sqlite"
-    deployment = init_data_dir(tmp_path / "data", ONE_CELL.format(storage=storage))
+    deployment = init_data_dir(tmp_path / "data", one_cell_policy(storage, content_exchange=False))
     try:
         client = TestClient(create_app(deployment))
         users = populate(client, tmp_path)
@@ -100,7 +100,7 @@ def test_replication_logs_the_videos_whose_counters_the_subscription_changed(
     from carveout.events import recompute_all
 
     deployment = init_data_dir(
-        tmp_path / "data", ONE_CELL.format(storage=pg_server.fresh_url("src"))
+        tmp_path / "data", one_cell_policy(pg_server.fresh_url("src"), content_exchange=False)
     )
     try:
         client = TestClient(create_app(deployment))
@@ -164,7 +164,7 @@ def test_the_copy_builds_again_every_index_it_dropped_also_after_a_stop(
     stopped right after capture (indexes gone) and resumed must end the copy phase with the
     schema's every index, as a freshly migrated cell has them."""
     deployment = init_data_dir(
-        tmp_path / "data", ONE_CELL.format(storage=pg_server.fresh_url("src"))
+        tmp_path / "data", one_cell_policy(pg_server.fresh_url("src"), content_exchange=False)
     )
     try:
         client = TestClient(create_app(deployment))
@@ -201,7 +201,7 @@ def test_verify_names_a_target_row_that_differs_and_passes_once_it_is_mended(
     from carveout.carve import verify as verify_mod
 
     storage = pg_server.fresh_url("src") if source_backend == "postgresql" else "sqlite"
-    deployment = init_data_dir(tmp_path / "data", ONE_CELL.format(storage=storage))
+    deployment = init_data_dir(tmp_path / "data", one_cell_policy(storage, content_exchange=False))
     try:
         populate(TestClient(create_app(deployment)), tmp_path)
         spec = carve.start(deployment, ("CA", "US"), "na", storage=pg_server.fresh_url("tgt"))

@@ -19,22 +19,12 @@ from carveout.api import create_app
 from carveout.carve import Phase, is_moved_error
 from carveout.carve.purge import of_j, purge, upgrade_seals
 from carveout.cells import Cell, init_data_dir
+from carveout.cells.policy import one_cell_policy
 from carveout.cli.main import app
 from carveout.core import new_id, now_ms
 from carveout.datamap import DATA_MAP, TABLES
 from exchange.exchange_env import Env, auth, count
 
-POLICY = """
-version = 1
-[sites.us]
-[sites.sg]
-[cells.global]
-jurisdictions = ["*"]
-primary_site = "us"
-backup_site = "sg"
-content_exchange = true
-storage = "{storage}"
-"""
 # Two countries, not carving.MOVING's four: _old_seal below names these two.
 MOVING = ("CA", "US")
 VIDEOS, GUESTS, USERS = TABLES["videos"], TABLES["guest_videos"], TABLES["users"]
@@ -67,7 +57,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Worl
     else:
         server = request.getfixturevalue("pg_server")
         storage, target_storage = server.fresh_url("src"), server.fresh_url("tgt")
-    deployment = init_data_dir(tmp_path / "data", POLICY.format(storage=storage))
+    deployment = init_data_dir(tmp_path / "data", one_cell_policy(storage))
     made = World(TestClient(create_app(deployment)), deployment, tmp_path)
     yield made, target_storage
     made.client.close()

@@ -20,16 +20,18 @@ from carveout.api import create_app
 from carveout.carve import replication
 from carveout.carve.capture import carved_tables
 from carveout.cells import Cell, Deployment, init_data_dir
+from carveout.cells.policy import one_cell_policy
 from carveout.datamap import TABLES
 from carveout.storage import PgCluster, table_digest
-from policies import ONE_CELL
 
 MOVING = ("CA", "US")
 
 
 @pytest.fixture
 def deployment(tmp_path: Path, pg_server: PgCluster) -> Iterator[Deployment]:
-    made = init_data_dir(tmp_path / "data", ONE_CELL.format(storage=pg_server.fresh_url("src")))
+    made = init_data_dir(
+        tmp_path / "data", one_cell_policy(pg_server.fresh_url("src"), content_exchange=False)
+    )
     try:
         yield made
     finally:

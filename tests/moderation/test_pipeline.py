@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 from carveout.accounts import staff, verify_chain
 from carveout.api import create_app
 from carveout.cells import Deployment, init_data_dir
+from carveout.cells.policy import one_cell_policy
 from carveout.datamap import TABLES
 from carveout.moderation import RULES_FILE, hash_video
 from carveout.storage import fingerprint
 from media import make_video
-from policies import ONE_CELL
 
 LOG = TABLES["staff_access_log"]
 
@@ -25,7 +25,9 @@ LOG = TABLES["staff_access_log"]
 class World:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.deployment: Deployment = init_data_dir(tmp / "data", ONE_CELL.format(storage="sqlite"))
+        self.deployment: Deployment = init_data_dir(
+            tmp / "data", one_cell_policy(content_exchange=False)
+        )
         self.client = TestClient(create_app(self.deployment))
         self.cell = self.deployment.cell("global")
         self.n = 0

@@ -30,10 +30,14 @@ storage = "sqlite"      # or a postgresql:// URL
 """
 
 
-def one_cell_policy(storage: str = "sqlite") -> str:
+def one_cell_policy(storage: str = "sqlite", *, content_exchange: bool = True) -> str:
     """The default policy (one `global` cell for every jurisdiction) on the given storage:
-    what benchmarks and demos start from."""
-    return DEFAULT_POLICY.replace('storage = "sqlite"', f'storage = "{storage}"', 1)
+    what benchmarks, demos and tests start from; tests of a cell that exchanges no content
+    turn the exchange off."""
+    policy = DEFAULT_POLICY.replace('storage = "sqlite"', f'storage = "{storage}"', 1)
+    if not content_exchange:
+        policy = policy.replace("content_exchange = true", "content_exchange = false", 1)
+    return policy
 
 
 @dataclass(frozen=True)
