@@ -13,6 +13,8 @@ import typer
 from test_bench_api import children
 from typer.testing import CliRunner
 
+from carveout.bench.api import BenchError
+from carveout.bench.backup import BackupBenchConfig
 from carveout.cli.bench_backup import BENCH_BACKUP_HELP, bench_backup_command
 from carveout.core import settings
 from carveout.datasets import KUAIREC_FILES, missing
@@ -33,7 +35,7 @@ STEPS = [
 ]
 
 
-def _run(tmp_path: Path, private: Path, backends: str) -> dict[str, Any]:
+def _run(tmp_path: Path, private: Path, backends: str, *extra: str) -> dict[str, Any]:
     """`private`: the private_tmp fixture's folder, empty again when the bench is done."""
     app = typer.Typer()
     bench = typer.Typer()
@@ -43,7 +45,8 @@ def _run(tmp_path: Path, private: Path, backends: str) -> dict[str, Any]:
     procs = set(children(os.getpid()))
 
     result = CliRunner().invoke(
-        app, ["bench", "backup", "--backends", backends, "--json", str(out), "--markdown"]
+        app,
+        ["bench", "backup", "--backends", backends, "--json", str(out), "--markdown", *extra],
     )
 
     assert result.exit_code == 0, result.output
@@ -52,7 +55,7 @@ def _run(tmp_path: Path, private: Path, backends: str) -> dict[str, Any]:
     assert list(private.iterdir()) == []
     assert set(children(os.getpid())) <= procs  # pg_dump, zstd, tar, the server: all gone
     data: dict[str, Any] = json.loads(out.read_text())
-    assert data["data"] == "real KuaiRec data (CC BY-SA 4.0)"
+    assert data["data"].startswith("real KuaiRec data (CC BY-SA 4.0)")
     assert data["parameters"]["bundle_jurisdictions"] == "US,CA,AU,NZ"
     return data
 
@@ -76,15 +79,28 @@ def _check(run: dict[str, Any]) -> None:
     assert {s["data_bytes"] for s in run["steps"][2:]} == {bundle["data_bytes"]}
 
 
-def test_bench_backup_on_sqlite(tmp_path: Path, private_tmp: Path) -> None:
-    [run] = _run(tmp_path, private_tmp, "sqlite")["results"]
+def test_bench_backup_on_sqlite_with_synthetic_users(tmp_path: Path, private_tmp: Path) -> None:
+    """The SQLite row on KuaiRec plus a synthetic population, labelled as such (the PostgreSQL
+    test below runs on the real data alone)."""
+    data = _run(tmp_path, private_tmp, "sqlite", "--synthetic-users", "60")
+    assert "plus 60 SYNTHETIC users" in data["data"]
+    assert data["parameters"]["synthetic_users"] == 60
+    [run] = data["results"]
     assert run["backend"] == "sqlite"
     _check(run)
 
 
+def test_a_negative_number_of_synthetic_users_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="synthetic users must be 0 or more, got -1"):
+        BackupBenchConfig(datasets=tmp_path, synthetic_users=-1)
+
+
 @pytest.mark.postgres
 def test_bench_backup_on_postgresql(tmp_path: Path, private_tmp: Path) -> None:
-    [run] = _run(tmp_path, private_tmp, "postgresql")["results"]
+    data = _run(tmp_path, private_tmp, "postgresql")
+    assert data["data"] == "real KuaiRec data (CC BY-SA 4.0)"
+    assert data["parameters"]["synthetic_users"] == 0
+    [run] = data["results"]
     assert run["backend"] == "postgresql" and "skipped" not in run, run
     _check(run)
 

@@ -11,6 +11,11 @@ its baseline uploads the SQLite baseline's files with boto3 and downloads them t
 The transfer bundle's export and import of US, CA, AU and NZ are measured on the same
 deployment, next to `tar | zstd -3` of the same rows and blob files (see bench/bundle.py) and
 next to the database's own tools moving the same rows (bench/backup_native.py).
+
+KuaiRec is small (77,101 rows of US, CA, AU and NZ): `synthetic_users` adds the privacy
+bench's synthetic population (seeded, calibrated on KuaiRec, labelled SYNTHETIC in the report)
+to the same cell, to show which ratios are fixed costs (they shrink with the data) and which
+are per row.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from carveout.bench.archive import tar_zstd, tool, untar_zstd
 from carveout.bench.backup_s3 import NOTES, CephS3Error, S3Bench, s3_bench, unavailable
 from carveout.bench.bundle import BundleRun, RecipientStorage, measure_bundle
 from carveout.bench.clock import Best
+from carveout.bench.privacy_calibration import read_calibration
+from carveout.bench.privacy_population import build_population, read_clips
 from carveout.bench.private_pg import private_cluster
 from carveout.cells import init_data_dir
 from carveout.cells.policy import one_cell_policy
@@ -55,6 +62,7 @@ class BackupBenchConfig:
     backends: tuple[str, ...] = BACKENDS
     seed: int = 7
     rounds: int = 1  # each measurement is the best of this many runs
+    synthetic_users: int = 0  # synthetic users added beside KuaiRec's (0: the real data only)
 
     def __post_init__(self) -> None:
         unknown = [b for b in self.backends if b not in BACKENDS]
@@ -62,6 +70,17 @@ class BackupBenchConfig:
             raise BenchError(f"backends must be among {', '.join(BACKENDS)}, got {unknown}")
         if self.rounds < 1:
             raise BenchError("rounds must be at least 1")
+        if self.synthetic_users < 0:
+            raise BenchError(f"synthetic users must be 0 or more, got {self.synthetic_users}")
+
+    @property
+    def data_label(self) -> str:
+        if not self.synthetic_users:
+            return DATA_LABEL
+        return (
+            f"{DATA_LABEL} plus {self.synthetic_users:,} SYNTHETIC users (seeded; calibrated "
+            "on KuaiRec, as the privacy bench's population)"
+        )
 
 
 @dataclass
@@ -162,6 +181,16 @@ def _measure(
     deployment = init_data_dir(root / "data", policy)
     load_kuairec(deployment, config.datasets, seed=config.seed)
     cell = deployment.cell("global")
+    if config.synthetic_users:
+        report(step, 0, 6, f"adding {config.synthetic_users:,} synthetic users")
+        build_population(
+            cell,
+            read_calibration(config.datasets),
+            read_clips(config.datasets),
+            config.synthetic_users,
+            config.seed,
+            lambda _s, _done, _total: None,
+        )
     report(step, 1, 6, "baseline backup")
     work = root / "baseline"
     for i in range(config.rounds):

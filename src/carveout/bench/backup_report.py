@@ -10,7 +10,7 @@ from rich.table import Table
 
 from carveout import __version__
 from carveout.backup.chunks import COMPRESSION, ENCRYPTION
-from carveout.bench.backup import DATA_LABEL, BackendRun, BackupBenchResult
+from carveout.bench.backup import BackendRun, BackupBenchResult
 from carveout.bench.bundle import JURISDICTIONS
 from carveout.bench.clock import Best
 
@@ -198,11 +198,12 @@ def backup_json(result: BackupBenchResult, machine: dict[str, Any]) -> dict[str,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds_total": round(result.seconds, 1),
         "machine": machine,
-        "data": DATA_LABEL,
+        "data": result.config.data_label,
         "parameters": {
             "backends": list(result.config.backends),
             "seed": result.config.seed,
             "rounds": result.config.rounds,
+            "synthetic_users": result.config.synthetic_users,
             "compression": COMPRESSION,
             "encryption": ENCRYPTION,
             "bundle_jurisdictions": JURISDICTIONS,

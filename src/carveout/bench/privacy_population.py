@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 
 from carveout.accounts import sealed_user_rows
 from carveout.bench.privacy_calibration import ASSUMED_COMMENTS_PER_USER, Calibration
 from carveout.cells import Cell
 from carveout.core import new_id, now_ms
+from carveout.datamap import TABLES
 from carveout.datasets.jurisdiction_mix import assign_jurisdictions
 from carveout.datasets.kuairec_files import MEDIA_DIR, MEDIA_FILES, probe_media
 from carveout.datasets.kuairec_rows import LIKED_RATIO
@@ -214,7 +216,11 @@ def _write_catalogue(
     created = now - WINDOW_MS - rng.integers(0, 335 * DAY_MS, n)
     for c in pop.clips:
         cell.blobs.put_file(c.path)
-    blobs: dict[tuple[str, str], dict[str, Any]] = {}
+    # A cell that holds the clips already (KuaiRec's import stores the same sample media, as
+    # under `bench backup --synthetic-users`): its blob rows are reused, one per file and
+    # domicile.
+    held = _held_blobs(cell, [c.sha256 for c in pop.clips])
+    blobs: dict[tuple[str, str], dict[str, Any]] = dict(held)
     videos, decisions = [], []
     for i in range(n):
         owner, c = pop.user_ids[int(creator[i])], pop.clips[int(clip[i])]
@@ -238,12 +244,19 @@ def _write_catalogue(
         )
         decisions.append(decision_row(pop.video_ids[i], dom, owner, int(created[i])))
     for table, rows in (
-        ("blobs", list(blobs.values())),
+        ("blobs", [b for key, b in blobs.items() if key not in held]),
         ("videos", videos),
         ("moderation_decisions", decisions),
     ):
         cell.store.bulk_insert(table, rows)
         pop.add(table, len(rows))
+
+
+def _held_blobs(cell: Cell, shas: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    table = TABLES["blobs"]
+    stmt = sa.select(table.c.id, table.c.sha256, table.c.domicile).where(table.c.sha256.in_(shas))
+    with cell.store.connect() as conn:
+        return {(sha, dom): {"id": id_} for id_, sha, dom in conn.execute(stmt)}
 
 
 def video_row(

@@ -49,6 +49,15 @@ def bench_backup_command(
     datasets: DatasetsOpt = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the jurisdiction assignment.")] = 7,
     markdown: MarkdownOpt = False,
+    synthetic_users: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Synthetic users (seeded, calibrated on KuaiRec; labelled SYNTHETIC) added "
+            "beside KuaiRec's in the measured cell, to measure at a larger scale. 0: the real "
+            "data only.",
+        ),
+    ] = 0,
 ) -> None:
     from carveout.bench.backup import BackupBenchConfig, run_backup_bench
     from carveout.bench.backup_report import (
@@ -66,6 +75,7 @@ def bench_backup_command(
             backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
             seed=seed,
             rounds=rounds,
+            synthetic_users=synthetic_users,
         )
         result = run_backup_bench(config, bars)
     info = machine()
