@@ -182,14 +182,14 @@ def _measure(
     load_kuairec(deployment, config.datasets, seed=config.seed)
     cell = deployment.cell("global")
     if config.synthetic_users:
-        report(step, 0, 6, f"adding {config.synthetic_users:,} synthetic users")
+        what = f"{config.synthetic_users:,} synthetic users"
         build_population(
             cell,
             read_calibration(config.datasets),
             read_clips(config.datasets),
             config.synthetic_users,
             config.seed,
-            lambda _s, _done, _total: None,
+            lambda _s, done, total: report(f"{step}: population", done, total, what),
         )
     report(step, 1, 6, "baseline backup")
     work = root / "baseline"
