@@ -216,35 +216,36 @@ def _write_catalogue(
     created = now - WINDOW_MS - rng.integers(0, 335 * DAY_MS, n)
     for c in pop.clips:
         cell.blobs.put_file(c.path)
-    # A cell that holds the clips already (KuaiRec's import stores the same sample media, as
-    # under `bench backup --synthetic-users`): its blob rows are reused, one per file and
-    # domicile.
-    held = _held_blobs(cell, [c.sha256 for c in pop.clips])
-    blobs: dict[tuple[str, str], dict[str, Any]] = dict(held)
+    # One blob row per file and domicile; a cell that holds the clips already (KuaiRec's import
+    # stores the same sample media, as under `bench backup --synthetic-users`) keeps its rows.
+    blob_ids = _blob_ids(cell, [c.sha256 for c in pop.clips])
+    new_blobs: list[dict[str, Any]] = []
     videos, decisions = [], []
     for i in range(n):
         owner, c = pop.user_ids[int(creator[i])], pop.clips[int(clip[i])]
         dom = pop.domiciles[int(creator[i])]
-        blob = blobs.setdefault(
-            (c.sha256, dom),
-            {
-                "id": new_id(),
-                "domicile": dom,
-                "sha256": c.sha256,
-                "size_bytes": c.size,
-                "content_type": "video/mp4",
-                "owner_id": owner,
-                "created_at": int(created[i]),
-            },
-        )
+        blob_id = blob_ids.get((c.sha256, dom))
+        if blob_id is None:
+            blob_id = blob_ids[(c.sha256, dom)] = new_id()
+            new_blobs.append(
+                {
+                    "id": blob_id,
+                    "domicile": dom,
+                    "sha256": c.sha256,
+                    "size_bytes": c.size,
+                    "content_type": "video/mp4",
+                    "owner_id": owner,
+                    "created_at": int(created[i]),
+                }
+            )
         videos.append(
             video_row(
-                pop.video_ids[i], dom, owner, blob["id"], c, int(pop.durations[i]), int(created[i])
+                pop.video_ids[i], dom, owner, blob_id, c, int(pop.durations[i]), int(created[i])
             )
         )
         decisions.append(decision_row(pop.video_ids[i], dom, owner, int(created[i])))
     for table, rows in (
-        ("blobs", [b for key, b in blobs.items() if key not in held]),
+        ("blobs", new_blobs),
         ("videos", videos),
         ("moderation_decisions", decisions),
     ):
@@ -252,11 +253,12 @@ def _write_catalogue(
         pop.add(table, len(rows))
 
 
-def _held_blobs(cell: Cell, shas: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
+def _blob_ids(cell: Cell, shas: list[str]) -> dict[tuple[str, str], str]:
+    """The ids of the cell's blob rows of these files, by (sha256, domicile)."""
     table = TABLES["blobs"]
     stmt = sa.select(table.c.id, table.c.sha256, table.c.domicile).where(table.c.sha256.in_(shas))
     with cell.store.connect() as conn:
-        return {(sha, dom): {"id": id_} for id_, sha, dom in conn.execute(stmt)}
+        return {(sha, dom): str(id_) for id_, sha, dom in conn.execute(stmt)}
 
 
 def video_row(
